@@ -1,0 +1,51 @@
+"""Domain errors. The gRPC layer maps each class to one status code in one place."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every rule the domain can refuse."""
+
+
+class InvalidArgument(DomainError):
+    """A field is malformed or missing; `field` is the request path to it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+class TimelineViolation(DomainError):
+    """The event would make the incident's timeline invalid (spec section 4/10)."""
+
+    def __init__(self, rule: str, message: str, index: int | None = None) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.message = message
+        self.index = index
+
+
+class NotFound(DomainError):
+    def __init__(self, kind: str, ident: str) -> None:
+        super().__init__(f"{kind} {ident!r} not found")
+        self.kind = kind
+        self.ident = ident
+
+
+class AlreadyExists(DomainError):
+    def __init__(self, message: str, index: int | None = None) -> None:
+        super().__init__(message)
+        self.index = index
+
+
+class PermissionDenied(DomainError):
+    pass
+
+
+class OutOfRange(DomainError):
+    pass
+
+
+class Conflict(DomainError):
+    """Concurrent writers kept colliding; the caller may safely retry."""

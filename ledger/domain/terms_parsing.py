@@ -1,0 +1,221 @@
+"""Agreement terms from their plain (JSON-like) form, with precise errors.
+
+Shared by the scenario loader and the proto conversion: both reduce to the
+same dict shape, so validation lives once, here.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from collections.abc import Mapping
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from ledger.domain.agreements import (
+    ALWAYS,
+    PRIORITIES,
+    AgreementTerms,
+    Calendar,
+    Money,
+    ServiceLevel,
+    WeeklyInterval,
+)
+from ledger.domain.errors import InvalidArgument
+from ledger.domain.instants import parse_duration
+
+WEEKDAYS = ("MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN")
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")
+
+
+def parse_id(value: Any, field: str) -> str:
+    if not isinstance(value, str) or not _ID.fullmatch(value):
+        raise InvalidArgument(field, f"must be an identifier ([A-Za-z0-9._:-], 1-128), got {value!r}")
+    return value
+
+
+def parse_decimal(value: Any, field: str, *, low: Decimal, high: Decimal | None = None,
+                  low_inclusive: bool = True) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InvalidArgument(field, f"must be a decimal string, got {value!r}")
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        raise InvalidArgument(field, f"must be a decimal string, got {value!r}") from None
+    if not number.is_finite() or (number < low if low_inclusive else number <= low) or (
+        high is not None and number > high
+    ):
+        bounds = f"{'[' if low_inclusive else '('}{low}, {high if high is not None else 'inf'}]"
+        raise InvalidArgument(field, f"must be in {bounds}, got {value!r}")
+    return number
+
+
+def parse_zone(value: Any, field: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, TypeError):
+        raise InvalidArgument(field, f"unknown IANA time zone {value!r}") from None
+    return str(value)
+
+
+def _parse_minute(value: Any, field: str, *, allow_24: bool) -> int:
+    match = re.fullmatch(r"(\d{2}):(\d{2})", value) if isinstance(value, str) else None
+    if match is None:
+        raise InvalidArgument(field, f"must be HH:MM, got {value!r}")
+    hours, minutes = int(match.group(1)), int(match.group(2))
+    if minutes > 59 or hours > 24 or (hours == 24 and (minutes or not allow_24)):
+        raise InvalidArgument(field, f"not a wall time: {value!r}")
+    return hours * 60 + minutes
+
+
+def parse_calendar(cal_id: str, raw: Mapping[str, Any], field: str) -> Calendar:
+    if cal_id == ALWAYS:
+        raise InvalidArgument(field, '"24x7" is built in and cannot be redefined')
+    zone = parse_zone(raw.get("timezone"), f"{field}.timezone")
+    weekly: list[WeeklyInterval] = []
+    for i, item in enumerate(raw.get("weekly") or []):
+        f = f"{field}.weekly[{i}]"
+        day = item.get("day")
+        if day not in WEEKDAYS:
+            raise InvalidArgument(f"{f}.day", f"must be one of {', '.join(WEEKDAYS)}, got {day!r}")
+        start = _parse_minute(item.get("start"), f"{f}.start", allow_24=False)
+        end = _parse_minute(item.get("end"), f"{f}.end", allow_24=True)
+        if end <= start:
+            raise InvalidArgument(f"{f}.end", "must be after start")
+        weekly.append(WeeklyInterval(WEEKDAYS.index(day), start, end))
+    holidays: list[date] = []
+    for i, text in enumerate(raw.get("holidays") or []):
+        try:
+            holidays.append(date.fromisoformat(text))
+        except (TypeError, ValueError):
+            raise InvalidArgument(f"{field}.holidays[{i}]", f"must be YYYY-MM-DD, got {text!r}") from None
+    return Calendar(cal_id, zone, tuple(weekly), tuple(sorted(set(holidays))))
+
+
+def parse_service_level(raw: Mapping[str, Any], field: str, calendars: set[str],
+                        services: set[str]) -> ServiceLevel:
+    sl_id = parse_id(raw.get("id"), f"{field}.id")
+    kind = raw.get("kind")
+    if kind not in ("response", "resolution", "availability"):
+        raise InvalidArgument(f"{field}.kind", f"must be response, resolution or availability, got {kind!r}")
+    calendar = raw.get("calendar", ALWAYS)
+    if calendar != ALWAYS and calendar not in calendars:
+        raise InvalidArgument(f"{field}.calendar", f"unknown calendar {calendar!r}")
+    objective = parse_decimal(raw.get("objective"), f"{field}.objective", low=Decimal(0),
+                              high=Decimal(1))
+    credit = parse_decimal(raw.get("credit_percent", "0"), f"{field}.credit_percent",
+                           low=Decimal(0), high=Decimal(100))
+    if kind == "availability":
+        service = raw.get("service")
+        if service not in services:
+            raise InvalidArgument(f"{field}.service", f"not a service of the agreement: {service!r}")
+        return ServiceLevel(sl_id, kind, calendar, objective, credit, service=service)
+    priority = raw.get("priority")
+    if priority not in PRIORITIES:
+        raise InvalidArgument(f"{field}.priority", f"must be one of P1..P4, got {priority!r}")
+    try:
+        threshold = parse_duration(raw.get("threshold"))  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise InvalidArgument(f"{field}.threshold", str(exc)) from None
+    if threshold <= 0:
+        raise InvalidArgument(f"{field}.threshold", "must be positive")
+    return ServiceLevel(sl_id, kind, calendar, objective, credit, priority=priority,
+                        threshold=threshold)
+
+
+def parse_terms(raw: Mapping[str, Any], field: str = "agreement") -> AgreementTerms:
+    """Terms from the scenario-format dict (calendars keyed by id)."""
+    customer = parse_id(raw.get("customer"), f"{field}.customer")
+    providers = raw.get("providers")
+    if not isinstance(providers, list) or not providers:
+        raise InvalidArgument(f"{field}.providers", "must list at least one provider")
+    provs = tuple(parse_id(p, f"{field}.providers[{i}]") for i, p in enumerate(providers))
+    if len(set(provs)) != len(provs) or customer in provs:
+        raise InvalidArgument(f"{field}.providers", "must be distinct and not the customer")
+    zone = parse_zone(raw.get("timezone"), f"{field}.timezone")
+    charge = raw.get("monthly_charge")
+    if not isinstance(charge, Mapping) or not re.fullmatch(r"[A-Z]{3}", str(charge.get("currency"))):
+        raise InvalidArgument(f"{field}.monthly_charge.currency", "must be an ISO 4217 code")
+    units = charge.get("minor_units")
+    if isinstance(units, str) and re.fullmatch(r"\d+", units):
+        units = int(units)
+    if not isinstance(units, int) or isinstance(units, bool) or units < 0:
+        raise InvalidArgument(f"{field}.monthly_charge.minor_units", "must be a non-negative integer")
+    at_risk = parse_decimal(raw.get("at_risk_percent", "100"), f"{field}.at_risk_percent",
+                            low=Decimal(0), high=Decimal(100))
+    policy = raw.get("policy", "custody")
+    if policy not in ("custody", "root_cause"):
+        raise InvalidArgument(f"{field}.policy", f"must be custody or root_cause, got {policy!r}")
+    notice: int | None = None
+    if raw.get("maintenance_notice"):
+        try:
+            notice = parse_duration(raw["maintenance_notice"])
+        except ValueError as exc:
+            raise InvalidArgument(f"{field}.maintenance_notice", str(exc)) from None
+    services = tuple(parse_id(s, f"{field}.services[{i}]") for i, s in enumerate(raw.get("services") or []))
+    if not services or len(set(services)) != len(services):
+        raise InvalidArgument(f"{field}.services", "must list distinct services")
+    raw_cals = raw.get("calendars") or {}
+    if not isinstance(raw_cals, Mapping):
+        raise InvalidArgument(f"{field}.calendars", "must map calendar ids to calendars")
+    calendars = tuple(
+        parse_calendar(parse_id(cid, f"{field}.calendars"), c, f"{field}.calendars.{cid}")
+        for cid, c in raw_cals.items()
+    )
+    cal_ids = {c.id for c in calendars}
+    levels = tuple(
+        parse_service_level(sl, f"{field}.service_levels[{i}]", cal_ids, set(services))
+        for i, sl in enumerate(raw.get("service_levels") or [])
+    )
+    if len({sl.id for sl in levels}) != len(levels):
+        raise InvalidArgument(f"{field}.service_levels", "service level ids must be distinct")
+    return AgreementTerms(
+        customer=customer, providers=provs, timezone=zone,
+        monthly_charge=Money(str(charge["currency"]), units), at_risk_percent=at_risk,
+        policy=policy, services=services, calendars=calendars, service_levels=levels,
+        maintenance_notice=notice,
+    )
+
+
+def _minute_text(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
+def terms_to_dict(terms: AgreementTerms) -> dict[str, Any]:
+    """The inverse of parse_terms: parse_terms(terms_to_dict(t)) == t."""
+    from ledger.domain.instants import format_duration
+
+    out: dict[str, Any] = {
+        "customer": terms.customer,
+        "providers": list(terms.providers),
+        "timezone": terms.timezone,
+        "monthly_charge": {"currency": terms.monthly_charge.currency,
+                           "minor_units": terms.monthly_charge.minor_units},
+        "at_risk_percent": str(terms.at_risk_percent),
+        "policy": terms.policy,
+        "services": list(terms.services),
+        "calendars": {
+            cal.id: {
+                "timezone": cal.timezone,
+                "weekly": [{"day": WEEKDAYS[w.weekday], "start": _minute_text(w.start_minute),
+                            "end": _minute_text(w.end_minute)} for w in cal.weekly],
+                "holidays": [d.isoformat() for d in cal.holidays],
+            }
+            for cal in terms.calendars
+        },
+        "service_levels": [],
+    }
+    if terms.maintenance_notice is not None:
+        out["maintenance_notice"] = format_duration(terms.maintenance_notice)
+    for sl in terms.service_levels:
+        item: dict[str, Any] = {"id": sl.id, "kind": sl.kind, "calendar": sl.calendar,
+                                "objective": str(sl.objective),
+                                "credit_percent": str(sl.credit_percent)}
+        if sl.kind == "availability":
+            item["service"] = sl.service
+        else:
+            item["priority"] = sl.priority
+            item["threshold"] = format_duration(sl.threshold or 0)
+        out["service_levels"].append(item)
+    return out
