@@ -1,0 +1,230 @@
+"""The ledger's event store: streams of LedgerEvents over the library's
+recorders, with gap-free positions and durable idempotency keys.
+
+Each incident and each agreement is one stream (a library "originator");
+optimistic concurrency comes from the library's (originator_id, version)
+primary key, atomic batches from inserting every stream's events in one
+`insert_events` call.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+from eventsourcing.persistence import IntegrityError, StoredEvent
+
+from ledger.adapters.recorders import (
+    LOG_TABLE,
+    LogRow,
+    PostgresLedgerRecorder,
+    SQLiteLedgerRecorder,
+    make_postgres_recorder,
+    make_sqlite_recorder,
+)
+from ledger.domain.codec import event_from_dict, event_to_dict
+from ledger.domain.events import LedgerEvent
+
+_NAMESPACE = uuid.UUID("5b1f5e8e-3a57-4c1e-9f0e-6c2d7d0a51a1")
+
+
+def stream_uuid(kind: str, ident: str) -> uuid.UUID:
+    return uuid.uuid5(_NAMESPACE, f"{kind}:{ident}")
+
+
+def incident_stream(incident_id: str) -> uuid.UUID:
+    return stream_uuid("incident", incident_id)
+
+
+def agreement_stream(agreement_id: str) -> uuid.UUID:
+    return stream_uuid("agreement", agreement_id)
+
+
+class VersionConflict(Exception):
+    """Another writer appended to one of the streams (or used an event_id) first."""
+
+
+@dataclass(frozen=True, slots=True)
+class StreamWrite:
+    name: str
+    stream: uuid.UUID
+    expected_version: int
+    events: tuple[LedgerEvent, ...]
+    content_hashes: tuple[str, ...]
+
+
+def encode_state(event: LedgerEvent) -> bytes:
+    body = event_to_dict(event, stored=True)
+    del body["position"]  # assigned inside the insert transaction, kept in ledger_log
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def decode_state(state: bytes, position: int) -> LedgerEvent:
+    return replace(event_from_dict(json.loads(state)), position=position)
+
+
+class EventStore:
+    """Synchronous store; the application runs it off the event loop."""
+
+    def __init__(self, recorder: SQLiteLedgerRecorder | PostgresLedgerRecorder, url: str) -> None:
+        self.recorder = recorder
+        self.url = url
+        self.is_postgres = isinstance(recorder, PostgresLedgerRecorder)
+        events = "ledger_events" if self.is_postgres else "stored_events"
+        if self.is_postgres:
+            schema = recorder.datastore.schema
+            events = f'"{schema}".{events}'
+            self.log_table = f'"{schema}".{LOG_TABLE}'
+        else:
+            self.log_table = LOG_TABLE
+        self.events_table = events
+        join = (
+            f"FROM {self.log_table} l JOIN {events} e ON e.originator_id = l.originator_id "
+            "AND e.originator_version = l.originator_version "
+        )
+        self._sql_stream = f"SELECT l.position, e.state {join} WHERE l.originator_id = ? ORDER BY l.originator_version"
+        self._sql_log = f"SELECT l.position, e.state {join} WHERE l.position > ? AND l.position <= ? ORDER BY l.position LIMIT ?"
+        self._write_lock = threading.Lock()
+
+    # -- reads ---------------------------------------------------------------
+    @contextmanager
+    def cursor(self) -> Iterator[Any]:
+        if self.is_postgres:
+            with self.recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+                yield curs
+        else:
+            with self.recorder.datastore.transaction(commit=False) as curs:
+                yield curs
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        if self.is_postgres:
+            sql = sql.replace("?", "%s")
+        with self.cursor() as curs:
+            curs.execute(sql, tuple(params))
+            rows = curs.fetchall()
+        if self.is_postgres:
+            return [tuple(r.values()) for r in rows]
+        return [tuple(r) for r in rows]
+
+    def _stream_key(self, stream: uuid.UUID) -> Any:
+        return stream if self.is_postgres else stream.hex
+
+    def load_stream(self, stream: uuid.UUID) -> list[LedgerEvent]:
+        rows = self.query(self._sql_stream, (self._stream_key(stream),))
+        return [decode_state(bytes(state), int(pos)) for pos, state in rows]
+
+    def read_log(self, after: int, limit: int = 1000, upto: int | None = None) -> list[LedgerEvent]:
+        rows = self.query(self._sql_log, (after, upto if upto is not None else 2**62, limit))
+        return [decode_state(bytes(state), int(pos)) for pos, state in rows]
+
+    def read_log_raw(self, after: int, limit: int, upto: int | None = None) -> list[tuple[int, bytes]]:
+        """Positions and encoded states, for rebuilds that decode themselves."""
+        rows = self.query(self._sql_log, (after, upto if upto is not None else 2**62, limit))
+        return [(int(pos), bytes(state)) for pos, state in rows]
+
+    def max_position(self) -> int:
+        rows = self.query(f"SELECT COALESCE(MAX(position), 0) FROM {self.log_table}")
+        return int(rows[0][0])
+
+    def position_recorded_by(self, recorded_at: int) -> int:
+        """The last position stored at or before the instant (0 if none)."""
+        rows = self.query(
+            f"SELECT COALESCE(MAX(position), 0) FROM {self.log_table} WHERE recorded_at <= ?",
+            (recorded_at,),
+        )
+        return int(rows[0][0])
+
+    def lookup_event_ids(self, event_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
+        """event_id -> (content_hash, position) for the ids already stored."""
+        found: dict[str, tuple[str, int]] = {}
+        ids = list(dict.fromkeys(event_ids))
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for event_id, digest, position in self.query(
+                f"SELECT event_id, content_hash, position FROM {self.log_table} "
+                f"WHERE event_id IN ({marks})",
+                chunk,
+            ):
+                found[str(event_id)] = (str(digest), int(position))
+        return found
+
+    def stream_names(self, prefix: str, agreement_id: str | None = None) -> list[str]:
+        """Distinct stream names ("incident:ID", "agreement:ID") in name order."""
+        sql = f"SELECT DISTINCT stream FROM {self.log_table} WHERE stream LIKE ?"
+        params: list[Any] = [prefix + "%"]
+        if agreement_id is not None:
+            sql += " AND agreement_id = ?"
+            params.append(agreement_id)
+        return sorted(str(r[0]) for r in self.query(sql + " ORDER BY stream", params))
+
+    # -- writes --------------------------------------------------------------
+    def append(self, writes: Sequence[StreamWrite], recorded_at: int) -> list[int]:
+        """Store every write in one transaction; returns positions in order.
+
+        Raises VersionConflict if any stream moved or an event_id was taken.
+        """
+        stored: list[StoredEvent] = []
+        rows: list[LogRow] = []
+        for write in writes:
+            for offset, (event, digest) in enumerate(
+                zip(write.events, write.content_hashes, strict=True), start=1
+            ):
+                stored.append(
+                    StoredEvent(
+                        originator_id=write.stream,
+                        originator_version=write.expected_version + offset,
+                        topic=f"ledger.v1/{event.type}",
+                        state=encode_state(replace(event, recorded_at=recorded_at)),
+                    )
+                )
+                rows.append(LogRow(event.event_id, digest, write.name, event.agreement_id))
+        positions: list[int] = []
+        try:
+            with self._write_lock:
+                self.recorder.insert_events(
+                    stored, log_rows=rows, recorded_at=recorded_at, positions_out=positions
+                )
+        except IntegrityError as exc:
+            raise VersionConflict(str(exc)) from exc
+        return positions
+
+    def close(self) -> None:
+        self.recorder.datastore.close()
+
+
+def open_store(url: str) -> EventStore:
+    """sqlite:///relative/or//absolute/path.db, sqlite:///:memory: is refused
+    (the log must survive restarts), postgresql://user@host:port/db?schema=s."""
+    parsed = urlparse(url)
+    if parsed.scheme == "sqlite":
+        path = unquote(parsed.path[1:] if parsed.path.startswith("/") else parsed.path)
+        if url.startswith("sqlite:////"):
+            path = "/" + path.lstrip("/")
+        if not path:
+            raise ValueError(f"sqlite URL names no file: {url!r}")
+        import os
+
+        parent = os.path.dirname(os.path.abspath(path))
+        os.makedirs(parent, exist_ok=True)
+        return EventStore(make_sqlite_recorder(path), url)
+    if parsed.scheme in ("postgresql", "postgres"):
+        options = parse_qs(parsed.query)
+        schema = options.get("schema", ["public"])[0]
+        recorder = make_postgres_recorder(
+            dbname=(parsed.path or "/postgres")[1:] or "postgres",
+            host=parsed.hostname or "127.0.0.1",
+            port=parsed.port or 5432,
+            user=unquote(parsed.username or "postgres"),
+            password=unquote(parsed.password or ""),
+            schema=schema,
+            pool_size=int(options.get("pool_size", ["5"])[0]),
+        )
+        return EventStore(recorder, url)
+    raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path or postgresql://...")
