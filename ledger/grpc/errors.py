@@ -1,0 +1,268 @@
+"""The one place where domain errors become gRPC statuses (issue 2, item 6).
+
+Every refusal travels as a ``google.rpc.Status`` in the ``grpc-status-details-bin``
+trailer, with details a client can act on without parsing prose:
+
+==================  ===================  =============================================
+domain error        status code          details
+==================  ===================  =============================================
+InvalidArgument     INVALID_ARGUMENT     BadRequest.FieldViolation(field, description)
+TimelineViolation   FAILED_PRECONDITION  PreconditionFailure.Violation(type=TIMELINE,
+                                         subject=rule) + ErrorInfo(INVALID_TIMELINE,
+                                         metadata rule, index)
+NotFound            NOT_FOUND            ResourceInfo(resource_type=kind, name=ident)
+AlreadyExists       ALREADY_EXISTS       ErrorInfo(ALREADY_EXISTS, metadata index)
+PermissionDenied    PERMISSION_DENIED    ErrorInfo(PERMISSION_DENIED)
+OutOfRange          OUT_OF_RANGE         ErrorInfo(OUT_OF_RANGE)
+Conflict            ABORTED              ErrorInfo(CONFLICT) + RetryInfo
+other DomainError   FAILED_PRECONDITION  ErrorInfo(DOMAIN_RULE)
+(auth interceptor)  UNAUTHENTICATED      ErrorInfo(reason given by the interceptor)
+==================  ===================  =============================================
+
+Servicers decorate their methods with ``@translate_errors``; clients (CLI,
+``ledger.client``) read the details back with ``decode_error``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any, NotRequired, TypedDict, TypeVar, cast
+
+import grpc
+from google.protobuf import any_pb2, duration_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from ledger.domain.errors import (
+    AlreadyExists,
+    Conflict,
+    DomainError,
+    InvalidArgument,
+    NotFound,
+    OutOfRange,
+    PermissionDenied,
+    TimelineViolation,
+)
+
+DOMAIN = "sla-ledger"
+DETAILS_KEY = "grpc-status-details-bin"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _pack(message: Any) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def _error_info(reason: str, metadata: Mapping[str, str] | None = None) -> any_pb2.Any:
+    return _pack(
+        error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=dict(metadata or {}))
+    )
+
+
+def _index_metadata(index: int | None) -> dict[str, str]:
+    return {} if index is None else {"index": str(index)}
+
+
+def rich_status(error: DomainError) -> status_pb2.Status:
+    """The ``google.rpc.Status`` for a domain error (the mapping table above)."""
+    message = str(error)
+    details: list[any_pb2.Any]
+    if isinstance(error, InvalidArgument):
+        code = code_pb2.INVALID_ARGUMENT
+        details = [
+            _pack(
+                error_details_pb2.BadRequest(
+                    field_violations=[
+                        error_details_pb2.BadRequest.FieldViolation(
+                            field=error.field, description=error.message
+                        )
+                    ]
+                )
+            )
+        ]
+    elif isinstance(error, TimelineViolation):
+        code = code_pb2.FAILED_PRECONDITION
+        details = [
+            _pack(
+                error_details_pb2.PreconditionFailure(
+                    violations=[
+                        error_details_pb2.PreconditionFailure.Violation(
+                            type="TIMELINE", subject=error.rule, description=error.message
+                        )
+                    ]
+                )
+            ),
+            _error_info("INVALID_TIMELINE", {"rule": error.rule, **_index_metadata(error.index)}),
+        ]
+    elif isinstance(error, NotFound):
+        code = code_pb2.NOT_FOUND
+        details = [
+            _pack(
+                error_details_pb2.ResourceInfo(
+                    resource_type=error.kind, resource_name=error.ident, description=message
+                )
+            )
+        ]
+    elif isinstance(error, AlreadyExists):
+        code = code_pb2.ALREADY_EXISTS
+        details = [_error_info("ALREADY_EXISTS", _index_metadata(error.index))]
+    elif isinstance(error, PermissionDenied):
+        code = code_pb2.PERMISSION_DENIED
+        details = [_error_info("PERMISSION_DENIED")]
+    elif isinstance(error, OutOfRange):
+        code = code_pb2.OUT_OF_RANGE
+        details = [_error_info("OUT_OF_RANGE")]
+    elif isinstance(error, Conflict):
+        code = code_pb2.ABORTED
+        details = [
+            _error_info("CONFLICT"),
+            _pack(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(nanos=50_000_000))),
+        ]
+    else:
+        code = code_pb2.FAILED_PRECONDITION
+        details = [_error_info("DOMAIN_RULE", {"error": type(error).__name__})]
+    return status_pb2.Status(code=code, message=message, details=details)
+
+
+def status_for(error: DomainError) -> grpc.Status:
+    """The ``grpc.Status`` (code, message, details trailer) for a domain error."""
+    return rpc_status.to_status(rich_status(error))
+
+
+def unauthenticated_status(message: str, reason: str = "UNAUTHENTICATED") -> grpc.Status:
+    """UNAUTHENTICATED with an ErrorInfo; ``message`` must never contain a credential."""
+    return rpc_status.to_status(
+        status_pb2.Status(
+            code=code_pb2.UNAUTHENTICATED, message=message, details=[_error_info(reason)]
+        )
+    )
+
+
+async def abort_with(context: grpc.aio.ServicerContext, error: DomainError) -> None:
+    """Ends the RPC with the status for ``error`` (raises; never returns normally)."""
+    await context.abort_with_status(status_for(error))
+    raise AssertionError("abort_with_status returned")  # pragma: no cover
+
+
+def translate_errors(method: F) -> F:
+    """Decorates an async servicer method so a DomainError ends the RPC richly.
+
+    Works on ``async def m(self, request_or_iterator, context)`` (unary and
+    client-streaming responses) and on async generator methods (server
+    streaming); for a stream, the messages yielded before the error are still
+    delivered. Other exceptions propagate (gRPC answers UNKNOWN and logs them).
+    """
+    if inspect.isasyncgenfunction(method):
+        gen_method = cast(Callable[..., AsyncIterator[Any]], method)
+
+        @functools.wraps(method)
+        async def stream_wrapper(self: Any, request: Any, context: Any) -> AsyncIterator[Any]:
+            try:
+                async for item in gen_method(self, request, context):
+                    yield item
+            except DomainError as error:
+                await abort_with(context, error)
+
+        return cast(F, stream_wrapper)
+
+    if not inspect.iscoroutinefunction(method):
+        raise TypeError(f"@translate_errors needs an async method, got {method!r}")
+
+    @functools.wraps(method)
+    async def unary_wrapper(self: Any, request: Any, context: Any) -> Any:
+        try:
+            return await method(self, request, context)
+        except DomainError as error:
+            await abort_with(context, error)
+
+    return cast(F, unary_wrapper)
+
+
+class FieldViolation(TypedDict):
+    field: str
+    description: str
+
+
+class DecodedError(TypedDict):
+    """What ``decode_error`` extracts; optional keys appear only when present."""
+
+    code: str  # grpc.StatusCode name, e.g. "INVALID_ARGUMENT"
+    message: str
+    field_violations: list[FieldViolation]
+    reason: NotRequired[str]  # ErrorInfo.reason
+    metadata: NotRequired[dict[str, str]]  # ErrorInfo.metadata
+    rule: NotRequired[str]  # the timeline rule broken
+    index: NotRequired[int]  # position of the offending event in the request
+    resource_type: NotRequired[str]
+    resource_name: NotRequired[str]
+    retry_delay_seconds: NotRequired[float]
+
+
+def decode_error(rpc_error: grpc.RpcError) -> DecodedError:
+    """Reads the rich details of a failed call (sync or aio) into plain data."""
+    code = rpc_error.code() if hasattr(rpc_error, "code") else grpc.StatusCode.UNKNOWN
+    message = rpc_error.details() if hasattr(rpc_error, "details") else str(rpc_error)
+    decoded: DecodedError = {
+        "code": code.name if isinstance(code, grpc.StatusCode) else str(code),
+        "message": message or "",
+        "field_violations": [],
+    }
+    status = _rich_status_of(rpc_error)
+    if status is None:
+        return decoded
+    for packed in status.details:
+        _decode_detail(packed, decoded)
+    return decoded
+
+
+def _rich_status_of(rpc_error: grpc.RpcError) -> status_pb2.Status | None:
+    if not hasattr(rpc_error, "trailing_metadata"):
+        return None
+    try:
+        found = rpc_status.from_call(rpc_error)
+    except ValueError:
+        found = None  # code/message mismatch: fall back to the raw trailer
+    if found is not None:
+        return cast(status_pb2.Status, found)
+    for key, value in rpc_error.trailing_metadata() or ():
+        if key == DETAILS_KEY and isinstance(value, bytes):
+            return status_pb2.Status.FromString(value)
+    return None
+
+
+def _decode_detail(packed: any_pb2.Any, decoded: DecodedError) -> None:
+    if packed.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+        bad = error_details_pb2.BadRequest()
+        packed.Unpack(bad)
+        decoded["field_violations"].extend(
+            {"field": v.field, "description": v.description} for v in bad.field_violations
+        )
+    elif packed.Is(error_details_pb2.PreconditionFailure.DESCRIPTOR):
+        failure = error_details_pb2.PreconditionFailure()
+        packed.Unpack(failure)
+        for violation in failure.violations:
+            if violation.type == "TIMELINE":
+                decoded["rule"] = violation.subject
+    elif packed.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
+        info = error_details_pb2.ErrorInfo()
+        packed.Unpack(info)
+        decoded["reason"] = info.reason
+        decoded["metadata"] = dict(info.metadata)
+        if "rule" in info.metadata:
+            decoded["rule"] = info.metadata["rule"]
+        if info.metadata.get("index", "").lstrip("-").isdigit():
+            decoded["index"] = int(info.metadata["index"])
+    elif packed.Is(error_details_pb2.ResourceInfo.DESCRIPTOR):
+        resource = error_details_pb2.ResourceInfo()
+        packed.Unpack(resource)
+        decoded["resource_type"] = resource.resource_type
+        decoded["resource_name"] = resource.resource_name
+    elif packed.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+        retry = error_details_pb2.RetryInfo()
+        packed.Unpack(retry)
+        decoded["retry_delay_seconds"] = retry.retry_delay.ToTimedelta().total_seconds()
