@@ -1,0 +1,349 @@
+"""The write-side invariant: may this event be appended? (spec sections 1, 3,
+4 and 10.1-10.7)
+
+Pure functions: no I/O, no clock (the caller passes `now`), no logging. They
+return None when the event may be stored and raise otherwise:
+- NotFound: the incident (for a non-`opened` event) or its agreement is unknown;
+- InvalidArgument: a field is malformed whatever the timeline (a priority
+  outside P1..P4, a maintenance window that does not end after it starts);
+- TimelineViolation(rule, message): anything else; `rule` is one of RULES.
+
+Validity is judged on the re-sorted timeline, never on arrival order: the
+candidate is merged into the stored events by (occurred_at, position) and the
+whole timeline is replayed (validation_rules.first_violation). A late event is
+therefore accepted exactly when the timeline stays valid with it, and a
+violation may surface at a stored event the candidate invalidates; the
+message then names that event by type and position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import NoReturn
+
+from ledger.domain import events as ev
+from ledger.domain.agreements import (
+    PRIORITIES,
+    ROOT_CAUSE_CUSTOMER,
+    ROOT_CAUSE_THIRD_PARTY,
+    AgreementHistory,
+    AgreementTerms,
+)
+from ledger.domain.errors import InvalidArgument, NotFound, TimelineViolation
+from ledger.domain.instants import format_instant
+from ledger.domain.timeline import effective_timeline, opened_event, timeline_key
+from ledger.domain.validation_rules import RULE_IDS, RULES, first_violation
+
+__all__ = [
+    "RULES",
+    "RULE_IDS",
+    "check_incident_event",
+    "check_incident_timeline",
+    "check_maintenance_event",
+]
+
+
+def check_incident_event(
+    history: AgreementHistory | None,
+    stored: Sequence[ev.LedgerEvent],
+    new: ev.LedgerEvent,
+    *,
+    now: int,
+    max_skew: int,
+) -> None:
+    """Raise unless `new` may be appended to the incident whose stored events
+    (any order, positions set) are `stored`.
+
+    `history` is the agreement named by `new` for `opened`, else the
+    incident's agreement; None means it is unknown. `new` is unstored
+    (position 0), so it sorts after stored events with the same occurred_at.
+    """
+    opened = opened_event(stored)
+    if isinstance(new.payload, ev.Opened):
+        if stored:
+            raise TimelineViolation(
+                "already_opened", f"incident {new.incident_id!r} is already opened"
+            )
+        opened, agreement_id = new, new.agreement_id
+    elif opened is None:
+        raise NotFound("incident", new.incident_id)
+    else:
+        agreement_id = opened.agreement_id
+    if history is None:
+        raise NotFound("agreement", agreement_id)
+    _check_not_future(new, now, max_skew)
+    _check_not_voided(stored, new)
+    terms = _incident_terms(history, opened)
+    _check_event_alone(history, terms, new)
+    if new.occurred_at < opened.occurred_at:
+        raise TimelineViolation(
+            "before_opened",
+            f"{new.type} dated {format_instant(new.occurred_at)}, before the incident "
+            f"was opened at {format_instant(opened.occurred_at)}",
+        )
+    if isinstance(new.payload, ev.Retracted):
+        target = _check_retraction(stored, new.payload)
+        # Spec 10.6: the retraction must leave a valid timeline. The stored
+        # timeline is valid, so a violation here is an event that depended on
+        # the target.
+        found = first_violation(_validity_timeline([*stored, new]))
+        if found is not None:
+            event, _, message = found
+            raise TimelineViolation(
+                "target_has_dependents",
+                f"retracting {target.type} at position {target.position} would make "
+                f"{event.type} at position {event.position} invalid: {message}",
+            )
+        return
+    found = first_violation(_validity_timeline([*stored, new]))
+    if found is not None:
+        event, rule, message = found
+        if event is not new:
+            # A late event that breaks a later stored one: name both.
+            message = (
+                f"{new.type} dated {format_instant(new.occurred_at)} would make "
+                f"{event.type} at position {event.position} invalid: {message}"
+            )
+        raise TimelineViolation(rule, message)
+
+
+def check_incident_timeline(
+    history: AgreementHistory | None, stored: Sequence[ev.LedgerEvent]
+) -> None:
+    """Fresh full validation of a stored incident as a whole (audits, imports,
+    tests): every rule of check_incident_event except the clock skew, judged
+    on the final timeline rather than append by append. Arrival order (the
+    positions) matters only for ties and for the void and retraction rules.
+    """
+    if not stored:
+        return
+    by_arrival = sorted(stored, key=lambda e: e.position)
+    opened = by_arrival[0]
+    if not isinstance(opened.payload, ev.Opened):
+        _raise_at(opened, "before_opened", f"{opened.type} recorded before the incident's opened")
+    if history is None:
+        raise NotFound("agreement", opened.agreement_id)
+    terms = _incident_terms(history, opened)
+    active_void = ""
+    for index, event in enumerate(by_arrival):
+        payload = event.payload
+        if index and isinstance(payload, ev.Opened):
+            _raise_at(event, "already_opened", "opened twice")
+        if active_void and not (
+            isinstance(payload, ev.Retracted) and payload.target_event_id == active_void
+        ):
+            _raise_at(event, "incident_voided", f"{event.type} recorded after the incident's void")
+        if event.occurred_at < opened.occurred_at:
+            _raise_at(event, "before_opened", f"{event.type} dated before opened")
+        try:
+            _check_event_alone(history, terms, event)
+            if isinstance(payload, ev.Retracted):
+                _check_retraction(by_arrival[:index], payload)
+        except TimelineViolation as exc:
+            _raise_at(event, exc.rule, exc.message)
+        if isinstance(payload, ev.Voided):
+            active_void = event.event_id
+        elif isinstance(payload, ev.Retracted) and payload.target_event_id == active_void:
+            active_void = ""
+    found = first_violation(_validity_timeline(stored))
+    if found is not None:
+        event, rule, message = found
+        _raise_at(event, rule, message)
+
+
+def check_maintenance_event(
+    history: AgreementHistory | None, new: ev.LedgerEvent, *, now: int, max_skew: int
+) -> None:
+    """Raise unless a maintenance_scheduled event may be appended.
+
+    Judged against the terms in force at the window's start: those are the
+    terms of the period whose availability the window affects (spec 10.13).
+    """
+    if history is None:
+        raise NotFound("agreement", new.agreement_id)
+    payload = new.payload
+    if not isinstance(payload, ev.MaintenanceScheduled):
+        raise InvalidArgument("type", f"expected maintenance_scheduled, got {new.type}")
+    if payload.end <= payload.start:
+        raise InvalidArgument("end", "must be after start")
+    _check_not_future(new, now, max_skew)
+    terms = history.terms_at(payload.start)
+    if terms is None:
+        raise TimelineViolation(
+            "before_effective_from",
+            f"maintenance starts at {format_instant(payload.start)}, before agreement "
+            f"{history.agreement_id!r} is in force "
+            f"({format_instant(history.effective_from)})",
+        )
+    _check_party(history, terms, new)
+    if payload.service not in terms.services:
+        raise TimelineViolation(
+            "unknown_service",
+            f"service {payload.service!r} is not a service of agreement "
+            f"{history.agreement_id!r}",
+        )
+
+
+# --- helpers ----------------------------------------------------------------
+
+
+def _raise_at(event: ev.LedgerEvent, rule: str, message: str) -> NoReturn:
+    raise TimelineViolation(rule, f"{event.type} at position {event.position}: {message}")
+
+
+def _validity_timeline(events: Iterable[ev.LedgerEvent]) -> list[ev.LedgerEvent]:
+    """The events validity is judged on, in timeline order: the effective
+    timeline (retractions applied) plus unretracted voids, kept as markers
+    because a void's own date must still respect before_opened/after_closed.
+    """
+    events = list(events)
+    effective = effective_timeline(events)
+    voids = [
+        e
+        for e in events
+        if isinstance(e.payload, ev.Voided) and e.event_id not in effective.retracted_ids
+    ]
+    if not voids:
+        return list(effective.entries)
+    return sorted([*effective.entries, *voids], key=timeline_key)
+
+
+def _check_not_future(new: ev.LedgerEvent, now: int, max_skew: int) -> None:
+    if new.occurred_at > now + max_skew:
+        raise TimelineViolation(
+            "future_event",
+            f"occurred_at {format_instant(new.occurred_at)} is more than "
+            f"{max_skew // 1_000_000}s ahead of the ledger clock ({format_instant(now)})",
+        )
+
+
+def _check_not_voided(stored: Sequence[ev.LedgerEvent], new: ev.LedgerEvent) -> None:
+    """Spec 10.7: judged on arrival, not on dates: once a void is stored, only
+    its own retraction may follow, even an event dated before the void."""
+    retracted = {e.payload.target_event_id for e in stored if isinstance(e.payload, ev.Retracted)}
+    for event in stored:
+        if isinstance(event.payload, ev.Voided) and event.event_id not in retracted:
+            payload = new.payload
+            if isinstance(payload, ev.Retracted) and payload.target_event_id == event.event_id:
+                return
+            raise TimelineViolation(
+                "incident_voided",
+                f"{new.type} refused: incident {new.incident_id!r} is voided "
+                f"(only a retraction of the void is accepted)",
+            )
+
+
+def _incident_terms(history: AgreementHistory, opened: ev.LedgerEvent) -> AgreementTerms:
+    """Spec 3: an incident is measured (and validated) against the terms in
+    force at its opened_at."""
+    terms = history.terms_at(opened.occurred_at)
+    if terms is None:
+        raise TimelineViolation(
+            "before_effective_from",
+            f"opened at {format_instant(opened.occurred_at)}, before agreement "
+            f"{history.agreement_id!r} takes effect at "
+            f"{format_instant(history.effective_from)}",
+        )
+    return terms
+
+
+def _check_party(history: AgreementHistory, terms: AgreementTerms, event: ev.LedgerEvent) -> None:
+    if event.actor != terms.customer and event.actor not in terms.providers:
+        raise TimelineViolation(
+            "not_a_party",
+            f"{event.type} by {event.actor!r}, not a party of agreement {history.agreement_id!r}",
+        )
+
+
+def _check_event_alone(
+    history: AgreementHistory, terms: AgreementTerms, event: ev.LedgerEvent
+) -> None:
+    """The rules about an event on its own, whatever its place in the timeline."""
+    if event.agreement_id and event.agreement_id != history.agreement_id:
+        raise TimelineViolation(
+            "wrong_agreement",
+            f"{event.type} names agreement {event.agreement_id!r}, the incident belongs to "
+            f"{history.agreement_id!r}",
+        )
+    _check_party(history, terms, event)
+    payload = event.payload
+    providers = terms.providers
+    match payload:
+        case ev.Opened():
+            _check_priority(payload.priority)
+            if payload.service not in terms.services:
+                raise TimelineViolation(
+                    "unknown_service",
+                    f"service {payload.service!r} is not a service of agreement "
+                    f"{history.agreement_id!r}",
+                )
+            if payload.custody not in providers:
+                raise TimelineViolation(
+                    "custody_not_provider",
+                    f"opened with custody {payload.custody!r}, not a provider of agreement "
+                    f"{history.agreement_id!r}",
+                )
+        case ev.Responded() | ev.Resolved() if event.actor not in providers:
+            raise TimelineViolation(
+                "not_a_provider",
+                f"{event.type} by {event.actor!r}, not a provider of agreement "
+                f"{history.agreement_id!r}",
+            )
+        case ev.HandedOff() if payload.to not in providers:
+            raise TimelineViolation(
+                "invalid_handoff_target",
+                f"handed_off to {payload.to!r}, not a provider of agreement "
+                f"{history.agreement_id!r}",
+            )
+        case ev.PriorityChanged():
+            _check_priority(payload.priority)
+        case _:
+            pass
+    root_cause = getattr(payload, "root_cause", None)
+    if root_cause is not None and root_cause not in (
+        *providers, ROOT_CAUSE_CUSTOMER, ROOT_CAUSE_THIRD_PARTY
+    ):
+        raise TimelineViolation(
+            "invalid_root_cause",
+            f"root cause {root_cause!r} is not a provider of agreement "
+            f"{history.agreement_id!r}, {ROOT_CAUSE_CUSTOMER!r} or {ROOT_CAUSE_THIRD_PARTY!r}",
+        )
+
+
+def _check_priority(priority: str) -> None:
+    # The codec already refuses these; events built in code must not slip by.
+    if priority not in PRIORITIES:
+        raise InvalidArgument("priority", f"must be one of P1..P4, got {priority!r}")
+
+
+def _check_retraction(
+    earlier: Sequence[ev.LedgerEvent], retraction: ev.Retracted
+) -> ev.LedgerEvent:
+    """Spec 10.6 on the target itself; returns it. `earlier` are the events
+    stored before the retraction."""
+    target: ev.LedgerEvent | None = None
+    for event in earlier:
+        payload = event.payload
+        if isinstance(payload, ev.Retracted) and payload.target_event_id == (
+            retraction.target_event_id
+        ):
+            raise TimelineViolation(
+                "already_retracted",
+                f"event {retraction.target_event_id!r} is already retracted",
+            )
+        if event.event_id == retraction.target_event_id:
+            target = event
+    if target is None:
+        raise TimelineViolation(
+            "unknown_target",
+            f"retracted names {retraction.target_event_id!r}, not a stored event of "
+            f"this incident",
+        )
+    if isinstance(target.payload, ev.Opened):
+        raise TimelineViolation(
+            "cannot_retract_opened", "opened cannot be retracted (void the incident instead)"
+        )
+    if isinstance(target.payload, ev.Retracted):
+        raise TimelineViolation("cannot_retract_retraction", "a retraction cannot be retracted")
+    return target
+
