@@ -420,7 +420,7 @@ def test_utc_calendar_equals_weekly_minutes(c: Calendar, a: int, b: int) -> None
     total = 0
     while day_start < b:
         day = to_datetime(day_start).date()
-        minutes = set()
+        minutes: set[int] = set()
         if day not in c.holidays:
             for w in c.weekly:
                 if w.weekday == day.weekday():
