@@ -1,0 +1,96 @@
+"""Entry points: from stored events to the rendered views (spec 9).
+
+These apply the knowledge cut themselves: anything with a ledger position
+greater than `recorded_position` is ignored, so a caller may pass the full
+history and still get the report "as recorded at" that position, byte for
+byte the same forever. Items with position 0 (not stored by a ledger, e.g.
+terms given directly) are always kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from ledger.domain.agreements import AgreementHistory
+from ledger.domain.events import LedgerEvent
+from ledger.domain.sla.facts import IncidentFacts, fold_incident
+from ledger.domain.sla.period import evaluate_period
+from ledger.domain.sla.render import incident_view, period_report
+
+
+def _known(position: int, recorded_position: int) -> bool:
+    return position == 0 or position <= recorded_position
+
+
+def cut_history(history: AgreementHistory, recorded_position: int) -> AgreementHistory:
+    """The agreement as known at the knowledge cut."""
+    versions = tuple(v for v in history.versions if _known(v.position, recorded_position))
+    if not versions:
+        raise ValueError(
+            f"agreement {history.agreement_id!r} unknown at position {recorded_position}"
+        )
+    maintenance = tuple(m for m in history.maintenance if _known(m.position, recorded_position))
+    return replace(history, versions=versions, maintenance=maintenance)
+
+
+def cut_events(events: Iterable[LedgerEvent], recorded_position: int) -> list[LedgerEvent]:
+    return [e for e in events if _known(e.position, recorded_position)]
+
+
+def fold_all(
+    incidents: Mapping[str, Sequence[LedgerEvent]], evaluated_at: int, recorded_position: int
+) -> list[IncidentFacts]:
+    """Facts at T of every incident with an opened event inside the cut."""
+    out: list[IncidentFacts] = []
+    for incident_id in sorted(incidents):
+        known = cut_events(incidents[incident_id], recorded_position)
+        if any(e.type == "opened" for e in known):
+            out.append(fold_incident(known, evaluated_at))
+    return out
+
+
+def compute_incident_view(
+    history: AgreementHistory,
+    events: Sequence[LedgerEvent],
+    evaluated_at: int,
+    recorded_position: int,
+) -> dict[str, Any]:
+    """One incident's view at T. Raises ValueError if its opened event is not
+    inside the knowledge cut (the incident is unknown there)."""
+    known_history = cut_history(history, recorded_position)
+    facts = fold_incident(cut_events(events, recorded_position), evaluated_at)
+    return incident_view(known_history, facts, evaluated_at, recorded_position)
+
+
+# Six positional parameters: the signature agreed with the read-model side.
+def compute_period_report(  # noqa: PLR0917
+    history: AgreementHistory,
+    incidents: Mapping[str, Sequence[LedgerEvent]],
+    period: str,
+    evaluated_at: int,
+    recorded_position: int,
+    as_recorded_at: int | str | None,
+) -> dict[str, Any]:
+    """The period report at T from every incident of the agreement (all
+    periods: outages count for the time they overlap this one)."""
+    known_history = cut_history(history, recorded_position)
+    facts = fold_all(incidents, evaluated_at, recorded_position)
+    result = evaluate_period(known_history, facts, period, evaluated_at)
+    return period_report(result, recorded_position, as_recorded_at)
+
+
+def compute_period_report_from_facts(  # noqa: PLR0917
+    history: AgreementHistory,
+    facts: Iterable[IncidentFacts],
+    period: str,
+    evaluated_at: int,
+    recorded_position: int,
+    as_recorded_at: int | str | None,
+) -> dict[str, Any]:
+    """For read models holding pre-folded facts (exact at T, and folded from
+    events inside the same knowledge cut)."""
+    known_history = cut_history(history, recorded_position)
+    result = evaluate_period(known_history, facts, period, evaluated_at)
+    return period_report(result, recorded_position, as_recorded_at)

@@ -1,0 +1,350 @@
+"""Fold an incident's stored events into the facts the SLA rules measure
+(spec sections 4-6 and 10.2-10.8).
+
+Folding is split from evaluating on purpose: a read model stores one
+IncidentFacts per incident (as a plain dict) and evaluates it at many
+instants without re-reading events. Facts hold intervals whose end may still
+be open (None); evaluation clips them at the evaluation instant T.
+
+A fold at T sees only events with occurred_at <= T (10.8); retractions and
+voids apply whatever their date (effective_timeline does that). Because the
+fold depends on T only through which events are counted, one IncidentFacts
+is exact for every T in [valid_from, valid_until): `facts_valid_at` says
+whether stored facts may be reused at another instant.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Literal
+
+from ledger.domain import events as ev
+from ledger.domain.agreements import ROOT_CAUSE_CUSTOMER
+from ledger.domain.timeline import effective_timeline
+
+Status = Literal["open", "resolved", "closed"]
+FACTS_FORMAT = 1
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """[start, end); end None = still open when the events were folded."""
+
+    start: int
+    end: int | None
+
+    def closed_at(self, t: int) -> tuple[int, int]:
+        """The span as it stands at t (an open end runs until t)."""
+        return (self.start, t if self.end is None else min(self.end, t))
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """One stretch of custody as it happened.
+
+    `misrouted` marks a handoff that its receiver later rejected: the
+    receiver held the call but the time is charged to `sender` (spec 6).
+    """
+
+    org: str
+    start: int
+    end: int | None
+    sender: str | None = None
+    misrouted: bool = False
+
+    @property
+    def charged_to(self) -> str:
+        if self.misrouted and self.sender is not None:
+            return self.sender
+        return self.org
+
+
+@dataclass(frozen=True, slots=True)
+class Outage:
+    start: int
+    end: int | None
+    impact: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentFacts:
+    incident_id: str
+    agreement_id: str
+    service: str
+    opened_at: int
+    # False when the incident was opened after the fold instant (10.8).
+    exists: bool
+    voided: bool
+    priority: str
+    status: Status
+    root_cause: str | None
+    holders: tuple[Holding, ...]
+    pauses: tuple[Span, ...]
+    response: Span
+    resolution: tuple[Span, ...]
+    outages: tuple[Outage, ...]
+    # The fold is exact for every evaluation instant in [valid_from,
+    # valid_until); None means unbounded on that side.
+    valid_from: int | None
+    valid_until: int | None
+
+    @property
+    def excused(self) -> bool:
+        return self.root_cause == ROOT_CAUSE_CUSTOMER
+
+    @property
+    def counts(self) -> bool:
+        """Takes part in measurements at all (exists and not voided)."""
+        return self.exists and not self.voided
+
+    def paused_at_end(self) -> bool:
+        return bool(self.pauses) and self.pauses[-1].end is None
+
+
+def facts_valid_at(facts: IncidentFacts, evaluated_at: int) -> bool:
+    """Whether folding the same events at `evaluated_at` gives these facts."""
+    return (facts.valid_from is None or facts.valid_from <= evaluated_at) and (
+        facts.valid_until is None or evaluated_at < facts.valid_until
+    )
+
+
+def charged_custody(facts: IncidentFacts) -> list[tuple[str, int, int | None]]:
+    """Charged custody intervals: misrouted time goes to the sender, and
+    neighbouring intervals charged to the same org are joined (a rejected
+    handoff leaves one unbroken stretch for the sender)."""
+    out: list[tuple[str, int, int | None]] = []
+    for holding in facts.holders:
+        org = holding.charged_to
+        if out and out[-1][0] == org and out[-1][2] == holding.start:
+            out[-1] = (org, out[-1][1], holding.end)
+        else:
+            out.append((org, holding.start, holding.end))
+    return out
+
+
+class _Fold:
+    """Mutable state while walking a timeline; frozen into IncidentFacts."""
+
+    def __init__(self, opened: ev.LedgerEvent, payload: ev.Opened) -> None:
+        t = opened.occurred_at
+        self.priority = payload.priority
+        self.status: Status = "open"
+        self.root_cause: str | None = None
+        self.holders: list[Holding] = [Holding(payload.custody, t, None)]
+        # Index in holders of the stretch started by the latest handoff while
+        # that handoff can still be rejected (10.4: only the latest one).
+        self.rejectable: int | None = None
+        self.pauses: list[Span] = []
+        self.response = Span(t, None)
+        self.resolution: list[Span] = [Span(t, None)]
+        self.outages: list[Outage] = []
+
+    def _close_holding(self, t: int) -> Holding:
+        last = self.holders[-1]
+        closed = Holding(last.org, last.start, t, last.sender, last.misrouted)
+        self.holders[-1] = closed
+        return closed
+
+    def apply(self, event: ev.LedgerEvent) -> None:
+        p = event.payload
+        t = event.occurred_at
+        if isinstance(p, ev.Responded):
+            self._stop_response(t)
+        elif isinstance(p, ev.Resolved):
+            self._stop_response(t)
+            if self.resolution[-1].end is None:
+                self.resolution[-1] = Span(self.resolution[-1].start, t)
+            self.status = "resolved"
+            if p.root_cause:
+                self.root_cause = p.root_cause
+        elif isinstance(p, ev.Reopened):
+            # The response clock does not restart: only the first response
+            # counts (10.3).
+            if self.resolution[-1].end is not None:
+                self.resolution.append(Span(t, None))
+            self.status = "open"
+        elif isinstance(p, ev.Closed):
+            self.status = "closed"
+        elif isinstance(p, ev.HandedOff):
+            sender = self._close_holding(t).org
+            self.holders.append(Holding(p.to, t, None, sender=sender))
+            self.rejectable = len(self.holders) - 1
+        elif isinstance(p, ev.HandoffRejected):
+            self._reject(t)
+        elif isinstance(p, ev.ClockPaused):
+            if not self.pauses or self.pauses[-1].end is not None:
+                self.pauses.append(Span(t, None))
+        elif isinstance(p, ev.ClockResumed):
+            if self.pauses and self.pauses[-1].end is None:
+                self.pauses[-1] = Span(self.pauses[-1].start, t)
+        elif isinstance(p, ev.PriorityChanged):
+            self.priority = p.priority
+        elif isinstance(p, ev.OutageStarted):
+            if not self.outages or self.outages[-1].end is not None:
+                self.outages.append(Outage(t, None, p.impact))
+        elif isinstance(p, ev.OutageEnded):
+            if self.outages and self.outages[-1].end is None:
+                last = self.outages[-1]
+                self.outages[-1] = Outage(last.start, t, last.impact)
+        elif isinstance(p, ev.RootCauseAssigned):
+            self.root_cause = p.root_cause
+        # opened (a second one cannot be stored), retracted and voided are
+        # handled by effective_timeline; nothing else changes the facts.
+
+    def _stop_response(self, t: int) -> None:
+        if self.response.end is None:
+            self.response = Span(self.response.start, t)
+
+    def _reject(self, t: int) -> None:
+        # The write side only accepts a rejection of the latest handoff,
+        # whose receiver is then the holder; anything else is ignored
+        # rather than guessed at.
+        index = self.rejectable
+        if index is None or index != len(self.holders) - 1:
+            return
+        held = self.holders[index]
+        if held.sender is None:
+            return
+        self.holders[index] = Holding(held.org, held.start, t, held.sender, misrouted=True)
+        self.holders.append(Holding(held.sender, t, None))
+        self.rejectable = None
+
+    def freeze(
+        self,
+        opened: ev.LedgerEvent,
+        payload: ev.Opened,
+        voided: bool,
+        valid_from: int | None,
+        valid_until: int | None,
+    ) -> IncidentFacts:
+        return IncidentFacts(
+            incident_id=opened.incident_id,
+            agreement_id=opened.agreement_id,
+            service=payload.service,
+            opened_at=opened.occurred_at,
+            exists=True,
+            voided=voided,
+            priority=self.priority,
+            status=self.status,
+            root_cause=self.root_cause,
+            holders=tuple(self.holders),
+            pauses=tuple(self.pauses),
+            response=self.response,
+            resolution=tuple(self.resolution),
+            outages=tuple(self.outages),
+            valid_from=valid_from,
+            valid_until=valid_until,
+        )
+
+
+def fold_incident(events: Iterable[ev.LedgerEvent], evaluated_at: int | None) -> IncidentFacts:
+    """The facts of one incident at `evaluated_at` (None: every event counts).
+
+    `events` are the incident's stored events inside the knowledge cut, in
+    any order. Raises ValueError if there is no `opened` event.
+    """
+    timeline = effective_timeline(events)
+    entries = timeline.entries
+    opened = next((e for e in entries if isinstance(e.payload, ev.Opened)), None)
+    if opened is None or not isinstance(opened.payload, ev.Opened):
+        raise ValueError("an incident needs an opened event")
+    payload = opened.payload
+    if evaluated_at is not None and opened.occurred_at > evaluated_at:
+        # Not yet opened at T: it does not exist (10.8). Exact until it opens.
+        return IncidentFacts(
+            incident_id=opened.incident_id, agreement_id=opened.agreement_id,
+            service=payload.service, opened_at=opened.occurred_at, exists=False,
+            voided=timeline.voided, priority=payload.priority, status="open",
+            root_cause=None, holders=(), pauses=(),
+            response=Span(opened.occurred_at, None), resolution=(), outages=(),
+            valid_from=None, valid_until=opened.occurred_at,
+        )
+    fold = _Fold(opened, payload)
+    counted = [e for e in entries if evaluated_at is None or e.occurred_at <= evaluated_at]
+    # Entries are sorted, so what is not counted is exactly the tail.
+    later = entries[len(counted):]
+    for event in counted:
+        if event is not opened:
+            fold.apply(event)
+    return fold.freeze(
+        opened, payload, timeline.voided,
+        valid_from=counted[-1].occurred_at,
+        valid_until=later[0].occurred_at if later else None,
+    )
+
+
+# --- plain-dict form (for read models); ints, strings, bools, None only ---
+
+
+def _span_to_list(span: Span) -> list[int | None]:
+    return [span.start, span.end]
+
+
+def _span_from(raw: Any) -> Span:
+    start, end = raw
+    return Span(int(start), None if end is None else int(end))
+
+
+def facts_to_dict(facts: IncidentFacts) -> dict[str, Any]:
+    """JSON-able and exact: instants as int µs, impacts as decimal strings."""
+    return {
+        "format": FACTS_FORMAT,
+        "incident_id": facts.incident_id,
+        "agreement_id": facts.agreement_id,
+        "service": facts.service,
+        "opened_at": facts.opened_at,
+        "exists": facts.exists,
+        "voided": facts.voided,
+        "priority": facts.priority,
+        "status": facts.status,
+        "root_cause": facts.root_cause,
+        "holders": [
+            {"org": h.org, "start": h.start, "end": h.end, "sender": h.sender,
+             "misrouted": h.misrouted}
+            for h in facts.holders
+        ],
+        "pauses": [_span_to_list(s) for s in facts.pauses],
+        "response": _span_to_list(facts.response),
+        "resolution": [_span_to_list(s) for s in facts.resolution],
+        "outages": [[o.start, o.end, str(o.impact)] for o in facts.outages],
+        "valid_from": facts.valid_from,
+        "valid_until": facts.valid_until,
+    }
+
+
+def _opt_int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def facts_from_dict(raw: Mapping[str, Any]) -> IncidentFacts:
+    if raw.get("format") != FACTS_FORMAT:
+        raise ValueError(f"unknown incident facts format {raw.get('format')!r}")
+    status = raw["status"]
+    if status not in ("open", "resolved", "closed"):
+        raise ValueError(f"unknown status {status!r}")
+    return IncidentFacts(
+        incident_id=str(raw["incident_id"]),
+        agreement_id=str(raw["agreement_id"]),
+        service=str(raw["service"]),
+        opened_at=int(raw["opened_at"]),
+        exists=bool(raw["exists"]),
+        voided=bool(raw["voided"]),
+        priority=str(raw["priority"]),
+        status=status,
+        root_cause=None if raw["root_cause"] is None else str(raw["root_cause"]),
+        holders=tuple(
+            Holding(str(h["org"]), int(h["start"]), _opt_int(h["end"]),
+                    None if h["sender"] is None else str(h["sender"]), bool(h["misrouted"]))
+            for h in raw["holders"]
+        ),
+        pauses=tuple(_span_from(s) for s in raw["pauses"]),
+        response=_span_from(raw["response"]),
+        resolution=tuple(_span_from(s) for s in raw["resolution"]),
+        outages=tuple(
+            Outage(int(o[0]), _opt_int(o[1]), Decimal(str(o[2]))) for o in raw["outages"]
+        ),
+        valid_from=_opt_int(raw["valid_from"]),
+        valid_until=_opt_int(raw["valid_until"]),
+    )

@@ -1,0 +1,227 @@
+"""Periods, attainment and period shares (spec 7, readings 10.13, 10.14 and
+10.17).
+
+A period is a calendar month in the agreement's zone. Its service levels,
+charge, cap, notice and calendars are the terms in force at its start; each
+incident is measured against the terms at its own opened_at, and counts
+towards the period level with the same id.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from fractions import Fraction
+from zoneinfo import ZoneInfo
+
+from ledger.domain.agreements import AgreementHistory, AgreementTerms, ServiceLevel
+from ledger.domain.instants import from_datetime, to_datetime
+from ledger.domain.sla.availability import (
+    AvailabilityResult,
+    OutageSpan,
+    evaluate_availability,
+    outage_spans,
+)
+from ledger.domain.sla.clocks import OUTCOMES, Outcome, incident_clocks
+from ledger.domain.sla.credits import LevelCreditInput, PeriodCredits, compute_credits
+from ledger.domain.sla.facts import IncidentFacts, facts_valid_at
+
+_PERIOD = re.compile(r"(\d{4})-(\d{2})")
+
+
+def _parse_period(period: str) -> tuple[int, int]:
+    match = _PERIOD.fullmatch(period) if isinstance(period, str) else None
+    if match is None or not 1 <= int(match.group(2)) <= 12 or int(match.group(1)) < 1:
+        raise ValueError(f"period must be YYYY-MM, got {period!r}")
+    return int(match.group(1)), int(match.group(2))
+
+
+def _local_midnight(zone: ZoneInfo, year: int, month: int) -> int:
+    # fold=0, as for calendar wall times (spec 2).
+    return from_datetime(datetime(year, month, 1, tzinfo=zone, fold=0))
+
+
+def period_bounds(zone: str, period: str) -> tuple[int, int]:
+    """[start, end) of the calendar month `period` ("YYYY-MM") in `zone`."""
+    year, month = _parse_period(period)
+    tz = ZoneInfo(zone)
+    nxt = (year + 1, 1) if month == 12 else (year, month + 1)
+    return _local_midnight(tz, year, month), _local_midnight(tz, *nxt)
+
+
+def _shift(period: str, months: int) -> str:
+    year, month = _parse_period(period)
+    index = year * 12 + (month - 1) + months
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def period_of(zone: str, instant: int) -> str:
+    """The period containing `instant`, consistent with period_bounds even
+    where a local midnight is ambiguous or skipped."""
+    local = to_datetime(instant).astimezone(ZoneInfo(zone))
+    period = f"{local.year:04d}-{local.month:02d}"
+    start, end = period_bounds(zone, period)
+    if instant < start:
+        return _shift(period, -1)
+    if instant >= end:
+        return _shift(period, 1)
+    return period
+
+
+def period_terms(history: AgreementHistory, period: str) -> tuple[AgreementTerms, int, int]:
+    """The terms in force at the period start, and the period bounds in
+    their zone. The zone depends on the terms and the start on the zone, so
+    look for the fixed point; a period that begins before the agreement
+    takes the terms the agreement started with."""
+    first = min(v.effective_from for v in history.versions)
+    zone = history.current.timezone
+    terms: AgreementTerms | None = None
+    start = end = 0
+    for _ in range(len(history.versions) + 1):
+        start, end = period_bounds(zone, period)
+        if first >= end:
+            break
+        terms = history.terms_at(max(start, first))
+        if terms is None or terms.timezone == zone:
+            break
+        zone = terms.timezone
+    if terms is None or first >= end:
+        raise ValueError(f"agreement {history.agreement_id!r} has no terms in period {period}")
+    return terms, start, end
+
+
+@dataclass(frozen=True, slots=True)
+class ClockLevelSummary:
+    level: ServiceLevel
+    incidents: dict[Outcome, tuple[str, ...]]
+    attainment: Fraction | None
+    achieved: bool
+    shares: dict[str, Fraction]
+
+    def count(self, outcome: Outcome) -> int:
+        return len(self.incidents[outcome])
+
+
+@dataclass(frozen=True, slots=True)
+class AvailabilityLevelSummary:
+    level: ServiceLevel
+    result: AvailabilityResult
+    attainment: Fraction | None
+    achieved: bool
+    shares: dict[str, Fraction]
+
+
+LevelSummary = ClockLevelSummary | AvailabilityLevelSummary
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodResult:
+    agreement_id: str
+    period: str
+    start: int
+    end: int
+    evaluated_at: int
+    terms: AgreementTerms
+    levels: tuple[LevelSummary, ...]
+    credits: PeriodCredits
+
+
+def _achieved(attainment: Fraction | None, level: ServiceLevel) -> bool:
+    # Nothing counted (or nothing scheduled) counts as achieved (7, 10.17).
+    return attainment is None or attainment >= Fraction(level.objective)
+
+
+def mean_shares(per_incident: Iterable[dict[str, Fraction]]) -> dict[str, Fraction]:
+    """Unweighted mean of the missed incidents' shares (10.14); zero shares
+    omitted."""
+    items = list(per_incident)
+    if not items:
+        return {}
+    total: dict[str, Fraction] = {}
+    for shares in items:
+        for org, share in shares.items():
+            total[org] = total.get(org, Fraction(0)) + share
+    return {org: s / len(items) for org, s in sorted(total.items()) if s > 0}
+
+
+def _summarise_clock_level(
+    level: ServiceLevel, outcomes: list[tuple[str, Outcome, dict[str, Fraction]]]
+) -> ClockLevelSummary:
+    buckets: dict[Outcome, list[str]] = {o: [] for o in OUTCOMES}
+    for incident_id, outcome, _ in outcomes:
+        buckets[outcome].append(incident_id)
+    met, missed = len(buckets["met"]), len(buckets["missed"])
+    attainment = Fraction(met, met + missed) if met + missed else None
+    shares = mean_shares(s for _, outcome, s in outcomes if outcome == "missed")
+    return ClockLevelSummary(
+        level=level,
+        incidents={o: tuple(sorted(ids)) for o, ids in buckets.items()},
+        attainment=attainment,
+        achieved=_achieved(attainment, level),
+        shares=shares,
+    )
+
+
+def evaluate_period(
+    history: AgreementHistory,
+    facts: Iterable[IncidentFacts],
+    period: str,
+    evaluated_at: int,
+) -> PeriodResult:
+    """The period at T from pre-folded facts of every incident of the
+    agreement (all periods: outages count wherever their incident belongs).
+
+    Each facts value must be exact at T (see facts_valid_at); `history`
+    must already be cut to the knowledge being reported on.
+    """
+    terms, start, end = period_terms(history, period)
+    t = evaluated_at
+    all_facts = list(facts)
+    for f in all_facts:
+        if not facts_valid_at(f, t):
+            raise ValueError(f"facts of {f.incident_id!r} were not folded for this instant")
+    counting = [f for f in all_facts if f.counts]
+
+    # Clock outcomes of the period's incidents, keyed by service level id.
+    by_level: dict[str, list[tuple[str, Outcome, dict[str, Fraction]]]] = {}
+    for f in counting:
+        if not start <= f.opened_at < end:
+            continue
+        own_terms = history.terms_at(f.opened_at)
+        if own_terms is None:
+            continue  # opened before the agreement: refused on write
+        for clock in incident_clocks(f, own_terms, t):
+            by_level.setdefault(clock.level_id, []).append(
+                (f.incident_id, clock.outcome, clock.shares)
+            )
+
+    summaries: list[LevelSummary] = []
+    for level in terms.service_levels:
+        if level.kind != "availability":
+            summaries.append(_summarise_clock_level(level, by_level.get(level.id, [])))
+            continue
+        service = level.service or ""
+        spans: list[OutageSpan] = []
+        for f in counting:
+            own_terms = history.terms_at(f.opened_at)
+            providers = own_terms.providers if own_terms is not None else terms.providers
+            spans.extend(outage_spans(f, service, providers, t))
+        result = evaluate_availability(
+            terms.calendar(level.calendar), service, start, end, evaluated_at=t,
+            windows=history.maintenance, notice=terms.maintenance_notice, outages=spans,
+        )
+        attainment = result.availability
+        summaries.append(AvailabilityLevelSummary(
+            level=level, result=result, attainment=attainment,
+            achieved=_achieved(attainment, level), shares=result.shares(),
+        ))
+
+    credits = compute_credits(
+        terms, [LevelCreditInput(s.level.id, s.achieved, s.shares) for s in summaries]
+    )
+    return PeriodResult(
+        agreement_id=history.agreement_id, period=period, start=start, end=end,
+        evaluated_at=t, terms=terms, levels=tuple(summaries), credits=credits,
+    )
