@@ -90,6 +90,7 @@ class EventStore:
         )
         self._sql_stream = f"SELECT l.position, e.state {join} WHERE l.originator_id = ? ORDER BY l.originator_version"
         self._sql_log = f"SELECT l.position, e.state {join} WHERE l.position > ? AND l.position <= ? ORDER BY l.position LIMIT ?"
+        self._sql_agreement = f"SELECT l.position, e.state {join} WHERE l.agreement_id = ? AND l.position <= ? ORDER BY l.position"
         self._write_lock = threading.Lock()
 
     # -- reads ---------------------------------------------------------------
@@ -121,6 +122,11 @@ class EventStore:
 
     def read_log(self, after: int, limit: int = 1000, upto: int | None = None) -> list[LedgerEvent]:
         rows = self.query(self._sql_log, (after, upto if upto is not None else 2**62, limit))
+        return [decode_state(bytes(state), int(pos)) for pos, state in rows]
+
+    def read_agreement(self, agreement_id: str, upto: int | None = None) -> list[LedgerEvent]:
+        """Every event of one agreement (its own and its incidents'), in position order."""
+        rows = self.query(self._sql_agreement, (agreement_id, upto if upto is not None else 2**62))
         return [decode_state(bytes(state), int(pos)) for pos, state in rows]
 
     def read_log_raw(self, after: int, limit: int, upto: int | None = None) -> list[tuple[int, bytes]]:

@@ -1,0 +1,195 @@
+"""`sla-ledger load`: append a scenario file through the public gRPC API."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+
+from ledger.adapters.scenario import Scenario
+from ledger.client import LedgerClient
+from ledger.domain.codec import event_from_dict
+from ledger.domain.errors import InvalidArgument
+from ledger.domain.events import LedgerEvent
+from ledger.domain.instants import parse_instant
+from ledger.domain.terms_parsing import parse_terms, terms_to_dict
+from ledger.grpc.errors import decode_error
+
+_NS = uuid.UUID("0d7f3c2e-7a8b-4f4e-9a51-3b1f6d2c9e10")
+BATCH = 200
+FATAL = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNAUTHENTICATED,
+         grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN)
+
+
+@dataclass
+class LoadSummary:
+    stored: int = 0
+    duplicates: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    # file index -> ledger position (stored or duplicate), for knowledge cuts
+    positions: dict[int, int] = field(default_factory=dict)
+
+    def position_after(self, file_events: int) -> int:
+        """The ledger position of the last event among the first N file events."""
+        known = [p for i, p in self.positions.items() if i < file_events]
+        return max(known, default=0)
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
+
+
+def load_scenario(client: LedgerClient, scenario: Scenario,
+                  progress: Callable[[int, int], None] | None = None) -> LoadSummary:
+    summary = LoadSummary()
+    current: dict[str, dict[str, Any]] = {}
+    for i, raw in enumerate(scenario.agreements):
+        where = f"agreements[{i}]"
+        try:
+            terms = parse_terms(raw, where)
+            effective = parse_instant(raw.get("effective_from"))
+        except (InvalidArgument, ValueError) as exc:
+            summary.rejected.append({"where": where, "reason": f"invalid_argument: {exc}"})
+            continue
+        event_id = raw.get("event_id") or str(uuid.uuid5(_NS, f"register:{raw.get('id')}"))
+        try:
+            result = client.register_agreement(raw["id"], effective, terms, event_id)
+            summary.duplicates += result.duplicate
+            summary.stored += not result.duplicate
+            current[raw["id"]] = terms_to_dict(terms)
+        except grpc.RpcError as exc:
+            summary.rejected.append({"where": where, "reason": _reason(exc)})
+    for i, raw in enumerate(scenario.amendments):
+        where = f"amendments[{i}]"
+        agreement_id = raw.get("agreement", "")
+        base = dict(current.get(agreement_id, {}))
+        base.update({k: v for k, v in raw.items() if k not in ("agreement", "effective_from", "event_id")})
+        try:
+            terms = parse_terms(base, where)
+            effective = parse_instant(raw.get("effective_from"))
+        except (InvalidArgument, ValueError) as exc:
+            summary.rejected.append({"where": where, "reason": f"invalid_argument: {exc}"})
+            continue
+        event_id = raw.get("event_id") or str(uuid.uuid5(_NS, f"amend:{agreement_id}:{_digest(raw)}"))
+        try:
+            result = client.amend_agreement(agreement_id, effective, terms, event_id)
+            summary.duplicates += result.duplicate
+            summary.stored += not result.duplicate
+            current[agreement_id] = terms_to_dict(terms)
+        except grpc.RpcError as exc:
+            summary.rejected.append({"where": where, "reason": _reason(exc)})
+
+    parsed: list[tuple[int, LedgerEvent]] = []
+    for index, raw in enumerate(scenario.events):
+        try:
+            parsed.append((index, event_from_dict(raw, f"events[{index}]")))
+        except InvalidArgument as exc:
+            summary.rejected.append(_rejection(scenario, index, raw, f"invalid_argument: {exc}"))
+    done = 0
+    total = len(scenario.events)
+    pending = parsed
+    while pending:
+        batch, pending = pending[:BATCH], pending[BATCH:]
+        bad = _append_batch(client, scenario, batch, summary)
+        if bad is not None:
+            # Store the part before the bad event, record it, go on after it.
+            pending = batch[bad + 1 :] + pending
+            done += bad + 1
+        else:
+            done += len(batch)
+        if progress is not None:
+            progress(min(done, total), total)
+    return summary
+
+
+def _append_batch(client: LedgerClient, scenario: Scenario,
+                  batch: list[tuple[int, LedgerEvent]], summary: LoadSummary) -> int | None:
+    """Appends the batch; on a rejected event appends the events before it and
+    returns its offset in the batch."""
+    try:
+        results = client.append([e for _, e in batch])
+    except grpc.RpcError as exc:
+        if exc.code() in FATAL:  # type: ignore[attr-defined]
+            raise
+        offset = _offending(exc, len(batch))
+        if offset is None:
+            if len(batch) > 1:
+                # The error names no event: settle each one on its own.
+                for item in batch:
+                    _append_batch(client, scenario, [item], summary)
+                return None
+            offset = 0
+        if offset:
+            _append_batch(client, scenario, batch[:offset], summary)
+        index, _ = batch[offset]
+        summary.rejected.append(_rejection(scenario, index, scenario.events[index], _reason(exc)))
+        return offset
+    for (index, _), result in zip(batch, results, strict=True):
+        summary.positions[index] = result.position
+        if result.duplicate:
+            summary.duplicates += 1
+        else:
+            summary.stored += 1
+    return None
+
+
+def _offending(exc: grpc.RpcError, size: int) -> int | None:
+    decoded = decode_error(exc)
+    if "index" in decoded and 0 <= decoded["index"] < size:
+        return decoded["index"]
+    for violation in decoded["field_violations"]:
+        match = re.match(r"events\[(\d+)\]", violation["field"])
+        if match and int(match.group(1)) < size:
+            return int(match.group(1))
+    match = re.search(r"events\[(\d+)\]", decoded["message"])
+    if match and int(match.group(1)) < size:
+        return int(match.group(1))
+    return None
+
+
+_REASONS = {
+    "FAILED_PRECONDITION": "invalid_timeline",
+    "INVALID_ARGUMENT": "invalid_argument",
+    "ALREADY_EXISTS": "duplicate_event_id",
+    "NOT_FOUND": "not_found",
+    "PERMISSION_DENIED": "permission_denied",
+}
+
+
+def _reason(exc: grpc.RpcError) -> str:
+    decoded = decode_error(exc)
+    label = _REASONS.get(decoded["code"], decoded["code"].lower())
+    message = re.sub(r"^events\[\d+\][.:]?\s*", "", decoded["message"])
+    return f"{label}: {message}"
+
+
+def _rejection(scenario: Scenario, index: int, raw: Any, reason: str) -> dict[str, Any]:
+    line = scenario.event_lines[index] if index < len(scenario.event_lines) else 0
+    return {
+        "index": index, "line": line,
+        "event_id": raw.get("event_id") if isinstance(raw, dict) else None,
+        "incident_id": raw.get("incident_id") if isinstance(raw, dict) else None,
+        "type": raw.get("type") if isinstance(raw, dict) else None,
+        "reason": reason,
+    }
+
+
+def progress_bar(stream: Any = sys.stderr) -> Callable[[int, int], None]:
+    def show(done: int, total: int) -> None:
+        if not stream.isatty():
+            return
+        width = 30
+        filled = width * done // max(total, 1)
+        stream.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {done}/{total} events")
+        if done >= total:
+            stream.write("\n")
+        stream.flush()
+
+    return show

@@ -1,0 +1,178 @@
+"""`sla-ledger`: run the ledger and talk to it."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from importlib import resources
+from typing import Any
+
+import grpc
+
+DEFAULT_TARGET = "127.0.0.1:50051"
+DEFAULT_DATABASE = "sqlite:///var/ledger.db"
+EXIT_USAGE, EXIT_FAILED, EXIT_REJECTED = 2, 1, 3
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"SLA_LEDGER_{name}", default)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="sla-ledger",
+        description="Event-sourced SLA accountability ledger for jointly delivered services.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="run the gRPC server",
+                           description="Run the ledger's gRPC server. Every flag has an "
+                           "SLA_LEDGER_<FLAG> environment variable (e.g. SLA_LEDGER_DATABASE).")
+    serve.add_argument("--listen", default=_env("LISTEN", DEFAULT_TARGET),
+                       help="host:port to listen on (default %(default)s)")
+    serve.add_argument("--database", default=_env("DATABASE", DEFAULT_DATABASE),
+                       help="sqlite:///path.db or postgresql://user@host:port/db (default %(default)s)")
+    serve.add_argument("--principals", default=_env("PRINCIPALS"),
+                       help="principals file (token hashes); without it: loopback only, callers are admin")
+    serve.add_argument("--tls-cert", default=_env("TLS_CERT"), help="server certificate (PEM)")
+    serve.add_argument("--tls-key", default=_env("TLS_KEY"), help="server private key (PEM)")
+    serve.add_argument("--tls-client-ca", default=_env("TLS_CLIENT_CA"),
+                       help="CA for client certificates: enables mutual TLS")
+    serve.add_argument("--metrics-listen", default=_env("METRICS_LISTEN", "127.0.0.1:9464"),
+                       help="host:port of the Prometheus metrics listener (default %(default)s)")
+    serve.add_argument("--demo", action="store_true",
+                       help="load the worked Hertfordshire scenario once the server is up")
+
+    def client_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--target", default=_env("TARGET", DEFAULT_TARGET),
+                       help="ledger address (default %(default)s)")
+        p.add_argument("--token", default=_env("TOKEN"), help="bearer token (or SLA_LEDGER_TOKEN)")
+        p.add_argument("--ca", default=_env("CA"), help="CA certificate to trust (enables TLS)")
+
+    load = sub.add_parser("load", help="append a scenario file through the API")
+    load.add_argument("file", help="scenario file (JSON or YAML)")
+    load.add_argument("--json", action="store_true", help="print the summary as JSON")
+    client_flags(load)
+
+    incident = sub.add_parser("incident", help="show an incident (timeline, or SLA clocks as JSON)")
+    incident.add_argument("incident_id")
+    incident.add_argument("--format", choices=("json", "timeline"), default="json")
+    incident.add_argument("--evaluated-at", help="RFC 3339 instant (default now)")
+    incident.add_argument("--as-recorded-at", help="knowledge cut: ledger position or RFC 3339 instant")
+    client_flags(incident)
+
+    agreement = sub.add_parser("agreement", help="show an agreement with its amendments")
+    agreement.add_argument("agreement_id")
+    client_flags(agreement)
+
+    events = sub.add_parser("events", help="the global log as JSON Lines")
+    events.add_argument("--from", dest="after", type=int, default=0,
+                        help="print events after this position (default 0)")
+    events.add_argument("--follow", action="store_true", help="keep following new events")
+    events.add_argument("--agreement", default="", help="only this agreement's events")
+    client_flags(events)
+
+    report = sub.add_parser("report", help="period report of an agreement")
+    report.add_argument("--agreement", required=True)
+    report.add_argument("--period", required=True, help="YYYY-MM in the agreement's time zone")
+    report.add_argument("--evaluated-at", help="RFC 3339 instant (default now)")
+    report.add_argument("--as-recorded-at", help="knowledge cut: ledger position or RFC 3339 instant")
+    report.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    client_flags(report)
+
+    restatement = sub.add_parser("restatement", help="what changed in a period report between two knowledge cuts")
+    restatement.add_argument("--agreement", required=True)
+    restatement.add_argument("--period", required=True)
+    restatement.add_argument("--from", dest="from_cut", required=True, help="position or instant")
+    restatement.add_argument("--to", dest="to_cut", help="position or instant (default: now)")
+    restatement.add_argument("--evaluated-at")
+    client_flags(restatement)
+    return parser
+
+
+def make_client(args: argparse.Namespace) -> Any:
+    from ledger.client import LedgerClient
+
+    root = open(args.ca, "rb").read() if args.ca else None
+    return LedgerClient(args.target, token=args.token, root_certificates=root)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from ledger.cli.serve import serve
+
+    return asyncio.run(serve(args))
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    from ledger.adapters.scenario import read_scenario
+    from ledger.cli.load import load_scenario, progress_bar
+    from ledger.domain.errors import InvalidArgument
+
+    try:
+        scenario = read_scenario(args.file)
+    except (OSError, InvalidArgument) as exc:
+        print(f"sla-ledger load: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    with make_client(args) as client:
+        summary = load_scenario(client, scenario, progress_bar())
+    if args.json:
+        print(json.dumps({"stored": summary.stored, "duplicates": summary.duplicates,
+                          "rejected": summary.rejected}, indent=2))
+    else:
+        print(f"{scenario.path}: stored {summary.stored}, duplicates {summary.duplicates}, "
+              f"rejected {len(summary.rejected)}")
+        for item in summary.rejected:
+            where = f"line {item['line']}, " if item.get("line") else ""
+            label = item.get("where") or f"events[{item['index']}]"
+            print(f"  rejected {label} ({where}{item.get('type')} {item.get('event_id')}): {item['reason']}")
+    return 0
+
+
+def cmd_agreement(args: argparse.Namespace) -> int:
+    from google.protobuf.json_format import MessageToDict
+
+    with make_client(args) as client:
+        agreement = client.get_agreement(args.agreement_id)
+    print(json.dumps(MessageToDict(agreement, preserving_proto_field_name=True), indent=2))
+    return 0
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    from ledger.domain.codec import event_to_dict
+
+    with make_client(args) as client:
+        for _, event in client.read_log(args.after, follow=args.follow, agreement_id=args.agreement):
+            print(json.dumps(event_to_dict(event), separators=(",", ":")), flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from ledger.cli.reports import cmd_incident, cmd_report, cmd_restatement
+
+    args = build_parser().parse_args(argv)
+    handlers = {"serve": cmd_serve, "load": cmd_load, "incident": cmd_incident,
+                "agreement": cmd_agreement, "events": cmd_events, "report": cmd_report,
+                "restatement": cmd_restatement}
+    try:
+        return handlers[args.command](args)
+    except grpc.RpcError as exc:
+        from ledger.grpc.errors import decode_error
+
+        decoded = decode_error(exc)
+        print(f"sla-ledger {args.command}: {decoded['code']}: {decoded['message']}", file=sys.stderr)
+        for violation in decoded["field_violations"]:
+            print(f"  {violation['field']}: {violation['description']}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        return 130
+
+
+def demo_scenario_path() -> str:
+    return str(resources.files("ledger.demo").joinpath("herts-2026-10.json"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""`sla-ledger serve`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+import structlog
+
+from ledger.bootstrap import start_ledger
+from ledger.grpc.server import ServerConfig, ServerConfigError, install_signal_handlers
+
+HOW_TO_QUERY = """
+sla-ledger is serving on {target} (database {database}).
+Try:
+  sla-ledger report --agreement herts-converged --period 2026-10 --evaluated-at 2026-11-05T00:00:00Z
+  sla-ledger incident INC-1003 --evaluated-at 2026-11-05T00:00:00Z
+  sla-ledger events --from 0 | head
+  buf curl --schema proto --protocol grpc --http2-prior-knowledge \\
+    -d '{{"agreement_id":"herts-converged","period":"2026-10","evaluated_at":"2026-11-05T00:00:00Z"}}' \\
+    http://{target}/ledger.v1.ReportService/GetPeriodReport
+Stop with Ctrl-C.
+"""
+
+
+async def serve(args: argparse.Namespace) -> int:
+    _configure_logging()
+    log = structlog.get_logger("ledger.serve")
+    config = ServerConfig(listen=args.listen, principals=args.principals, tls_cert=args.tls_cert,
+                          tls_key=args.tls_key, tls_client_ca=args.tls_client_ca)
+    interceptors, stop_metrics = _observability(args.metrics_listen)
+    try:
+        ledger = await start_ledger(args.database, config, interceptors=interceptors)
+    except (ServerConfigError, ValueError) as exc:
+        print(f"sla-ledger serve: {exc}", file=sys.stderr)
+        return 2
+    install_signal_handlers(ledger.running, asyncio.get_running_loop())
+    host = args.listen.rsplit(":", 1)[0]
+    target = f"{host}:{ledger.port}"
+    if args.demo:
+        summary = await asyncio.to_thread(_load_demo, target)
+        log.info("demo scenario loaded", stored=summary.stored, duplicates=summary.duplicates,
+                 rejected=len(summary.rejected))
+    print(HOW_TO_QUERY.format(target=target, database=args.database), file=sys.stderr, flush=True)
+    try:
+        await ledger.running.wait_for_termination()
+    finally:
+        await ledger.stop()
+        stop_metrics()
+    return 0
+
+
+def _load_demo(target: str):  # type: ignore[no-untyped-def]
+    from ledger.adapters.scenario import read_scenario
+    from ledger.cli.load import load_scenario
+    from ledger.cli.main import demo_scenario_path
+    from ledger.client import LedgerClient
+
+    with LedgerClient(target) as client:
+        return load_scenario(client, read_scenario(demo_scenario_path()))
+
+
+def _configure_logging() -> None:
+    try:
+        from ledger.observability.logging import configure_logging
+    except ImportError:
+        return
+    configure_logging()
+
+
+def _observability(metrics_listen: str):  # type: ignore[no-untyped-def]
+    """Interceptors and the metrics listener, when the observability package is present."""
+    try:
+        from ledger.observability import wiring
+    except ImportError:
+        return [], lambda: None
+    return wiring.start(metrics_listen)

@@ -1,0 +1,188 @@
+"""A small typed client for partner systems.
+
+    client = LedgerClient("ledger.example:50051", token=os.environ["LEDGER_TOKEN"])
+    client.append([LedgerEvent(...)])
+
+It fills missing event_ids (once, before the first attempt, so a retried call
+carries the same keys), sets a deadline on every call, and retries
+UNAVAILABLE and ABORTED: safe because appends are idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import replace
+from typing import Any, TypeVar
+
+import grpc
+
+from ledger.application.ledger_service import AppendResult
+from ledger.domain.agreements import AgreementHistory, AgreementTerms
+from ledger.domain.events import LedgerEvent
+from ledger.grpc import convert
+from ledger.v1 import (
+    agreements_pb2,
+    agreements_pb2_grpc,
+    incidents_pb2,
+    incidents_pb2_grpc,
+    log_pb2,
+    log_pb2_grpc,
+    reports_pb2,
+    reports_pb2_grpc,
+)
+
+T = TypeVar("T")
+RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED)
+
+
+class LedgerClient:
+    def __init__(
+        self,
+        target: str,
+        *,
+        token: str | None = None,
+        root_certificates: bytes | None = None,
+        client_key: bytes | None = None,
+        client_certificate: bytes | None = None,
+        timeout: float = 30.0,
+        attempts: int = 5,
+        backoff: float = 0.2,
+    ) -> None:
+        options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+        if root_certificates is not None or client_certificate is not None:
+            credentials = grpc.ssl_channel_credentials(root_certificates, client_key, client_certificate)
+            self.channel = grpc.secure_channel(target, credentials, options)
+        else:
+            self.channel = grpc.insecure_channel(target, options)
+        self.metadata: list[tuple[str, str]] = []
+        if token:
+            self.metadata.append(("authorization", f"Bearer {token}"))
+        self.timeout = timeout
+        self.attempts = attempts
+        self.backoff = backoff
+        self.agreements = agreements_pb2_grpc.AgreementServiceStub(self.channel)
+        self.incidents = incidents_pb2_grpc.IncidentServiceStub(self.channel)
+        self.log = log_pb2_grpc.LogServiceStub(self.channel)
+        self.reports = reports_pb2_grpc.ReportServiceStub(self.channel)
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> LedgerClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _call(self, method: Callable[..., T], request: Any) -> T:
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return method(request, timeout=self.timeout, metadata=self.metadata)
+            except grpc.RpcError as exc:
+                if exc.code() not in RETRYABLE or attempt == self.attempts:  # type: ignore[attr-defined]
+                    raise
+                time.sleep(self.backoff * 2 ** (attempt - 1))
+        raise AssertionError("unreachable")
+
+    # -- agreements ------------------------------------------------------------
+    def register_agreement(self, agreement_id: str, effective_from: int, terms: AgreementTerms,
+                           event_id: str = "") -> AppendResult:
+        request = agreements_pb2.RegisterAgreementRequest(
+            event_id=event_id or str(uuid.uuid4()),
+            agreement=convert.agreement_to_proto_terms(agreement_id, effective_from, terms))
+        response = self._call(self.agreements.RegisterAgreement, request)
+        return AppendResult(request.event_id, response.position, response.duplicate)
+
+    def amend_agreement(self, agreement_id: str, effective_from: int, terms: AgreementTerms,
+                        event_id: str = "") -> AppendResult:
+        request = agreements_pb2.AmendAgreementRequest(
+            event_id=event_id or str(uuid.uuid4()), agreement_id=agreement_id,
+            effective_from=convert.micros_to_timestamp(effective_from),
+            terms=convert.terms_to_proto(terms))
+        response = self._call(self.agreements.AmendAgreement, request)
+        return AppendResult(request.event_id, response.position, response.duplicate)
+
+    def get_agreement(self, agreement_id: str) -> agreements_pb2.Agreement:
+        response = self._call(self.agreements.GetAgreement,
+                              agreements_pb2.GetAgreementRequest(agreement_id=agreement_id))
+        return response.agreement
+
+    # -- incidents -------------------------------------------------------------
+    def append(self, events: Sequence[LedgerEvent]) -> list[AppendResult]:
+        filled = [e if e.event_id else replace(e, event_id=str(uuid.uuid4())) for e in events]
+        request = incidents_pb2.AppendEventsRequest(events=[convert.event_to_proto(e) for e in filled])
+        response = self._call(self.incidents.AppendEvents, request)
+        return [AppendResult(r.event_id, r.position, r.duplicate) for r in response.results]
+
+    def append_proto(self, events: Sequence[Any]) -> list[AppendResult]:
+        request = incidents_pb2.AppendEventsRequest(events=list(events))
+        response = self._call(self.incidents.AppendEvents, request)
+        return [AppendResult(r.event_id, r.position, r.duplicate) for r in response.results]
+
+    def get_incident(self, incident_id: str) -> incidents_pb2.GetIncidentResponse:
+        return self._call(self.incidents.GetIncident,
+                          incidents_pb2.GetIncidentRequest(incident_id=incident_id))
+
+    def read_log(self, after: int = 0, *, follow: bool = False, agreement_id: str = "",
+                 incident_id: str = "", to_position: int = 0,
+                 timeout: float | None = None) -> Iterator[tuple[int, LedgerEvent]]:
+        """Yields (position, event). With follow the stream stays open; resume
+        after a disconnect by passing the last position received."""
+        request = log_pb2.ReadLogRequest(after_position=after, follow=follow,
+                                         agreement_id=agreement_id, incident_id=incident_id,
+                                         to_position=to_position)
+        stream = self.log.ReadLog(request, timeout=timeout if follow else (timeout or self.timeout),
+                                  metadata=self.metadata)
+        for message in stream:
+            recorded = message.event
+            event = convert.event_from_proto(recorded.event, "event")
+            yield recorded.position, replace(
+                event, position=recorded.position,
+                recorded_at=convert.timestamp_to_micros(recorded.recorded_at, "recorded_at"),
+                submitted_by=recorded.submitted_by)
+
+    # -- reports ---------------------------------------------------------------
+    def period_report(self, agreement_id: str, period: str, *, evaluated_at: int | None = None,
+                      as_recorded_position: int | None = None,
+                      as_recorded_instant: int | None = None) -> dict[str, Any]:
+        request = reports_pb2.GetPeriodReportRequest(agreement_id=agreement_id, period=period)
+        if evaluated_at is not None:
+            request.evaluated_at.CopyFrom(convert.micros_to_timestamp(evaluated_at))
+        if as_recorded_position is not None:
+            request.as_recorded_at.position = as_recorded_position
+        if as_recorded_instant is not None:
+            request.as_recorded_at.recorded_at.CopyFrom(convert.micros_to_timestamp(as_recorded_instant))
+        response = self._call(self.reports.GetPeriodReport, request)
+        result: dict[str, Any] = json.loads(response.report_json)
+        return result
+
+    def incident_sla(self, incident_id: str, *, evaluated_at: int | None = None,
+                     as_recorded_position: int | None = None) -> dict[str, Any]:
+        request = reports_pb2.GetIncidentSlaRequest(incident_id=incident_id)
+        if evaluated_at is not None:
+            request.evaluated_at.CopyFrom(convert.micros_to_timestamp(evaluated_at))
+        if as_recorded_position is not None:
+            request.as_recorded_at.position = as_recorded_position
+        response = self._call(self.reports.GetIncidentSla, request)
+        result: dict[str, Any] = json.loads(response.incident_json)
+        return result
+
+
+def history_of(agreement: agreements_pb2.Agreement) -> AgreementHistory:
+    """An AgreementHistory from GetAgreement's answer (for offline tools)."""
+    from ledger.domain.agreements import MaintenanceWindow, TermsVersion
+
+    versions = [TermsVersion(convert.timestamp_to_micros(agreement.effective_from, "effective_from"),
+                             convert.terms_from_proto(agreement.terms, "terms"), "", agreement.position)]
+    for amendment in agreement.amendments:
+        versions.append(TermsVersion(
+            convert.timestamp_to_micros(amendment.effective_from, "effective_from"),
+            convert.terms_from_proto(amendment.terms, "terms"), amendment.event_id, amendment.position))
+    windows = [MaintenanceWindow(w.event_id, w.service, convert.timestamp_to_micros(w.start, "start"),
+                                 convert.timestamp_to_micros(w.end, "end"),
+                                 convert.timestamp_to_micros(w.scheduled_at, "scheduled_at"), w.position)
+               for w in agreement.maintenance_windows]
+    return AgreementHistory(agreement.id, tuple(versions), tuple(windows))

@@ -1,0 +1,84 @@
+"""ReportService: thin adapter over ledger.application.reports."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import grpc
+
+from ledger.application.reports import Cut, ReportService, canonical_json
+from ledger.grpc import convert
+from ledger.grpc.auth import current_principal
+from ledger.grpc.errors import translate_errors
+from ledger.grpc.servicers import Executors
+from ledger.v1 import common_pb2, reports_pb2, reports_pb2_grpc
+
+
+def cut_from_proto(msg: Any, field: str) -> Cut | None:
+    which = msg.WhichOneof("cut")
+    if which == "position":
+        return Cut(position=msg.position)
+    if which == "recorded_at":
+        return Cut(recorded_at=convert.timestamp_to_micros(msg.recorded_at, f"{field}.recorded_at"))
+    return None
+
+
+def _money(raw: dict[str, Any]) -> common_pb2.Money:
+    return common_pb2.Money(currency=raw["currency"], minor_units=int(raw["minor_units"]))
+
+
+def report_to_proto(report: dict[str, Any]) -> reports_pb2.PeriodReport:
+    msg = reports_pb2.PeriodReport(
+        agreement_id=report["agreement"], period=report["period"],
+        recorded_position=report["recorded_position"],
+        credits_total=_money(report["credits_total"]), credit_cap=_money(report["credit_cap"]),
+        credits_by_provider={k: int(v) for k, v in report["credits_by_provider"].items()},
+    )
+    if "credits_uncapped" in report:
+        msg.credits_uncapped.CopyFrom(_money(report["credits_uncapped"]))
+    for level in report["service_levels"]:
+        msg.service_levels.append(reports_pb2.ServiceLevelResult(
+            id=level["id"], kind=level["kind"], objective=str(level["objective"]),
+            achieved=bool(level["achieved"]), attainment=level.get("attainment") or "",
+            met=level.get("met", 0), missed=level.get("missed", 0),
+            pending=level.get("pending", 0), excused=level.get("excused", 0),
+            scheduled_seconds=level.get("scheduled_seconds", ""),
+            downtime_seconds=level.get("downtime_seconds", ""),
+            availability=level.get("availability") or "",
+            shares={k: str(v) for k, v in level.get("shares", {}).items()},
+            credit=_money(level["credit"]),
+            credit_split={k: int(v) for k, v in level.get("credit_split", {}).items()},
+        ))
+    return msg
+
+
+class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
+    def __init__(self, reports: ReportService, executors: Executors) -> None:
+        self.reports = reports
+        self.executors = executors
+
+    @translate_errors
+    async def GetPeriodReport(self, request: Any, context: Any) -> Any:
+        principal = current_principal()
+        evaluated = (convert.timestamp_to_micros(request.evaluated_at, "evaluated_at")
+                     if request.HasField("evaluated_at") else None)
+        cut = cut_from_proto(request.as_recorded_at, "as_recorded_at") if request.HasField("as_recorded_at") else None
+        report = await self.executors.read(lambda: self.reports.period_report(
+            principal, request.agreement_id, request.period, evaluated, cut))
+        return reports_pb2.GetPeriodReportResponse(report_json=canonical_json(report),
+                                                   report=report_to_proto(report))
+
+    @translate_errors
+    async def GetIncidentSla(self, request: Any, context: Any) -> Any:
+        principal = current_principal()
+        evaluated = (convert.timestamp_to_micros(request.evaluated_at, "evaluated_at")
+                     if request.HasField("evaluated_at") else None)
+        cut = cut_from_proto(request.as_recorded_at, "as_recorded_at") if request.HasField("as_recorded_at") else None
+        view = await self.executors.read(lambda: self.reports.incident_view(
+            principal, request.incident_id, evaluated, cut))
+        return reports_pb2.GetIncidentSlaResponse(incident_json=canonical_json(view))
+
+
+def register_reports(server: grpc.aio.Server, reports: ReportService, executors: Executors) -> list[str]:
+    reports_pb2_grpc.add_ReportServiceServicer_to_server(ReportServicer(reports, executors), server)
+    return [reports_pb2.DESCRIPTOR.services_by_name["ReportService"].full_name]

@@ -1,0 +1,280 @@
+"""Thin gRPC servicers: authenticate (via the interceptor), convert, call the
+application service off the event loop, convert back. No rules here."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import uuid
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import grpc
+
+from ledger.application.incidents import IncidentSummary, summarise
+from ledger.application.ledger_service import LedgerService
+from ledger.application.log_feed import LogFeed
+from ledger.domain.errors import InvalidArgument
+from ledger.grpc import convert
+from ledger.grpc.auth import current_principal
+from ledger.grpc.errors import translate_errors
+from ledger.v1 import (
+    agreements_pb2,
+    agreements_pb2_grpc,
+    incidents_pb2,
+    incidents_pb2_grpc,
+    log_pb2,
+    log_pb2_grpc,
+)
+
+T = TypeVar("T")
+_STATUS = {"open": 1, "resolved": 2, "closed": 3, "voided": 4}
+_STATUS_NAMES = {v: k for k, v in _STATUS.items()}
+
+
+class Executors:
+    """One writer thread (appends are serialised, batches never interleave)
+    and a small reader pool."""
+
+    def __init__(self, readers: int = 4) -> None:
+        self.writer = ThreadPoolExecutor(1, thread_name_prefix="ledger-writer")
+        self.readers = ThreadPoolExecutor(readers, thread_name_prefix="ledger-reader")
+
+    async def write(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.writer, fn)
+
+    async def read(self, fn: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self.readers, fn)
+
+    def shutdown(self) -> None:
+        self.writer.shutdown(wait=True)
+        self.readers.shutdown(wait=True)
+
+
+def _page(size: int) -> int:
+    if size < 0:
+        raise InvalidArgument("page_size", "must not be negative")
+    return min(size or 100, 1000)
+
+
+def _encode_token(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode()).decode()
+
+
+def _decode_token(token: str) -> str:
+    if not token:
+        return ""
+    try:
+        return base64.urlsafe_b64decode(token.encode()).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidArgument("page_token", "is not a token this server issued") from None
+
+
+class AgreementServicer(agreements_pb2_grpc.AgreementServiceServicer):
+    def __init__(self, service: LedgerService, executors: Executors) -> None:
+        self.service = service
+        self.executors = executors
+
+    @translate_errors
+    async def RegisterAgreement(self, request: Any, context: Any) -> Any:
+        principal = current_principal()
+        principal.require_admin("register agreements")
+        agreement = request.agreement
+        if not agreement.id:
+            raise InvalidArgument("agreement.id", "is required")
+        if not agreement.HasField("effective_from"):
+            raise InvalidArgument("agreement.effective_from", "is required")
+        terms = convert.terms_from_proto(agreement.terms, "agreement.terms")
+        effective_from = convert.timestamp_to_micros(agreement.effective_from, "agreement.effective_from")
+        event_id = request.event_id or str(uuid.uuid5(uuid.NAMESPACE_URL, f"agreement:{agreement.id}"))
+        result = await self.executors.write(lambda: self.service.register_agreement(
+            principal, event_id, agreement.id, effective_from, terms))
+        return agreements_pb2.RegisterAgreementResponse(position=result.position, duplicate=result.duplicate)
+
+    @translate_errors
+    async def AmendAgreement(self, request: Any, context: Any) -> Any:
+        principal = current_principal()
+        principal.require_admin("amend agreements")
+        if not request.event_id:
+            raise InvalidArgument("event_id", "is required")
+        if not request.HasField("effective_from"):
+            raise InvalidArgument("effective_from", "is required")
+        history = await self.executors.read(
+            lambda: self.service.visible_agreement(principal, request.agreement_id))
+        current = convert.terms_to_proto(history.current)
+        paths = list(request.update_mask.paths)
+        if paths:
+            for path in paths:
+                if path not in current.DESCRIPTOR.fields_by_name:
+                    raise InvalidArgument("update_mask", f"unknown field {path!r}")
+                current.ClearField(path)
+            merged = current
+            for path in paths:
+                field = current.DESCRIPTOR.fields_by_name[path]
+                value = getattr(request.terms, path)
+                if field.label == field.LABEL_REPEATED:
+                    getattr(merged, path).extend(value)
+                elif field.message_type is not None:
+                    if request.terms.HasField(path):
+                        getattr(merged, path).CopyFrom(value)
+                else:
+                    setattr(merged, path, value)
+        else:
+            merged = request.terms
+        terms = convert.terms_from_proto(merged, "terms")
+        effective_from = convert.timestamp_to_micros(request.effective_from, "effective_from")
+        result = await self.executors.write(lambda: self.service.amend_agreement(
+            principal, request.event_id, request.agreement_id, effective_from, terms))
+        return agreements_pb2.AmendAgreementResponse(position=result.position, duplicate=result.duplicate)
+
+    @translate_errors
+    async def GetAgreement(self, request: Any, context: Any) -> Any:
+        principal = current_principal()
+        history = await self.executors.read(
+            lambda: self.service.visible_agreement(principal, request.agreement_id))
+        return agreements_pb2.GetAgreementResponse(agreement=convert.agreement_to_proto(history))
+
+    @translate_errors
+    async def ListAgreements(self, request: Any, context: Any) -> Any:
+        principal = current_principal()
+        size, after = _page(request.page_size), _decode_token(request.page_token)
+
+        def run() -> Any:
+            ids = [i for i in self.service.agreement_ids(principal) if i > after]
+            page = ids[:size]
+            response = agreements_pb2.ListAgreementsResponse(
+                agreements=[convert.agreement_to_proto(h) for i in page
+                            if (h := self.service.agreement(i)) is not None])
+            if len(ids) > size:
+                response.next_page_token = _encode_token(page[-1])
+            return response
+
+        return await self.executors.read(run)
+
+
+def summary_to_proto(summary: IncidentSummary) -> incidents_pb2.Incident:
+    return incidents_pb2.Incident(
+        incident_id=summary.incident_id, agreement_id=summary.agreement_id,
+        service=summary.service, priority=convert.priority_value(summary.priority),  # type: ignore[arg-type]
+        status=_STATUS[summary.status],  # type: ignore[arg-type]
+        opened_at=convert.micros_to_timestamp(summary.opened_at), custody=summary.custody,
+        paused=summary.paused, root_cause=summary.root_cause, last_position=summary.last_position,
+    )
+
+
+class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
+    def __init__(self, service: LedgerService, executors: Executors) -> None:
+        self.service = service
+        self.executors = executors
+
+    @translate_errors
+    async def AppendEvents(self, request: Any, context: Any) -> Any:
+        principal = current_principal()
+        if not request.events:
+            raise InvalidArgument("events", "at least one event is required")
+        events = [convert.event_from_proto(m, f"events[{i}]") for i, m in enumerate(request.events)]
+        results = await self.executors.write(lambda: self.service.append(principal, events))
+        return incidents_pb2.AppendEventsResponse(results=[
+            incidents_pb2.AppendResult(event_id=r.event_id, position=r.position, duplicate=r.duplicate)
+            for r in results])
+
+    @translate_errors
+    async def GetIncident(self, request: Any, context: Any) -> Any:
+        principal = current_principal()
+        events = await self.executors.read(
+            lambda: self.service.incident_events(principal, request.incident_id))
+        summary = summarise(events)
+        from ledger.domain.timeline import effective_timeline, timeline_key
+
+        retracted = effective_timeline(events).retracted_ids
+        return incidents_pb2.GetIncidentResponse(
+            incident=summary_to_proto(summary),
+            timeline=[incidents_pb2.TimelineEntry(recorded=convert.recorded_to_proto(e),
+                                                  retracted=e.event_id in retracted)
+                      for e in sorted(events, key=timeline_key)])
+
+    @translate_errors
+    async def ListIncidents(self, request: Any, context: Any) -> Any:
+        principal = current_principal()
+        size, after = _page(request.page_size), _decode_token(request.page_token)
+        status = _STATUS_NAMES.get(request.status)
+        opened_from = (convert.timestamp_to_micros(request.opened_from, "opened_from")
+                       if request.HasField("opened_from") else None)
+        opened_to = (convert.timestamp_to_micros(request.opened_to, "opened_to")
+                     if request.HasField("opened_to") else None)
+
+        def keep(s: IncidentSummary) -> bool:
+            return ((status is None or s.status == status)
+                    and (opened_from is None or s.opened_at >= opened_from)
+                    and (opened_to is None or s.opened_at < opened_to)
+                    and (not request.custody or s.custody == request.custody))
+
+        def run() -> Any:
+            ids = [i for i in self.service.incident_ids(principal, request.agreement_id or None) if i > after]
+            found: list[IncidentSummary] = []
+            last = ""
+            for incident_id in ids:
+                last = incident_id
+                summary = summarise(self.service.incident_events(principal, incident_id))
+                if keep(summary):
+                    found.append(summary)
+                    if len(found) == size:
+                        break
+            response = incidents_pb2.ListIncidentsResponse(incidents=[summary_to_proto(s) for s in found])
+            if len(found) == size and last != ids[-1]:
+                response.next_page_token = _encode_token(last)
+            return response
+
+        return await self.executors.read(run)
+
+
+class LogServicer(log_pb2_grpc.LogServiceServicer):
+    def __init__(self, service: LedgerService, executors: Executors, feed: LogFeed,
+                 poll_seconds: float = 1.0) -> None:
+        self.service = service
+        self.executors = executors
+        self.feed = feed
+        self.poll_seconds = poll_seconds
+
+    @translate_errors
+    async def ReadLog(self, request: Any, context: Any) -> AsyncIterator[Any]:
+        principal = current_principal()
+        if request.after_position < 0 or request.to_position < 0:
+            raise InvalidArgument("after_position", "positions are not negative")
+        if request.agreement_id:
+            await self.executors.read(
+                lambda: self.service.visible_agreement(principal, request.agreement_id))
+        visible = self.service.visible_filter(principal)
+        after = request.after_position
+        upto = request.to_position or None
+        while True:
+            batch = await self.executors.read(
+                lambda a=after: self.service.store.read_log(a, 500, upto))  # type: ignore[misc]
+            for event in batch:
+                after = event.position
+                if request.agreement_id and event.agreement_id != request.agreement_id:
+                    continue
+                if request.incident_id and event.incident_id != request.incident_id:
+                    continue
+                if visible(event):
+                    yield log_pb2.ReadLogResponse(event=convert.recorded_to_proto(event))
+            if len(batch) == 500:
+                continue
+            if not request.follow or (upto is not None and after >= upto):
+                return
+            if context.cancelled() if hasattr(context, "cancelled") else False:
+                return
+            await self.feed.wait_beyond(after, self.poll_seconds)
+
+
+def register_all(server: grpc.aio.Server, service: LedgerService, executors: Executors,
+                 feed: LogFeed) -> list[str]:
+    agreements_pb2_grpc.add_AgreementServiceServicer_to_server(AgreementServicer(service, executors), server)
+    incidents_pb2_grpc.add_IncidentServiceServicer_to_server(IncidentServicer(service, executors), server)
+    log_pb2_grpc.add_LogServiceServicer_to_server(LogServicer(service, executors, feed), server)
+    return [
+        agreements_pb2.DESCRIPTOR.services_by_name["AgreementService"].full_name,
+        incidents_pb2.DESCRIPTOR.services_by_name["IncidentService"].full_name,
+        log_pb2.DESCRIPTOR.services_by_name["LogService"].full_name,
+    ]
