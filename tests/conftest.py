@@ -1,0 +1,83 @@
+"""Shared fixtures: `database_url` (every store test runs on SQLite and on
+PostgreSQL) and a fake clock (no test reads the wall clock).
+
+PostgreSQL: PG_URL (default postgresql://postgres@127.0.0.1:5432/test) must be
+reachable; otherwise the postgres params are skipped, unless
+SLA_LEDGER_REQUIRE_POSTGRES=1 (as CI sets), in which case they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from ledger.domain.instants import parse_instant
+
+PG_URL = os.environ.get("SLA_LEDGER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+REQUIRE_POSTGRES = os.environ.get("SLA_LEDGER_REQUIRE_POSTGRES") == "1"
+
+
+def _pg_connect():  # type: ignore[no-untyped-def]
+    import psycopg
+
+    return psycopg.connect(PG_URL, autocommit=True, connect_timeout=5)
+
+
+def _pg_unavailable(exc: Exception) -> None:
+    message = f"PostgreSQL unreachable at {PG_URL}: {exc}"
+    if REQUIRE_POSTGRES:
+        pytest.fail(f"{message} (SLA_LEDGER_REQUIRE_POSTGRES=1)", pytrace=False)
+    pytest.skip(f"{message}; set SLA_LEDGER_REQUIRE_POSTGRES=1 to make this a failure")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL for open_store naming an empty database private to this test."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'ledger.db'}"  # absolute path: sqlite:////tmp/...
+        return
+    try:
+        conn = _pg_connect()
+    except Exception as exc:  # psycopg.OperationalError, missing driver, ...
+        _pg_unavailable(exc)
+    schema = f"t_{uuid.uuid4().hex}"
+    with conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    try:
+        yield f"{PG_URL}?schema={schema}"
+    finally:
+        with _pg_connect() as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+class FakeClock:
+    """A settable clock in epoch microseconds, the ledger's instant unit."""
+
+    def __init__(self, now: int) -> None:
+        self.now = now
+
+    def __call__(self) -> int:
+        return self.now
+
+    def set(self, instant: str) -> None:
+        self.now = parse_instant(instant)
+
+    def advance(self, micros: int) -> None:
+        self.now += micros
+
+
+FIXED_NOW = "2026-11-05T00:00:00Z"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(parse_instant(FIXED_NOW))
+
+
+@pytest.fixture
+def make_clock() -> Callable[[str], FakeClock]:
+    return lambda instant: FakeClock(parse_instant(instant))
