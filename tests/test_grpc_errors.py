@@ -207,7 +207,7 @@ def test_decode_error_without_details() -> None:
         def trailing_metadata(self) -> tuple[()]:
             return ()
 
-    assert decode_error(Plain()) == {
+    assert dict(decode_error(Plain())) == {
         "code": "UNAVAILABLE",
         "message": "connection refused",
         "field_violations": [],

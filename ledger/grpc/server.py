@@ -205,8 +205,10 @@ async def build_server(
         else:
             port = server.add_secure_port(config.listen, credentials)
     except RuntimeError as exc:  # grpc raises RuntimeError when it cannot bind
+        await server.stop(None)
         raise ServerConfigError(f"cannot listen on {config.listen!r}: {exc}") from exc
     if port == 0 and not config.listen.startswith("unix"):
+        await server.stop(None)
         raise ServerConfigError(f"cannot listen on {config.listen!r} (address in use?)")
 
     for name in services:
