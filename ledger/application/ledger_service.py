@@ -235,8 +235,10 @@ class LedgerService:
             pending.setdefault(name, []).append(event)
             plan.append((index, name))
         writes = [
+            # Hash the content as submitted (before the ledger filled in the
+            # agreement id), so a re-sent event is recognised as identical.
             StreamWrite(name, self._stream_uuid(name), len(base[name]), tuple(new),
-                        tuple(content_hash(e) for e in new))
+                        tuple(batch_hashes[e.event_id] for e in new))
             for name, new in pending.items()
         ]
         positions: list[int] = []

@@ -1,0 +1,39 @@
+"""A real ledger gRPC server on an ephemeral port, for end-to-end tests.
+
+The server's asyncio loop runs in a background thread so tests can use the
+synchronous client exactly as partner systems do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from ledger.bootstrap import Ledger, start_ledger
+from ledger.client import LedgerClient
+from ledger.grpc.server import ServerConfig
+
+
+@contextmanager
+def running_ledger(database: str, clock: Callable[[], int],
+                   config: ServerConfig | None = None) -> Iterator[tuple[Ledger, str]]:
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    cfg = config or ServerConfig(listen="127.0.0.1:0")
+    ledger = asyncio.run_coroutine_threadsafe(start_ledger(database, cfg, clock=clock), loop).result(30)
+    try:
+        yield ledger, f"127.0.0.1:{ledger.port}"
+    finally:
+        asyncio.run_coroutine_threadsafe(ledger.stop(1.0), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+@contextmanager
+def ledger_client(database: str, clock: Callable[[], int]) -> Iterator[tuple[Ledger, LedgerClient]]:
+    with running_ledger(database, clock) as (ledger, target), LedgerClient(target, timeout=30) as client:
+        yield ledger, client
