@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 import grpc
 import pytest
 import structlog
+from google.protobuf import descriptor_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -23,6 +24,7 @@ from ledger.grpc.server import (
     install_signal_handlers,
     is_loopback,
 )
+from ledger.v1 import log_pb2, log_pb2_grpc
 
 T = TypeVar("T")
 SERVING = health_pb2.HealthCheckResponse.SERVING
@@ -300,3 +302,31 @@ def test_sigterm_drains_and_a_second_signal_stops_at_once() -> None:
     draining, cut = _run(scenario())
     assert draining == NOT_SERVING
     assert cut in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
+
+
+def test_reflection_serves_ledger_descriptors_for_buf_curl() -> None:
+    service = log_pb2.DESCRIPTOR.services_by_name["LogService"].full_name
+
+    def register(server: Any) -> list[str]:
+        unimplemented = log_pb2_grpc.LogServiceServicer()  # type: ignore[abstract]
+        log_pb2_grpc.add_LogServiceServicer_to_server(unimplemented, server)
+        return [service]
+
+    async def scenario() -> list[str]:
+        running = await build_server(ServerConfig(listen="127.0.0.1:0"), register)
+        try:
+            async with _channel(running) as channel:
+                stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+
+                async def requests() -> AsyncIterator[reflection_pb2.ServerReflectionRequest]:
+                    yield reflection_pb2.ServerReflectionRequest(file_containing_symbol=service)
+
+                files: list[str] = []
+                async for reply in stub.ServerReflectionInfo(requests(), timeout=10):
+                    for raw in reply.file_descriptor_response.file_descriptor_proto:
+                        files.append(descriptor_pb2.FileDescriptorProto.FromString(raw).name)
+                return files
+        finally:
+            await running.stop(0)
+
+    assert "ledger/v1/log.proto" in _run(scenario())
