@@ -340,8 +340,7 @@ SLA_FAMILIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "ledger_sla_achieved": ("gauge", "1 if the service level is achieved so far, else 0.", _SL),
     "ledger_sla_breaches": (
         "gauge",
-        "Breaches this period: missed incidents (response/resolution), 1 if not achieved"
-        " (availability).",
+        "Breaches this period: missed incidents (response/resolution), 1 if not achieved (availability).",
         _SL,
     ),
     "ledger_sla_incidents_at_risk": (
@@ -574,8 +573,7 @@ class LedgerMetrics:
         )
         self.grpc_handling_seconds = Histogram(
             "grpc_server_handling_seconds",
-            "Histogram of response latency (seconds) of gRPC that had been application-level"
-            " handled by the server.",
+            "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
             grpc_labels,
             buckets=GRPC_HANDLING_BUCKETS,
             registry=r,
@@ -684,34 +682,36 @@ class LedgerMetrics:
 
     # ---------------------------------------------------------------- write side
 
+    def record_stored(self, event_types: Sequence[str], log_size: int | None = None) -> None:
+        """Events the log gained in one commit (any write: service events, agreements,
+        maintenance), and the log size (last position) after it."""
+        for event_type in event_types:
+            self.events_appended.labels(self._event_type(event_type)).inc()
+        if log_size is not None:
+            self.log_size.set(log_size)
+
     def record_append(
         self,
-        appended_types: Sequence[str],
         *,
+        batch_size: int,
+        duration_seconds: float,
         duplicate_types: Sequence[str] = (),
         rejected: Sequence[tuple[str, str]] = (),
-        duration_seconds: float | None = None,
-        log_size: int | None = None,
     ) -> None:
-        """One append call: the types of the events stored and of the duplicates,
-        the (type, reason) of refused events (reason: a rule id, or a message that
-        starts with one, ``"rule_id: text"``), the call's duration and the log
-        size after it."""
-        for event_type in appended_types:
-            self.events_appended.labels(self._event_type(event_type)).inc()
+        """One append call (AppendEvents): how many events it carried, how long it
+        took, the types of the re-sent duplicates it answered, and the
+        (type, reason) of refused events. ``reason`` is a rule id, or a message
+        that starts with one (``"not_paused: clock_resumed while not paused"``).
+        The stored events are reported by ``record_stored``."""
         for event_type in duplicate_types:
             self.events_duplicate.labels(self._event_type(event_type)).inc()
         for event_type, reason in rejected:
             self.events_rejected.labels(
                 self._event_type(event_type), self._reason(rejection_reason(reason))
             ).inc()
-        size = len(appended_types) + len(duplicate_types) + len(rejected)
-        if size:
-            self.append_batch_size.observe(size)
-        if duration_seconds is not None:
-            self.append_duration.observe(duration_seconds)
-        if log_size is not None:
-            self.log_size.set(log_size)
+        if batch_size > 0:
+            self.append_batch_size.observe(batch_size)
+        self.append_duration.observe(duration_seconds)
 
     def set_log_size(self, events: int) -> None:
         self.log_size.set(events)

@@ -1,0 +1,174 @@
+"""How ``sla-ledger serve`` plugs observability into a running ledger.
+
+Two calls, both optional for the rest of the code base::
+
+    interceptors, stop_metrics = wiring.start(args.metrics_listen)
+    ledger = await start_ledger(database, config, interceptors=interceptors)
+    wiring.instrument(ledger)      # append metrics, log size, SLA figures
+    ...
+    stop_metrics()
+
+``instrument`` only relies on what ``ledger.bootstrap.Ledger`` exposes
+(``service``: the LedgerService with ``append``/``on_stored``/``agreement_ids``/
+``agreement``/``clock``; ``store``) and leaves the application code untouched.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import grpc
+import structlog
+
+from ledger.domain.access import Principal
+from ledger.domain.errors import DomainError, TimelineViolation
+from ledger.observability.grpc_interceptor import ObservabilityInterceptor
+from ledger.observability.metrics import (
+    UNKNOWN,
+    AgreementSnapshot,
+    LedgerMetrics,
+    SlaSource,
+    ledger_grpc_methods,
+    snapshot_from_report,
+    start_metrics_server,
+)
+
+log = structlog.get_logger("ledger.observability")
+
+#: How long SLA figures computed for a scrape are reused.
+SLA_CACHE_SECONDS = 30.0
+#: Who the SLA collector reads reports as (reads everything, writes nothing).
+METRICS_PRINCIPAL = Principal(name="metrics", org="", role="auditor")
+
+_active: dict[str, LedgerMetrics] = {}
+_INDEX = re.compile(r"events\[(\d+)\]")
+
+
+def start(
+    metrics_listen: str, metrics: LedgerMetrics | None = None
+) -> tuple[list[grpc.aio.ServerInterceptor], Callable[[], None]]:
+    """Create the metrics, serve them on ``metrics_listen`` and return the server
+    interceptors (install them outermost) and a function that stops the listener."""
+    m = metrics if metrics is not None else LedgerMetrics(sla_cache_seconds=SLA_CACHE_SECONDS)
+    m.initialize_grpc_methods(ledger_grpc_methods())
+    server = start_metrics_server(metrics_listen, m.registry)
+    log.info(
+        "metrics listening", url=f"http://{metrics_listen.rsplit(':', 1)[0]}:{server.port}/metrics"
+    )
+    _active["metrics"] = m
+
+    def stop() -> None:
+        server.close()
+        if _active.get("metrics") is m:
+            del _active["metrics"]
+
+    return [ObservabilityInterceptor(m)], stop
+
+
+def active_metrics() -> LedgerMetrics | None:
+    """The metrics ``start`` created (None when it was not called)."""
+    return _active.get("metrics")
+
+
+def instrument(ledger: Any, metrics: LedgerMetrics | None = None, reports: Any = None) -> None:
+    """Report the ledger's appends, log size and SLA figures to ``metrics``
+    (default: those of ``start``; nothing happens if there are none).
+
+    ``reports``: the application's ReportService (default: one over ``ledger.store``).
+    """
+    m = metrics if metrics is not None else _active.get("metrics")
+    if m is None:
+        return
+    service = ledger.service
+    m.set_log_size(ledger.store.max_position())
+    _observe_stored(service, m)
+    _observe_appends(service, m)
+    if reports is None:
+        # Imported by name so this package type-checks without the application layer.
+        module = importlib.import_module("ledger.application.reports")
+        reports = module.ReportService(ledger.store, service.clock)
+    m.set_sla_source(sla_source(reports, service))
+
+
+def _observe_stored(service: Any, m: LedgerMetrics) -> None:
+    previous = service.on_stored
+
+    def on_stored(events: Sequence[Any]) -> None:
+        if previous is not None:
+            previous(events)
+        m.record_stored([e.type for e in events], log_size=events[-1].position if events else None)
+
+    service.on_stored = on_stored
+
+
+def rejection_of(events: Sequence[Any], exc: DomainError) -> tuple[str, str]:
+    """(type of the refused event, rule id) of a refused append."""
+    if isinstance(exc, TimelineViolation):
+        reason = exc.rule
+    else:
+        reason = re.sub(r"(?<!^)(?=[A-Z])", "_", type(exc).__name__).lower()
+    index = getattr(exc, "index", None)
+    if index is None:
+        found = _INDEX.search(str(getattr(exc, "field", "")) or str(exc))
+        index = int(found.group(1)) if found else None
+    event_type = events[index].type if index is not None and 0 <= index < len(events) else UNKNOWN
+    return event_type, reason
+
+
+def _observe_appends(service: Any, m: LedgerMetrics) -> None:
+    append = service.append
+
+    def observed_append(principal: Any, events: Sequence[Any]) -> Any:
+        started = time.perf_counter()
+        try:
+            results = append(principal, events)
+        except DomainError as exc:
+            m.record_append(
+                batch_size=len(events),
+                duration_seconds=time.perf_counter() - started,
+                rejected=[rejection_of(events, exc)],
+            )
+            raise
+        duplicate_ids = {r.event_id for r in results if r.duplicate}
+        m.record_append(
+            batch_size=len(events),
+            duration_seconds=time.perf_counter() - started,
+            duplicate_types=[e.type for e in events if e.event_id in duplicate_ids],
+        )
+        return results
+
+    service.append = observed_append
+
+
+def current_period(timezone: str, now_micros: int) -> str:
+    """``YYYY-MM`` of the calendar month containing ``now`` in ``timezone``."""
+    instant = datetime.fromtimestamp(now_micros / 1_000_000, tz=UTC)
+    return instant.astimezone(ZoneInfo(timezone)).strftime("%Y-%m")
+
+
+def sla_source(reports: Any, service: Any) -> SlaSource:
+    """The current period's report of every agreement, as SLA snapshots."""
+
+    def read() -> list[AgreementSnapshot]:
+        now = service.clock()
+        snapshots = []
+        for agreement_id in service.agreement_ids(METRICS_PRINCIPAL):
+            history = service.agreement(agreement_id)
+            if history is None:
+                continue
+            period = current_period(history.current.timezone, now)
+            try:
+                report = reports.period_report(METRICS_PRINCIPAL, agreement_id, period, now, None)
+            except DomainError as exc:
+                log.debug("no SLA figures", agreement=agreement_id, period=period, error=str(exc))
+                continue
+            snapshots.append(snapshot_from_report(report))
+        return snapshots
+
+    return read
