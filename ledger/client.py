@@ -82,7 +82,7 @@ class LedgerClient:
             try:
                 return method(request, timeout=self.timeout, metadata=self.metadata)
             except grpc.RpcError as exc:
-                if exc.code() not in RETRYABLE or attempt == self.attempts:  # type: ignore[attr-defined]
+                if exc.code() not in RETRYABLE or attempt == self.attempts:
                     raise
                 time.sleep(self.backoff * 2 ** (attempt - 1))
         raise AssertionError("unreachable")
@@ -108,7 +108,8 @@ class LedgerClient:
     def get_agreement(self, agreement_id: str) -> agreements_pb2.Agreement:
         response = self._call(self.agreements.GetAgreement,
                               agreements_pb2.GetAgreementRequest(agreement_id=agreement_id))
-        return response.agreement
+        agreement: agreements_pb2.Agreement = response.agreement
+        return agreement
 
     # -- incidents -------------------------------------------------------------
     def append(self, events: Sequence[LedgerEvent]) -> list[AppendResult]:
@@ -123,8 +124,9 @@ class LedgerClient:
         return [AppendResult(r.event_id, r.position, r.duplicate) for r in response.results]
 
     def get_incident(self, incident_id: str) -> incidents_pb2.GetIncidentResponse:
-        return self._call(self.incidents.GetIncident,
-                          incidents_pb2.GetIncidentRequest(incident_id=incident_id))
+        response: incidents_pb2.GetIncidentResponse = self._call(
+            self.incidents.GetIncident, incidents_pb2.GetIncidentRequest(incident_id=incident_id))
+        return response
 
     def read_log(self, after: int = 0, *, follow: bool = False, agreement_id: str = "",
                  incident_id: str = "", to_position: int = 0,

@@ -87,9 +87,9 @@ def test_bad_report_requests_answer_precisely(database_url: str) -> None:
     with ledger_client(database_url, fixed_clock) as (_, client):
         load_scenario(client, read_scenario(SCENARIO))
         cases = [
-            (dict(agreement_id="nope", period="2026-10"), grpc.StatusCode.NOT_FOUND),
-            (dict(agreement_id="herts-converged", period="2026-13"), grpc.StatusCode.INVALID_ARGUMENT),
-            (dict(agreement_id="herts-converged", period="2026-10", as_recorded_position=10_000),
+            ({"agreement_id": "nope", "period": "2026-10"}, grpc.StatusCode.NOT_FOUND),
+            ({"agreement_id": "herts-converged", "period": "2026-13"}, grpc.StatusCode.INVALID_ARGUMENT),
+            ({"agreement_id": "herts-converged", "period": "2026-10", "as_recorded_position": 10_000},
              grpc.StatusCode.OUT_OF_RANGE),
         ]
         for kwargs, code in cases:

@@ -78,7 +78,7 @@ class EventStore:
         self.is_postgres = isinstance(recorder, PostgresLedgerRecorder)
         events = "ledger_events" if self.is_postgres else "stored_events"
         if self.is_postgres:
-            schema = recorder.datastore.schema
+            schema = getattr(recorder.datastore, "schema", "public")
             events = f'"{schema}".{events}'
             self.log_table = f'"{schema}".{LOG_TABLE}'
         else:
@@ -88,16 +88,18 @@ class EventStore:
             f"FROM {self.log_table} l JOIN {events} e ON e.originator_id = l.originator_id "
             "AND e.originator_version = l.originator_version "
         )
-        self._sql_stream = f"SELECT l.position, e.state {join} WHERE l.originator_id = ? ORDER BY l.originator_version"
-        self._sql_log = f"SELECT l.position, e.state {join} WHERE l.position > ? AND l.position <= ? ORDER BY l.position LIMIT ?"
-        self._sql_agreement = f"SELECT l.position, e.state {join} WHERE l.agreement_id = ? AND l.position <= ? ORDER BY l.position"
+        select = f"SELECT l.position, e.state {join}"
+        self._sql_stream = f"{select} WHERE l.originator_id = ? ORDER BY l.originator_version"
+        self._sql_log = f"{select} WHERE l.position > ? AND l.position <= ? ORDER BY l.position LIMIT ?"
+        self._sql_agreement = f"{select} WHERE l.agreement_id = ? AND l.position <= ? ORDER BY l.position"
         self._write_lock = threading.Lock()
 
     # -- reads ---------------------------------------------------------------
     @contextmanager
     def cursor(self) -> Iterator[Any]:
         if self.is_postgres:
-            with self.recorder.datastore.get_connection() as conn, conn.cursor() as curs:
+            datastore: Any = self.recorder.datastore
+            with datastore.get_connection() as conn, conn.cursor() as curs:
                 yield curs
         else:
             with self.recorder.datastore.transaction(commit=False) as curs:

@@ -187,7 +187,7 @@ class LedgerService:
                 raise PermissionDenied(f"events[{index}].actor: {exc}") from None
             if not event.event_id:
                 raise InvalidArgument(f"events[{index}].event_id", "is required")
-            if not isinstance(event.payload, ev.INCIDENT_EVENT_TYPES + (ev.MaintenanceScheduled,)):
+            if not isinstance(event.payload, (*ev.INCIDENT_EVENT_TYPES, ev.MaintenanceScheduled)):
                 raise InvalidArgument(f"events[{index}]", f"{event.type} is not a service event")
             prepared.append(replace(event, actor=actor, submitted_by=principal.name, position=0))
         for _ in range(MAX_ATTEMPTS):
@@ -229,10 +229,10 @@ class LedgerService:
                 plan.append((index, ""))
                 continue
             batch_hashes[event.event_id] = digest
-            event = self._check(principal, index, event, now, base, pending)
-            events[index] = event
-            name = self._stream_name(event)
-            pending.setdefault(name, []).append(event)
+            checked = self._check(principal, index, event, now, base, pending)
+            events[index] = checked
+            name = self._stream_name(checked)
+            pending.setdefault(name, []).append(checked)
             plan.append((index, name))
         writes = [
             # Hash the content as submitted (before the ledger filled in the
@@ -253,8 +253,9 @@ class LedgerService:
         stored_groups = []
         for write in writes:
             count = len(write.events)
-            by_event.update({e.event_id: p for e, p in zip(write.events, positions[cursor:cursor + count], strict=True)})
-            stored_groups.append((write.name, base[write.name], list(write.events), positions[cursor:cursor + count]))
+            chunk = positions[cursor : cursor + count]
+            by_event.update({e.event_id: p for e, p in zip(write.events, chunk, strict=True)})
+            stored_groups.append((write.name, base[write.name], list(write.events), chunk))
             cursor += count
         self._stored(stored_groups)
         results = []

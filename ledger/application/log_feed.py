@@ -8,6 +8,7 @@ written by another process sharing the database.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 
 class LogFeed:
@@ -20,8 +21,7 @@ class LogFeed:
         self.loop.call_soon_threadsafe(self._advance, position)
 
     def _advance(self, position: int) -> None:
-        if position > self.last_position:
-            self.last_position = position
+        self.last_position = max(self.last_position, position)
         self._changed.set()
         self._changed = asyncio.Event()
 
@@ -29,7 +29,5 @@ class LogFeed:
         if self.last_position > position:
             return
         changed = self._changed
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(changed.wait(), timeout)
-        except TimeoutError:
-            pass

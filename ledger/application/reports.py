@@ -93,6 +93,38 @@ class ReportService:
         when = self.clock() if evaluated_at is None else evaluated_at
         return compute_incident_view(history, stream, when, upto)
 
+    def clocks_at_risk(self, principal: Principal, agreement_id: str | None,
+                       evaluated_at: int | None) -> list[dict[str, Any]]:
+        """Running clocks (pending outcome) ordered by due_at, for live operations."""
+        from ledger.adapters.eventstore import incident_stream
+
+        when = self.clock() if evaluated_at is None else evaluated_at
+        upto = self.store.max_position()
+        if agreement_id:
+            agreements = [agreement_id]
+        else:
+            agreements = [n.split(":", 1)[1] for n in self.store.stream_names("agreement:")]
+        out: list[dict[str, Any]] = []
+        for agreement in agreements:
+            try:
+                history, incidents = self._agreement_events(principal, agreement, upto)
+            except NotFound:
+                if agreement_id:
+                    raise
+                continue
+            for incident_id in sorted(incidents):
+                view = compute_incident_view(history, self.store.load_stream(incident_stream(incident_id)),
+                                             when, upto)
+                for level_id, clock in (view.get("service_levels") or {}).items():
+                    if clock.get("outcome") == "pending" and clock.get("due_at"):
+                        custody = (view.get("custody") or [{}])[-1].get("org", "")
+                        out.append({"incident_id": incident_id, "agreement_id": agreement,
+                                    "service_level_id": level_id, "due_at": clock["due_at"],
+                                    "custody": custody, "elapsed_seconds": clock["elapsed_seconds"],
+                                    "threshold_seconds": clock["threshold_seconds"]})
+        out.sort(key=lambda c: (c["due_at"], c["incident_id"], c["service_level_id"]))
+        return out
+
     def _incident_stream(self, incident_id: str) -> list[ev.LedgerEvent]:
         from ledger.adapters.eventstore import incident_stream
 

@@ -54,7 +54,7 @@ def load_scenario(client: LedgerClient, scenario: Scenario,
         where = f"agreements[{i}]"
         try:
             terms = parse_terms(raw, where)
-            effective = parse_instant(raw.get("effective_from"))
+            effective = parse_instant(str(raw.get("effective_from", "")))
         except (InvalidArgument, ValueError) as exc:
             summary.rejected.append({"where": where, "reason": f"invalid_argument: {exc}"})
             continue
@@ -73,7 +73,7 @@ def load_scenario(client: LedgerClient, scenario: Scenario,
         base.update({k: v for k, v in raw.items() if k not in ("agreement", "effective_from", "event_id")})
         try:
             terms = parse_terms(base, where)
-            effective = parse_instant(raw.get("effective_from"))
+            effective = parse_instant(str(raw.get("effective_from", "")))
         except (InvalidArgument, ValueError) as exc:
             summary.rejected.append({"where": where, "reason": f"invalid_argument: {exc}"})
             continue
@@ -116,7 +116,7 @@ def _append_batch(client: LedgerClient, scenario: Scenario,
     try:
         results = client.append([e for _, e in batch])
     except grpc.RpcError as exc:
-        if exc.code() in FATAL:  # type: ignore[attr-defined]
+        if exc.code() in FATAL:
             raise
         offset = _offending(exc, len(batch))
         if offset is None:

@@ -94,9 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def make_client(args: argparse.Namespace) -> Any:
+    from pathlib import Path
+
     from ledger.client import LedgerClient
 
-    root = open(args.ca, "rb").read() if args.ca else None
+    root = Path(args.ca).read_bytes() if args.ca else None
     return LedgerClient(args.target, token=args.token, root_certificates=root)
 
 

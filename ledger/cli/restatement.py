@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from decimal import Decimal
 from typing import Any
 
@@ -19,10 +20,9 @@ def _moved(before: Any, after: Any, path: str, out: list[dict[str, Any]]) -> Non
     if before == after:
         return
     change: dict[str, Any] = {"field": path, "before": before, "after": after}
-    try:
+    # Not numeric (booleans, maps): before/after say it all.
+    with contextlib.suppress(ArithmeticError, ValueError, TypeError):
         change["delta"] = str(Decimal(str(after)) - Decimal(str(before)))
-    except Exception:  # not numeric: before/after say it all
-        pass
     out.append(change)
 
 

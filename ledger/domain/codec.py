@@ -140,7 +140,7 @@ def payload_to_dict(payload: ev.Payload) -> dict[str, Any]:
         return {"effective_from": format_instant(payload.effective_from),
                 "terms": terms_to_dict(payload.terms)}
     out: dict[str, Any] = {}
-    for name in payload.__slots__:  # type: ignore[union-attr]
+    for name in payload.__slots__:
         value = getattr(payload, name)
         if value not in (None, ""):
             out[name] = value

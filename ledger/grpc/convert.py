@@ -114,9 +114,9 @@ def event_to_proto(event: ev.LedgerEvent) -> events_pb2.LedgerEvent:
     target = getattr(msg, event.type)
     if isinstance(payload, ev.Opened):
         target.service, target.custody, target.reporter = payload.service, payload.custody, payload.reporter
-        target.priority = _PRIORITY_VALUES[payload.priority]  # type: ignore[assignment]
+        target.priority = _PRIORITY_VALUES[payload.priority]
     elif isinstance(payload, ev.PriorityChanged):
-        target.priority = _PRIORITY_VALUES[payload.priority]  # type: ignore[assignment]
+        target.priority = _PRIORITY_VALUES[payload.priority]
     elif isinstance(payload, ev.MaintenanceScheduled):
         target.service = payload.service
         target.start.CopyFrom(micros_to_timestamp(payload.start))

@@ -7,6 +7,7 @@ from typing import Any
 import grpc
 
 from ledger.application.reports import Cut, ReportService, canonical_json
+from ledger.domain.instants import parse_instant
 from ledger.grpc import convert
 from ledger.grpc.auth import current_principal
 from ledger.grpc.errors import translate_errors
@@ -77,6 +78,30 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
         view = await self.executors.read(lambda: self.reports.incident_view(
             principal, request.incident_id, evaluated, cut))
         return reports_pb2.GetIncidentSlaResponse(incident_json=canonical_json(view))
+
+
+    @translate_errors
+    async def ListIncidentsAtRisk(self, request: Any, context: Any) -> Any:
+        principal = current_principal()
+        evaluated = (convert.timestamp_to_micros(request.evaluated_at, "evaluated_at")
+                     if request.HasField("evaluated_at") else None)
+        size = min(request.page_size or 100, 1000)
+        clocks = await self.executors.read(lambda: self.reports.clocks_at_risk(
+            principal, request.agreement_id or None, evaluated))
+        return reports_pb2.ListIncidentsAtRiskResponse(clocks=[
+            reports_pb2.ClockAtRisk(
+                incident_id=c["incident_id"], agreement_id=c["agreement_id"],
+                service_level_id=c["service_level_id"],
+                due_at=convert.micros_to_timestamp(parse_instant(c["due_at"])),
+                custody=c["custody"], elapsed_seconds=c["elapsed_seconds"],
+                threshold_seconds=c["threshold_seconds"])
+            for c in clocks[:size]])
+
+    async def GetRestatement(self, request: Any, context: Any) -> Any:
+        # The CLI computes restatements from two reports and the log (see
+        # ledger/cli/restatement.py); a server-side version is not built yet.
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED,
+                            "GetRestatement is not implemented yet: use `sla-ledger restatement`")
 
 
 def register_reports(server: grpc.aio.Server, reports: ReportService, executors: Executors) -> list[str]:

@@ -113,7 +113,7 @@ class AgreementServicer(agreements_pb2_grpc.AgreementServiceServicer):
             for path in paths:
                 field = current.DESCRIPTOR.fields_by_name[path]
                 value = getattr(request.terms, path)
-                if field.label == field.LABEL_REPEATED:
+                if field.is_repeated:
                     getattr(merged, path).extend(value)
                 elif field.message_type is not None:
                     if request.terms.HasField(path):
