@@ -65,7 +65,7 @@ def compute_incident_view(
 
 
 # Six positional parameters: the signature agreed with the read-model side.
-def compute_period_report(  # noqa: PLR0917
+def compute_period_report(
     history: AgreementHistory,
     incidents: Mapping[str, Sequence[LedgerEvent]],
     period: str,
@@ -81,7 +81,7 @@ def compute_period_report(  # noqa: PLR0917
     return period_report(result, recorded_position, as_recorded_at)
 
 
-def compute_period_report_from_facts(  # noqa: PLR0917
+def compute_period_report_from_facts(
     history: AgreementHistory,
     facts: Iterable[IncidentFacts],
     period: str,

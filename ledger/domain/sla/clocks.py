@@ -116,10 +116,11 @@ def evaluate_clock(
     if not stopped and not facts.paused_at_end():
         # Earliest instant the clock reaches the threshold if it keeps
         # running from T: still ahead, or the crossing already passed.
-        if elapsed < threshold:
-            due_at = business_add(cal, t, threshold - elapsed)
-        else:
-            due_at = _crossing(cal, active, threshold)
+        due_at = (
+            business_add(cal, t, threshold - elapsed)
+            if elapsed < threshold
+            else _crossing(cal, active, threshold)
+        )
 
     shares: dict[str, Fraction] = {}
     if outcome == "missed":

@@ -184,10 +184,11 @@ def period_report(
     currency = result.credits.currency
     levels: list[dict[str, Any]] = []
     for summary in result.levels:
-        if isinstance(summary, ClockLevelSummary):
-            item = _clock_level(summary)
-        else:
-            item = _availability_level(summary)
+        item = (
+            _clock_level(summary)
+            if isinstance(summary, ClockLevelSummary)
+            else _availability_level(summary)
+        )
         credit = result.credits.level(summary.level.id)
         item["shares"] = _ratios(summary.shares)
         item["credit_uncapped"] = fmt_money(currency, credit.uncapped)
