@@ -30,7 +30,7 @@ from ledger.domain.agreements import (
     AgreementTerms,
 )
 from ledger.domain.errors import InvalidArgument, NotFound, TimelineViolation
-from ledger.domain.instants import format_instant
+from ledger.domain.instants import format_duration, format_instant
 from ledger.domain.timeline import effective_timeline, opened_event, timeline_key
 from ledger.domain.validation_rules import RULE_IDS, RULES, first_violation
 
@@ -114,6 +114,10 @@ def check_incident_timeline(
     tests): every rule of check_incident_event except the clock skew, judged
     on the final timeline rather than append by append. Arrival order (the
     positions) matters only for ties and for the void and retraction rules.
+
+    Unlike appends, this re-checks every event against the terms at
+    opened_at, so an amendment recorded later with an earlier effective_from
+    can make it fail for an incident that still accepts appends.
     """
     if not stored:
         return
@@ -213,7 +217,7 @@ def _check_not_future(new: ev.LedgerEvent, now: int, max_skew: int) -> None:
         raise TimelineViolation(
             "future_event",
             f"occurred_at {format_instant(new.occurred_at)} is more than "
-            f"{max_skew // 1_000_000}s ahead of the ledger clock ({format_instant(now)})",
+            f"{format_duration(max_skew)} ahead of the ledger clock ({format_instant(now)})",
         )
 
 
