@@ -51,7 +51,8 @@ def _scrub(value: Any, depth: int = 0) -> Any:
         # Metadata arrives as (key, value) pairs.
         if len(value) == 2 and isinstance(value[0], str) and SECRET_KEY.search(value[0]):
             return (value[0], REDACTED)
-        return type(value)(_scrub(v, depth + 1) for v in value)
+        scrubbed = [_scrub(v, depth + 1) for v in value]
+        return tuple(scrubbed) if isinstance(value, tuple) else scrubbed
     return value
 
 
