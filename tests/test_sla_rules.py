@@ -625,3 +625,16 @@ def test_knowledge_cut_ignores_later_positions() -> None:
     assert level(report, "p1-response")["missed"] == 1
     assert report["recorded_position"] == cut
     assert late.position == cut + 1
+
+
+def test_calendar_without_working_time_has_no_due_instant() -> None:
+    levels = levels_default()
+    for sl in levels:
+        if sl["calendar"] == "office":
+            sl["calendar"] = "never"
+    b = Book(service_levels=levels,
+             calendars={"never": {"timezone": "UTC", "weekly": []}})
+    b.open("I", "2026-03-02T10:00:00Z", priority="P2")
+    clock = b.clocks("I", "2026-03-02T12:00:00Z")["p2-response"]
+    assert clock.elapsed == 0 and clock.due_at is None and clock.outcome == "pending"
+    assert level(b.report(), "p2-response")["pending"] == 1

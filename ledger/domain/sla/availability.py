@@ -164,14 +164,17 @@ def evaluate_availability(
     by_org: dict[str, Fraction] = {}
     relevant = [o for o in outages if o.end > start and o.start < horizon]
     for piece_start, piece_end in scheduled:
+        here = [o for o in relevant if o.start < piece_end and o.end > piece_start]
+        if not here:
+            continue
         cuts = {piece_start, piece_end}
-        for o in relevant:
+        for o in here:
             for t in (o.start, o.end, *(c for _, a, b in o.custody for c in (a, b))):
                 if piece_start < t < piece_end:
                     cuts.add(t)
         points = sorted(cuts)
         for a, b in pairwise(points):
-            open_now = [o for o in relevant if o.start <= a < o.end]
+            open_now = [o for o in here if o.start <= a < o.end]
             if not open_now:
                 continue
             owner = _owner(open_now)

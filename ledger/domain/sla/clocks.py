@@ -60,6 +60,16 @@ def _crossing(cal: Calendar, active: iv.IntervalSet, threshold: int) -> int | No
     return None
 
 
+def _due_ahead(cal: Calendar, t: int, remaining: int) -> int | None:
+    """business_add, except that a calendar with no working time left (an
+    empty weekly schedule is valid terms) never reaches the threshold: the
+    clock has no due instant rather than the report failing."""
+    try:
+        return business_add(cal, t, remaining)
+    except ValueError:
+        return None
+
+
 def incident_shares(
     accountable: dict[str, int], policy: str, root_cause: str | None, providers: tuple[str, ...]
 ) -> dict[str, Fraction]:
@@ -117,7 +127,7 @@ def evaluate_clock(
         # Earliest instant the clock reaches the threshold if it keeps
         # running from T: still ahead, or the crossing already passed.
         due_at = (
-            business_add(cal, t, threshold - elapsed)
+            _due_ahead(cal, t, threshold - elapsed)
             if elapsed < threshold
             else _crossing(cal, active, threshold)
         )
