@@ -638,3 +638,12 @@ def test_calendar_without_working_time_has_no_due_instant() -> None:
     clock = b.clocks("I", "2026-03-02T12:00:00Z")["p2-response"]
     assert clock.elapsed == 0 and clock.due_at is None and clock.outcome == "pending"
     assert level(b.report(), "p2-response")["pending"] == 1
+
+
+def test_period_before_the_agreement_is_out_of_range() -> None:
+    from ledger.domain.errors import OutOfRange
+
+    with pytest.raises(OutOfRange):
+        Book().report(period="2025-12")
+    # A month the agreement starts in takes the terms it started with.
+    assert Book().report(period="2026-01")["period_start"] == "2026-01-01T00:00:00Z"

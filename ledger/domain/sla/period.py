@@ -17,6 +17,7 @@ from fractions import Fraction
 from zoneinfo import ZoneInfo
 
 from ledger.domain.agreements import AgreementHistory, AgreementTerms, ServiceLevel
+from ledger.domain.errors import OutOfRange
 from ledger.domain.instants import from_datetime, to_datetime
 from ledger.domain.sla.availability import (
     AvailabilityResult,
@@ -88,7 +89,9 @@ def period_terms(history: AgreementHistory, period: str) -> tuple[AgreementTerms
             break
         zone = terms.timezone
     if terms is None or first >= end:
-        raise ValueError(f"agreement {history.agreement_id!r} has no terms in period {period}")
+        # A domain error, not a bug: the caller asked about a month before
+        # the agreement existed.
+        raise OutOfRange(f"agreement {history.agreement_id!r} has no terms in period {period}")
     return terms, start, end
 
 
