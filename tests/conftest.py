@@ -12,7 +12,9 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 
 from ledger.domain.instants import parse_instant
@@ -21,9 +23,7 @@ PG_URL = os.environ.get("SLA_LEDGER_TEST_PG_URL", "postgresql://postgres@127.0.0
 REQUIRE_POSTGRES = os.environ.get("SLA_LEDGER_REQUIRE_POSTGRES") == "1"
 
 
-def _pg_connect():  # type: ignore[no-untyped-def]
-    import psycopg
-
+def _pg_connect() -> psycopg.Connection[Any]:
     return psycopg.connect(PG_URL, autocommit=True, connect_timeout=5)
 
 
@@ -42,7 +42,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         return
     try:
         conn = _pg_connect()
-    except Exception as exc:  # psycopg.OperationalError, missing driver, ...
+    except psycopg.Error as exc:
         _pg_unavailable(exc)
     schema = f"t_{uuid.uuid4().hex}"
     with conn:

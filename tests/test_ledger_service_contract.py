@@ -39,7 +39,8 @@ MINUTE = 60_000_000
 
 
 def scenario() -> dict[str, Any]:
-    return json.loads(SCENARIO.read_text(encoding="utf-8"))
+    data: dict[str, Any] = json.loads(SCENARIO.read_text(encoding="utf-8"))
+    return data
 
 
 @pytest.fixture
