@@ -62,7 +62,7 @@ def parse_duration(text: str) -> int:
     """
     if not isinstance(text, str):
         raise ValueError(f"not an ISO 8601 duration: {text!r}")
-    if re.fullmatch(r"P.*?(\d+[YM]).*", text.split("T")[0]):
+    if re.fullmatch(r"P.*?(\d+[YM]).*", text.split("T", maxsplit=1)[0]):
         raise ValueError(f"durations in months or years are refused: {text!r}")
     match = _DURATION.fullmatch(text)
     if match is None or text in ("P", "PT") or text.endswith("T"):

@@ -273,10 +273,8 @@ def install_signal_handlers(
     def on_signal(signum: signal.Signals) -> None:
         grace = 0.0 if running.draining else None
         log.info("signal received: shutting down", signal=signum.name, immediate=grace == 0.0)
-        if grace == 0.0:
-            task = loop.create_task(running.server.stop(0))
-        else:
-            task = loop.create_task(running.stop(grace))
+        stopping = running.server.stop(0) if grace == 0.0 else running.stop(grace)
+        task = loop.create_task(stopping)
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
