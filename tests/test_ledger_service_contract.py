@@ -184,12 +184,6 @@ def test_batch_with_one_invalid_event_stores_nothing(service: LedgerService, sto
     assert_gap_free(store)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: LedgerService._append_once groups a batch's events by stream (dict `pending`) "
-    "before EventStore.append assigns positions, so a multi-stream batch gets positions in "
-    "stream order, not request order. The knowledge cut of scenario-format.md ('as_recorded_at "
-    "N' = position of the last stored of the first N file events, used by cli/load.py "
-    "LoadSummary.position_after with batches of 200) then includes later file events."))
 def test_batch_positions_follow_request_order(service: LedgerService, store: EventStore) -> None:
     register_herts(service)
     batch = [

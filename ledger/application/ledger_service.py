@@ -234,13 +234,20 @@ class LedgerService:
             name = self._stream_name(checked)
             pending.setdefault(name, []).append(checked)
             plan.append((index, name))
-        writes = [
+        # One write per event, in request order, so positions follow the
+        # request (a knowledge cut "after the first N events" must hold
+        # exactly those); versions still count up per stream.
+        writes: list[StreamWrite] = []
+        next_version = {name: len(base[name]) for name in pending}
+        for index, name in plan:
+            if not name:
+                continue
+            event = events[index]
             # Hash the content as submitted (before the ledger filled in the
             # agreement id), so a re-sent event is recognised as identical.
-            StreamWrite(name, self._stream_uuid(name), len(base[name]), tuple(new),
-                        tuple(batch_hashes[e.event_id] for e in new))
-            for name, new in pending.items()
-        ]
+            writes.append(StreamWrite(name, self._stream_uuid(name), next_version[name], (event,),
+                                      (batch_hashes[event.event_id],)))
+            next_version[name] += 1
         positions: list[int] = []
         if writes:
             try:
@@ -248,15 +255,10 @@ class LedgerService:
             except VersionConflict:
                 self.streams.forget(list(pending))
                 raise
-        by_event: dict[str, int] = {}
-        cursor = 0
-        stored_groups = []
-        for write in writes:
-            count = len(write.events)
-            chunk = positions[cursor : cursor + count]
-            by_event.update({e.event_id: p for e, p in zip(write.events, chunk, strict=True)})
-            stored_groups.append((write.name, base[write.name], list(write.events), chunk))
-            cursor += count
+        by_event = {w.events[0].event_id: p for w, p in zip(writes, positions, strict=True)}
+        stored_groups = [
+            (name, base[name], new, [by_event[e.event_id] for e in new]) for name, new in pending.items()
+        ]
         self._stored(stored_groups)
         results = []
         for index, event in enumerate(events):
