@@ -340,7 +340,8 @@ SLA_FAMILIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "ledger_sla_achieved": ("gauge", "1 if the service level is achieved so far, else 0.", _SL),
     "ledger_sla_breaches": (
         "gauge",
-        "Breaches this period: missed incidents (response/resolution), 1 if not achieved (availability).",
+        "Breaches this period: missed incidents (response/resolution),"
+        " 1 if not achieved (availability).",
         _SL,
     ),
     "ledger_sla_incidents_at_risk": (
@@ -573,7 +574,8 @@ class LedgerMetrics:
         )
         self.grpc_handling_seconds = Histogram(
             "grpc_server_handling_seconds",
-            "Histogram of response latency (seconds) of gRPC that had been application-level handled by the server.",
+            "Histogram of response latency (seconds) of gRPC that had been application-level"
+            " handled by the server.",
             grpc_labels,
             buckets=GRPC_HANDLING_BUCKETS,
             registry=r,
