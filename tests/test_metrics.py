@@ -31,7 +31,7 @@ from ledger.observability.metrics import (
 )
 
 EXPECTED = (
-    Path(__file__).resolve().parents[2] / "shared" / "scenarios" / "herts-2026-10.expected.json"
+    Path(__file__).resolve().parent / "data" / "herts-2026-10.expected.json"
 )
 
 
