@@ -30,9 +30,7 @@ from ledger.observability.metrics import (
     start_metrics_server,
 )
 
-EXPECTED = (
-    Path(__file__).resolve().parent / "data" / "herts-2026-10.expected.json"
-)
+EXPECTED = Path(__file__).resolve().parent / "data" / "herts-2026-10.expected.json"
 
 
 def fresh() -> LedgerMetrics:
@@ -169,7 +167,12 @@ def test_sla_collector_from_worked_scenario_report() -> None:
     report = _expected_report()
     m = fresh()
     m.set_sla_source(lambda: [snapshot_from_report(report)])
-    sl = {"agreement": "herts-converged", "service_level": "p1-resolution", "kind": "resolution"}
+    sl = {
+        "agreement": "herts-converged",
+        "service_level": "p1-resolution",
+        "kind": "resolution",
+        "period": "current",
+    }
     assert value(m, "ledger_sla_objective_ratio", **sl) == 0.95
     assert value(m, "ledger_sla_attainment_ratio", **sl) == 0.6
     assert value(m, "ledger_sla_achieved", **sl) == 0
@@ -188,6 +191,7 @@ def test_sla_collector_from_worked_scenario_report() -> None:
         "agreement": "herts-converged",
         "service_level": "network-availability",
         "kind": "availability",
+        "period": "current",
     }
     assert value(m, "ledger_sla_attainment_ratio", **net) == pytest.approx(0.992094017094)
     assert value(m, "ledger_sla_sli_valid_total", **net) == 2667600
@@ -206,7 +210,12 @@ def test_sla_collector_from_worked_scenario_report() -> None:
         )
         assert accrued == total
     assert (
-        value(m, "ledger_sla_period_end_timestamp_seconds", agreement="herts-converged")
+        value(
+            m,
+            "ledger_sla_period_end_timestamp_seconds",
+            agreement="herts-converged",
+            period="current",
+        )
         == 1793491200
     )
     assert value(m, "ledger_sla_collector_up") == 1
@@ -223,9 +232,14 @@ def test_sla_collector_null_attainment_and_failures() -> None:
         valid=0,
         incidents_at_risk=3,
     )
-    snapshot = AgreementSnapshot("a1", 0.0, 1.0, 0.5, "EUR", [level])
+    snapshot = AgreementSnapshot("a1", 0.0, 1.0, 0.5, "EUR", [level], period="previous")
     m.set_sla_source(lambda: [snapshot])
-    labels = {"agreement": "a1", "service_level": "p4-response", "kind": "response"}
+    labels = {
+        "agreement": "a1",
+        "service_level": "p4-response",
+        "kind": "response",
+        "period": "previous",
+    }
     assert value(m, "ledger_sla_attainment_ratio", **labels) is None  # nothing counted yet
     assert value(m, "ledger_sla_error_budget_remaining_ratio", **labels) == 1
     assert value(m, "ledger_sla_incidents_at_risk", **labels) == 3

@@ -241,8 +241,21 @@ class ServiceLevelSnapshot:
         return round(1.0 - spent / budget, 9)
 
 
+CURRENT = "current"
+PREVIOUS = "previous"
+PERIODS = (CURRENT, PREVIOUS)
+
+
 @dataclass(frozen=True, slots=True)
 class AgreementSnapshot:
+    """One agreement's figures for one period.
+
+    ``period`` is relative, so series keep their identity across months:
+    ``current`` (the month in progress: alerts and burn rates) or ``previous``
+    (the month just ended: its final attainment and credits, while invoices
+    are drawn up).
+    """
+
     agreement: str
     period_start: float
     """Unix seconds."""
@@ -250,6 +263,7 @@ class AgreementSnapshot:
     evaluated_at: float
     currency: str
     service_levels: Sequence[ServiceLevelSnapshot]
+    period: str = CURRENT
 
 
 SlaSource = Callable[[], Iterable[AgreementSnapshot]]
@@ -267,13 +281,15 @@ def _ratio(text: str | None) -> float | None:
 
 
 def snapshot_from_report(
-    report: Mapping[str, Any], incidents_at_risk: Mapping[str, int] | None = None
+    report: Mapping[str, Any],
+    incidents_at_risk: Mapping[str, int] | None = None,
+    period: str = CURRENT,
 ) -> AgreementSnapshot:
     """An ``AgreementSnapshot`` from a period report in the scenario format
     (``GetPeriodReportResponse.report_json`` decoded).
 
     ``incidents_at_risk`` (service level id -> running clocks) overrides the
-    report's ``pending`` counts.
+    report's ``pending`` counts; ``period``: ``current`` or ``previous``.
     """
     currency = str(report.get("credits_total", {}).get("currency", ""))
     levels = []
@@ -324,17 +340,19 @@ def snapshot_from_report(
         evaluated_at=_unix(report["evaluated_at"]),
         currency=currency,
         service_levels=tuple(levels),
+        period=period,
     )
 
 
-_SL = ("agreement", "service_level", "kind")
+_AG = ("agreement", "period")
+_SL = ("agreement", "service_level", "kind", "period")
 
 #: name -> (type, help, labels) of every family SlaCollector exposes.
 SLA_FAMILIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "ledger_sla_objective_ratio": ("gauge", "Objective of the service level (0-1).", _SL),
     "ledger_sla_attainment_ratio": (
         "gauge",
-        "Attainment in the current period so far (0-1); absent while nothing counted.",
+        "Attainment in the period so far (0-1); absent while nothing counted.",
         _SL,
     ),
     "ledger_sla_achieved": ("gauge", "1 if the service level is achieved so far, else 0.", _SL),
@@ -372,18 +390,18 @@ SLA_FAMILIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ),
     "ledger_sla_period_start_timestamp_seconds": (
         "gauge",
-        "Start of the agreement's current period.",
-        ("agreement",),
+        "Start of the period.",
+        _AG,
     ),
     "ledger_sla_period_end_timestamp_seconds": (
         "gauge",
-        "End of the agreement's current period.",
-        ("agreement",),
+        "End of the period.",
+        _AG,
     ),
     "ledger_sla_evaluated_timestamp_seconds": (
         "gauge",
         "Evaluation instant of the figures.",
-        ("agreement",),
+        _AG,
     ),
     "ledger_sla_collector_up": (
         "gauge",
@@ -459,11 +477,12 @@ class SlaCollector:
     def _add(
         f: Mapping[str, GaugeMetricFamily | CounterMetricFamily], a: AgreementSnapshot
     ) -> None:
-        f["ledger_sla_period_start_timestamp_seconds"].add_metric([a.agreement], a.period_start)
-        f["ledger_sla_period_end_timestamp_seconds"].add_metric([a.agreement], a.period_end)
-        f["ledger_sla_evaluated_timestamp_seconds"].add_metric([a.agreement], a.evaluated_at)
+        agreement = [a.agreement, a.period]
+        f["ledger_sla_period_start_timestamp_seconds"].add_metric(agreement, a.period_start)
+        f["ledger_sla_period_end_timestamp_seconds"].add_metric(agreement, a.period_end)
+        f["ledger_sla_evaluated_timestamp_seconds"].add_metric(agreement, a.evaluated_at)
         for sl in a.service_levels:
-            key = [a.agreement, sl.service_level, sl.kind]
+            key = [a.agreement, sl.service_level, sl.kind, a.period]
             f["ledger_sla_objective_ratio"].add_metric(key, sl.objective)
             if sl.attainment is not None:
                 f["ledger_sla_attainment_ratio"].add_metric(key, sl.attainment)

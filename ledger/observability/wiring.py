@@ -30,6 +30,8 @@ from ledger.domain.access import Principal
 from ledger.domain.errors import DomainError, TimelineViolation
 from ledger.observability.grpc_interceptor import ObservabilityInterceptor
 from ledger.observability.metrics import (
+    CURRENT,
+    PREVIOUS,
     UNKNOWN,
     AgreementSnapshot,
     LedgerMetrics,
@@ -152,8 +154,14 @@ def current_period(timezone: str, now_micros: int) -> str:
     return instant.astimezone(ZoneInfo(timezone)).strftime("%Y-%m")
 
 
+def previous_period(period: str) -> str:
+    year, month = (int(part) for part in period.split("-"))
+    return f"{year - 1}-12" if month == 1 else f"{year}-{month - 1:02d}"
+
+
 def sla_source(reports: Any, service: Any) -> SlaSource:
-    """The current period's report of every agreement, as SLA snapshots."""
+    """The reports of every agreement for the current and the previous month,
+    evaluated now, as SLA snapshots."""
 
     def read() -> list[AgreementSnapshot]:
         now = service.clock()
@@ -162,13 +170,18 @@ def sla_source(reports: Any, service: Any) -> SlaSource:
             history = service.agreement(agreement_id)
             if history is None:
                 continue
-            period = current_period(history.current.timezone, now)
-            try:
-                report = reports.period_report(METRICS_PRINCIPAL, agreement_id, period, now, None)
-            except DomainError as exc:
-                log.debug("no SLA figures", agreement=agreement_id, period=period, error=str(exc))
-                continue
-            snapshots.append(snapshot_from_report(report))
+            current = current_period(history.current.timezone, now)
+            for which, period in ((CURRENT, current), (PREVIOUS, previous_period(current))):
+                try:
+                    report = reports.period_report(
+                        METRICS_PRINCIPAL, agreement_id, period, now, None
+                    )
+                except DomainError as exc:  # e.g. a period before the agreement
+                    log.debug(
+                        "no SLA figures", agreement=agreement_id, period=period, error=str(exc)
+                    )
+                    continue
+                snapshots.append(snapshot_from_report(report, period=which))
         return snapshots
 
     return read
