@@ -1,7 +1,9 @@
-"""An in-memory HashStore: every leaf hash and every complete subtree hash.
+"""In-memory HashStores.
 
-The embedded default and the offline verifier use it; a database-backed store
-implements the same protocol (ledger.audit.merkle.HashStore).
+`MemoryHashStore` is writable and compact (one bytearray per level, about 64
+bytes per leaf): the embedded default. `LevelsHashStore` is a read-only view
+over lists of hashes, built in one pass: what the offline verifier uses. A
+database-backed store implements the same protocol (ledger.audit.merkle.HashStore).
 """
 
 from __future__ import annotations
@@ -11,9 +13,41 @@ from collections.abc import Iterable, Sequence
 from ledger.audit.merkle import HASH_SIZE, Node, TreeRangeError, next_level
 
 
+def complete_levels(leaf_hashes: list[bytes]) -> list[list[bytes]]:
+    """Every complete subtree hash, level by level (level 0: the leaves)."""
+    if sum(map(len, leaf_hashes)) != HASH_SIZE * len(leaf_hashes):
+        raise ValueError("leaf hashes must be 32 bytes")
+    levels = [leaf_hashes]
+    while len(levels[-1]) >= 2:
+        levels.append(next_level(levels[-1]))
+    return levels
+
+
+class LevelsHashStore:
+    """A read-only store over the complete levels of a list of leaf hashes."""
+
+    __slots__ = ("_levels",)
+
+    def __init__(self, leaf_hashes: list[bytes]) -> None:
+        self._levels = complete_levels(leaf_hashes)
+
+    def size(self) -> int:
+        return len(self._levels[0])
+
+    def leaf_hash(self, index: int) -> bytes:
+        if not 0 <= index < len(self._levels[0]):
+            raise TreeRangeError(f"leaf index {index} outside a tree of {self.size()}")
+        return self._levels[0][index]
+
+    def node_hash(self, level: int, index: int) -> bytes | None:
+        if level < len(self._levels) and 0 <= index < len(self._levels[level]):
+            return self._levels[level][index]
+        return None
+
+
 class MemoryHashStore:
     """All leaf hashes and all complete subtree hashes, 32 bytes each, in one
-    bytearray per level (about 64 bytes per leaf in total)."""
+    bytearray per level."""
 
     __slots__ = ("_levels",)
 
@@ -24,13 +58,7 @@ class MemoryHashStore:
     def from_leaf_hashes(cls, hashes: Iterable[bytes]) -> MemoryHashStore:
         """Bulk build: every complete subtree hashed once, level by level."""
         store = cls()
-        level = list(hashes)
-        if any(len(h) != HASH_SIZE for h in level):
-            raise ValueError("leaf hashes must be 32 bytes")
-        store._levels[0] = bytearray(b"".join(level))
-        while len(level) >= 2:
-            level = next_level(level)
-            store._levels.append(bytearray(b"".join(level)))
+        store._levels = [bytearray(b"".join(level)) for level in complete_levels(list(hashes))]
         return store
 
     def size(self) -> int:
@@ -48,9 +76,9 @@ class MemoryHashStore:
         end = (index + 1) * HASH_SIZE
         return bytes(data[end - HASH_SIZE:end]) if end <= len(data) else None
 
-    def leaf_hashes(self) -> list[bytes]:
-        data = self._levels[0]
-        return [bytes(data[i:i + HASH_SIZE]) for i in range(0, len(data), HASH_SIZE)]
+    def leaf_hash_bytes(self) -> bytes:
+        """All leaf hashes, concatenated (the bundle's leaf-hashes.bin)."""
+        return bytes(self._levels[0])
 
     def append(self, leaf_hash: bytes, nodes: Sequence[Node]) -> None:
         if len(leaf_hash) != HASH_SIZE:

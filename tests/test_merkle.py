@@ -1,0 +1,452 @@
+"""RFC 9162 Merkle tree: the Certificate Transparency test vectors, and
+property tests against an independent verifier written here from the RFC's
+recursive definitions (no code shared with ledger.audit.merkle but SHA-256)."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import time
+from collections.abc import Sequence
+from functools import cache
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ledger.audit.memstore import LevelsHashStore, MemoryHashStore
+from ledger.audit.merkle import (
+    EMPTY_ROOT,
+    Frontier,
+    HashStore,
+    MerkleTree,
+    ProofError,
+    TreeRangeError,
+    check_consistency,
+    leaf_hash,
+    mth,
+    root_from_inclusion_proof,
+    root_from_leaf_hashes,
+    verify_consistency,
+    verify_inclusion,
+)
+
+h = bytes.fromhex
+
+# The CT / RFC 6962 reference data (certificate-transparency merkle_tree_test,
+# transparency-dev/merkle testonly): 8 leaf inputs and the roots of 0..8.
+LEAVES = [h(x) for x in ("", "00", "10", "2021", "3031", "40414243", "5051525354555657",
+                         "606162636465666768696a6b6c6d6e6f")]
+LEAF_HASHES = [h(x) for x in (
+    "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+    "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+    "0298d122906dcfc10892cb53a73992fc5b9f493ea4c9badb27b791b4127a7fe7",
+    "07506a85fd9dd2f120eb694f86011e5bb4662e5c415a62917033d4a9624487e7",
+    "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+    "4271a26be0d8a84f0bd54c8c302e7cb3a3b5d1fa6780a40bcce2873477dab658",
+    "b08693ec2e721597130641e8211e7eedccb4c26413963eee6c1e2ed16ffb1a5f",
+    "46f6ffadd3d06a09ff3c5860d2755c8b9819db7df44251788c7d8e3180de8eb1")]
+ROOTS = [h(x) for x in (
+    "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+    "fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125",
+    "aeb6bcfe274b70a14fb067a5e5578264db0fa9b51af5e0ba159158f329e06e77",
+    "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+    "4e3bbb1f7b478dcfe71fb631631519a3bca12c9aefca1612bfce4c13a86264d4",
+    "76e67dadbcdf1e10e1b74ddc608abd2f98dfb16fbce75277b5232a127f2087ef",
+    "ddb89be403809e325750d3d263cd78929c2942b7942a34b77e122c9594a74c8c",
+    "5dc9da79a70659a9ad559cb701ded9a2ab9d823aad2f4960cfe370eff4604328")]
+# (leaf index, tree size, proof); the CT data numbers leaves from 1.
+INCLUSION = [
+    (0, 8, ["96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+            "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+            "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"]),
+    (5, 8, ["bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+            "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"]),
+    (2, 3, ["fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"]),
+    (1, 5, ["6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d",
+            "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+            "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"]),
+    (0, 1, []),
+]
+CONSISTENCY = [
+    (1, 1, []),
+    (1, 8, ["96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+            "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+            "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4"]),
+    (6, 8, ["0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+            "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"]),
+    (2, 5, ["5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+            "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b"]),
+    (6, 7, ["0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+            "b08693ec2e721597130641e8211e7eedccb4c26413963eee6c1e2ed16ffb1a5f",
+            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7"]),
+]
+SOME_HASH = h("abacaba000000000000000000000000000000000000000000060061e00123456")
+
+
+# -- the independent verifier (RFC 9162 2.1.1 - 2.1.4, recursively) ---------
+
+
+def sha(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
+def k_of(n: int) -> int:
+    k = 1
+    while k * 2 < n:
+        k *= 2
+    return k
+
+
+def ref_mth(d: Sequence[bytes]) -> bytes:
+    if not d:
+        return sha(b"")
+    if len(d) == 1:
+        return sha(b"\x00" + d[0])
+    k = k_of(len(d))
+    return sha(b"\x01" + ref_mth(d[:k]) + ref_mth(d[k:]))
+
+
+def ref_path(m: int, d: Sequence[bytes]) -> list[bytes]:
+    if len(d) == 1:
+        return []
+    k = k_of(len(d))
+    if m < k:
+        return [*ref_path(m, d[:k]), ref_mth(d[k:])]
+    return [*ref_path(m - k, d[k:]), ref_mth(d[:k])]
+
+
+def ref_subproof(m: int, d: Sequence[bytes], b: bool) -> list[bytes]:
+    if m == len(d):
+        return [] if b else [ref_mth(d)]
+    k = k_of(len(d))
+    if m <= k:
+        return [*ref_subproof(m, d[:k], b), ref_mth(d[k:])]
+    return [*ref_subproof(m - k, d[k:], False), ref_mth(d[:k])]
+
+
+def ref_proof(m: int, d: Sequence[bytes]) -> list[bytes]:
+    return [] if m in (0, len(d)) else ref_subproof(m, d, True)
+
+
+def ref_verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes],
+                         root: bytes) -> bool:
+    """Rebuilds the root top-down along the tree's shape (proof is leaf-side first)."""
+    rest = list(proof)
+
+    def walk(i: int, n: int) -> bytes:
+        if n == 1:
+            return leaf
+        k = k_of(n)
+        sibling = rest.pop()
+        if i < k:
+            return sha(b"\x01" + walk(i, k) + sibling)
+        return sha(b"\x01" + sibling + walk(i - k, n - k))
+
+    if not 0 <= index < size or any(len(p) != 32 for p in proof):
+        return False
+    try:
+        got = walk(index, size)
+    except IndexError:
+        return False
+    return not rest and got == root
+
+
+def ref_verify_consistency(m: int, n: int, root1: bytes, root2: bytes,
+                           proof: Sequence[bytes]) -> bool:
+    if not 0 <= m <= n or any(len(p) != 32 for p in [root1, root2, *proof]):
+        return False
+    if m in (0, n):
+        return not proof and (root1 == root2 if m == n else root1 == sha(b""))
+    rest = list(proof)
+
+    def walk(m: int, n: int, b: bool) -> tuple[bytes, bytes]:
+        """(hash of the old tree's part, hash of this subtree)."""
+        if m == n:
+            if b:
+                return root1, root1
+            node = rest.pop()
+            return node, node
+        k = k_of(n)
+        sibling = rest.pop()
+        if m <= k:
+            old, new = walk(m, k, b)
+            return old, sha(b"\x01" + new + sibling)
+        old, new = walk(m - k, n - k, False)
+        return sha(b"\x01" + sibling + old), sha(b"\x01" + sibling + new)
+
+    try:
+        old, new = walk(m, n, True)
+    except IndexError:
+        return False
+    return not rest and old == root1 and new == root2
+
+
+# -- fixtures ---------------------------------------------------------------
+
+N_MAX = 300
+
+
+@cache
+def data() -> list[bytes]:
+    rng = random.Random(9162)
+    return [rng.randbytes(rng.randrange(0, 40)) for _ in range(N_MAX)]
+
+
+@cache
+def grown_tree() -> MerkleTree:
+    tree = MerkleTree(MemoryHashStore())
+    for item in data():
+        tree.append_leaf(item)
+    return tree
+
+
+class UncachedStore:
+    """Leaf hashes only: every subtree is recomputed."""
+
+    def __init__(self, hashes: list[bytes]) -> None:
+        self.hashes = hashes
+
+    def size(self) -> int:
+        return len(self.hashes)
+
+    def leaf_hash(self, index: int) -> bytes:
+        return self.hashes[index]
+
+    def node_hash(self, level: int, index: int) -> bytes | None:
+        return None
+
+
+def flip(value: bytes, bit: int) -> bytes:
+    out = bytearray(value)
+    out[bit // 8 % len(out)] ^= 1 << (bit % 8)
+    return bytes(out)
+
+
+# -- reference vectors --------------------------------------------------------
+
+
+def test_leaf_hashes_and_roots_of_the_reference_data() -> None:
+    assert [leaf_hash(x) for x in LEAVES] == LEAF_HASHES
+    assert EMPTY_ROOT == ROOTS[0] == mth([])
+    tree = MerkleTree(MemoryHashStore())
+    assert tree.root() == ROOTS[0]
+    for n in range(1, 9):
+        tree.append_leaf(LEAVES[n - 1])
+        assert tree.root() == ROOTS[n] == mth(LEAVES[:n]) == ref_mth(LEAVES[:n])
+    for n in range(9):
+        assert tree.root(n) == ROOTS[n]
+        assert root_from_leaf_hashes(LEAF_HASHES[:n]) == ROOTS[n]
+
+
+@pytest.mark.parametrize(("index", "size", "proof"), INCLUSION)
+def test_inclusion_reference_proofs(index: int, size: int, proof: list[str]) -> None:
+    tree = MerkleTree(MemoryHashStore.from_leaf_hashes(LEAF_HASHES))
+    want = [h(p) for p in proof]
+    assert tree.inclusion_proof(index, size) == want == ref_path(index, LEAVES[:size])
+    leaf, root = LEAF_HASHES[index], ROOTS[size]
+    assert root_from_inclusion_proof(index, size, leaf, want) == root
+    assert verify_inclusion(index, size, leaf, want, root)
+    assert ref_verify_inclusion(index, size, leaf, want, root)
+    # The corruptions of transparency-dev/merkle's verifier tests.
+    probes = [(index - 1, size, leaf, want, root), (index + 1, size, leaf, want, root),
+              (index ^ 2, size, leaf, want, root), (index, size * 2, leaf, want, root),
+              (index, size // 2, leaf, want, root), (index, size, SOME_HASH, want, root),
+              (index, size, leaf, want, EMPTY_ROOT), (index, size, leaf, want, SOME_HASH),
+              (index, size, leaf, [*want, b""], root), (index, size, leaf, [*want, root], root),
+              (index, size, leaf, [b"", *want], root), (index, size, leaf, [root, *want], root)]
+    probes += [(index, size, leaf, [*want[:i], flip(p, 3), *want[i + 1:]], root)
+               for i, p in enumerate(want)]
+    if want:
+        probes.append((index, size, leaf, want[:-1], root))
+    if len(want) > 1:
+        probes.append((index, size, leaf, [want[0], SOME_HASH, *want[1:]], root))
+    for probe in probes:
+        if probe[:2] != (index, size) or probe[2:] != (leaf, want, root):
+            assert not verify_inclusion(*probe), probe
+            assert not ref_verify_inclusion(*probe), probe
+
+
+@pytest.mark.parametrize(("size1", "size2", "proof"), CONSISTENCY)
+def test_consistency_reference_proofs(size1: int, size2: int, proof: list[str]) -> None:
+    tree = MerkleTree(MemoryHashStore.from_leaf_hashes(LEAF_HASHES))
+    want = [h(p) for p in proof]
+    assert tree.consistency_proof(size1, size2) == want == ref_proof(size1, LEAVES[:size2])
+    r1, r2 = ROOTS[size1], ROOTS[size2]
+    check_consistency(size1, size2, r1, r2, want)
+    assert ref_verify_consistency(size1, size2, r1, r2, want)
+    if not want:
+        return
+    probes = [(size1 - 1, size2, r1, r2, want), (size1 + 1, size2, r1, r2, want),
+              (size1 ^ 2, size2, r1, r2, want), (size1, size2 * 2, r1, r2, want),
+              (size1, size2 // 2, r1, r2, want), (size1, size2, SOME_HASH, r2, want),
+              (size1, size2, r1, SOME_HASH, want), (size1, size2, r2, r1, want),
+              (size1, size2, r1, r2, []), (size1, size2, r1, r2, [*want, b""]),
+              (size1, size2, r1, r2, [*want, r1]), (size1, size2, r1, r2, [*want, r2]),
+              (size1, size2, r1, r2, [b"", *want]), (size1, size2, r1, r2, [r1, *want]),
+              (size1, size2, r1, r2, [r2, *want]), (size1, size2, r1, r2, [want[0], *want]),
+              (size1, size2, r1, r2, want[:-1])]
+    probes += [(size1, size2, r1, r2, [*want[:i], flip(p, 4), *want[i + 1:]])
+               for i, p in enumerate(want)]
+    for probe in probes:
+        assert not verify_consistency(*probe), probe
+        assert not ref_verify_consistency(*probe), probe
+
+
+def test_consistency_edge_cases() -> None:
+    r1, r2 = SOME_HASH, ROOTS[3]
+    assert verify_consistency(0, 0, EMPTY_ROOT, EMPTY_ROOT, [])
+    assert verify_consistency(0, 5, EMPTY_ROOT, r2, [])  # the empty tree prefixes all
+    assert not verify_consistency(0, 5, r1, r2, [])  # but its root is SHA-256("")
+    assert verify_consistency(3, 3, r2, r2, [])
+    assert not verify_consistency(3, 3, r1, r2, [])  # same size, different roots
+    assert not verify_consistency(3, 3, r2, r2, [EMPTY_ROOT])  # roots match, proof not empty
+    assert not verify_consistency(0, 1, EMPTY_ROOT, r2, [EMPTY_ROOT])
+    assert not verify_consistency(2, 1, r1, r2, [])  # time travel
+    assert not verify_consistency(1, 2, ROOTS[1], ROOTS[2], [])  # empty proof
+    with pytest.raises(ProofError, match="32 bytes"):
+        check_consistency(1, 2, b"short", ROOTS[2], [LEAF_HASHES[1]])
+
+
+def test_inclusion_edge_cases() -> None:
+    only = leaf_hash(b"data")
+    assert verify_inclusion(0, 1, only, [], only)
+    for index, size in ((0, 0), (1, 0), (1, 1), (2, 1)):
+        assert not verify_inclusion(index, size, SOME_HASH, [], EMPTY_ROOT)
+    assert not verify_inclusion(0, 1, b"", [], only)  # wrong hash size
+
+
+def test_range_errors() -> None:
+    tree = MerkleTree(MemoryHashStore.from_leaf_hashes(LEAF_HASHES))
+    for call in (lambda: tree.inclusion_proof(8, 8), lambda: tree.inclusion_proof(0, 9),
+                 lambda: tree.inclusion_proof(3, 3), lambda: tree.consistency_proof(5, 4),
+                 lambda: tree.consistency_proof(1, 9), lambda: tree.root(9),
+                 lambda: tree.leaf_hash(8), lambda: tree.subtree_hash(4, 4)):
+        with pytest.raises(TreeRangeError):
+            call()
+    assert tree.consistency_proof(0, 8) == [] == tree.consistency_proof(8)
+    with pytest.raises(TypeError, match="read-only"):
+        MerkleTree(LevelsHashStore(list(LEAF_HASHES))).append(SOME_HASH)
+
+
+# -- properties against the independent verifier ----------------------------
+
+sizes = st.integers(min_value=1, max_value=N_MAX)
+
+
+@settings(max_examples=300, deadline=None)
+@given(sizes, st.data())
+def test_inclusion_proofs_verify_and_break_on_any_bit(n: int, draw: st.DataObject) -> None:
+    index = draw.draw(st.integers(0, n - 1), label="index")
+    tree, leaves = grown_tree(), data()[:n]
+    proof = tree.inclusion_proof(index, n)
+    root, leaf = ref_mth(leaves), sha(b"\x00" + leaves[index])
+    assert tree.root(n) == root and tree.leaf_hash(index) == leaf
+    assert proof == ref_path(index, leaves)
+    assert ref_verify_inclusion(index, n, leaf, proof, root)
+    assert verify_inclusion(index, n, leaf, proof, root)
+    # any single-bit change of a proof hash, the leaf hash or the root fails
+    where = draw.draw(st.integers(0, len(proof) + 1), label="which hash")
+    bit = draw.draw(st.integers(0, 255), label="bit")
+    bad = [*proof]
+    bad_leaf, bad_root = leaf, root
+    if where < len(proof):
+        bad[where] = flip(bad[where], bit)
+    elif where == len(proof):
+        bad_leaf = flip(leaf, bit)
+    else:
+        bad_root = flip(root, bit)
+    assert not verify_inclusion(index, n, bad_leaf, bad, bad_root)
+    assert not ref_verify_inclusion(index, n, bad_leaf, bad, bad_root)
+
+
+@settings(max_examples=300, deadline=None)
+@given(sizes, st.data())
+def test_consistency_proofs_verify_and_break_on_any_bit(n: int, draw: st.DataObject) -> None:
+    m = draw.draw(st.integers(0, n), label="first size")
+    tree, leaves = grown_tree(), data()[:n]
+    proof = tree.consistency_proof(m, n)
+    root1, root2 = ref_mth(leaves[:m]), ref_mth(leaves)
+    assert proof == ref_proof(m, leaves)
+    assert ref_verify_consistency(m, n, root1, root2, proof)
+    assert verify_consistency(m, n, root1, root2, proof)
+    # (from the empty tree every tree is consistent: only its root is checked)
+    where = draw.draw(st.integers(0, len(proof) + (m > 0)), label="which hash")
+    bit = draw.draw(st.integers(0, 255), label="bit")
+    bad = [*proof]
+    bad1, bad2 = root1, root2
+    if where < len(proof):
+        bad[where] = flip(bad[where], bit)
+    elif where == len(proof):
+        bad1 = flip(root1, bit)
+    else:
+        bad2 = flip(root2, bit)
+    assert not verify_consistency(m, n, bad1, bad2, bad)
+    assert not ref_verify_consistency(m, n, bad1, bad2, bad)
+
+
+@settings(max_examples=60, deadline=None)
+@given(sizes, st.data())
+def test_every_store_gives_the_same_answers(n: int, draw: st.DataObject) -> None:
+    hashes = [sha(b"\x00" + d) for d in data()[:n]]
+    stores: list[HashStore] = [MemoryHashStore.from_leaf_hashes(hashes),
+                               LevelsHashStore(list(hashes)), UncachedStore(hashes)]
+    index = draw.draw(st.integers(0, n - 1))
+    m = draw.draw(st.integers(0, n))
+    want = grown_tree()
+    for store in stores:
+        tree = MerkleTree(store)
+        assert tree.root() == want.root(n)
+        assert tree.inclusion_proof(index) == want.inclusion_proof(index, n)
+        assert tree.consistency_proof(m) == want.consistency_proof(m, n)
+
+
+def test_frontier_reports_complete_subtrees_and_roots() -> None:
+    frontier, store = Frontier(), MemoryHashStore()
+    for i, item in enumerate(data()[:100]):
+        nodes = frontier.append(leaf_hash(item))
+        store.append(leaf_hash(item), nodes)
+        size = i + 1
+        # one node per trailing one-bit of the new size - 1 ... i.e. of i
+        assert [level for level, _, _ in nodes] == list(range(1, (i ^ size).bit_length()))
+        for level, index, digest in nodes:
+            assert digest == ref_mth(data()[index << level:(index + 1) << level])
+        assert frontier.root() == ref_mth(data()[:size])
+        assert len(frontier.hashes) == size.bit_count()
+    assert Frontier.from_tree(MerkleTree(store)).hashes == frontier.hashes
+    assert Frontier.from_tree(MerkleTree(store), 37).root() == ref_mth(data()[:37])
+    with pytest.raises(ValueError, match="hashes"):
+        Frontier(3, [SOME_HASH])
+
+
+def test_appends_to_a_tree_opened_on_an_existing_store() -> None:
+    store = MemoryHashStore.from_leaf_hashes([sha(b"\x00" + d) for d in data()[:77]])
+    tree = MerkleTree(store)
+    for item in data()[77:120]:
+        tree.append_leaf(item)
+    assert tree.size == 120 and tree.root() == ref_mth(data()[:120])
+    assert tree.inclusion_proof(5) == ref_path(5, data()[:120])
+
+
+def test_proofs_on_a_million_leaves_answer_in_under_20_ms() -> None:
+    n = 1_000_000
+    base = sha(b"leaf")
+    tree = MerkleTree(MemoryHashStore.from_leaf_hashes(
+        [sha(base + i.to_bytes(4, "big")) for i in range(n)]))
+    rng = random.Random(20)
+    timings = []
+    for _ in range(500):
+        size = rng.randint(n // 2, n)
+        index, first = rng.randrange(size), rng.randint(1, size)
+        start = time.perf_counter()
+        inclusion = tree.inclusion_proof(index, size)
+        consistency = tree.consistency_proof(first, size)
+        timings.append(time.perf_counter() - start)
+        root = tree.root(size)
+        assert verify_inclusion(index, size, tree.leaf_hash(index), inclusion, root)
+        assert verify_consistency(first, size, tree.root(first), root, consistency)
+    timings.sort()
+    assert timings[int(len(timings) * 0.99)] < 0.020  # both proofs together
