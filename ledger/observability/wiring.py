@@ -35,6 +35,7 @@ from ledger.observability.metrics import (
     UNKNOWN,
     AgreementSnapshot,
     LedgerMetrics,
+    MetricsServer,
     SlaSource,
     ledger_grpc_methods,
     snapshot_from_report,
@@ -48,7 +49,8 @@ SLA_CACHE_SECONDS = 30.0
 #: Who the SLA collector reads reports as (reads everything, writes nothing).
 METRICS_PRINCIPAL = Principal(name="metrics", org="", role="auditor")
 
-_active: dict[str, LedgerMetrics] = {}
+#: "active" -> the metrics and listener of ``start`` (one per process).
+_active: dict[str, tuple[LedgerMetrics, MetricsServer]] = {}
 _INDEX = re.compile(r"events\[(\d+)\]")
 
 
@@ -63,19 +65,26 @@ def start(
     log.info(
         "metrics listening", url=f"http://{metrics_listen.rsplit(':', 1)[0]}:{server.port}/metrics"
     )
-    _active["metrics"] = m
+    _active["active"] = (m, server)
 
     def stop() -> None:
         server.close()
-        if _active.get("metrics") is m:
-            del _active["metrics"]
+        if _active.get("active", (None,))[0] is m:
+            del _active["active"]
 
     return [ObservabilityInterceptor(m)], stop
 
 
 def active_metrics() -> LedgerMetrics | None:
     """The metrics ``start`` created (None when it was not called)."""
-    return _active.get("metrics")
+    active = _active.get("active")
+    return None if active is None else active[0]
+
+
+def active_metrics_port() -> int | None:
+    """The port the listener of ``start`` is bound to (useful with port 0)."""
+    active = _active.get("active")
+    return None if active is None else active[1].port
 
 
 def instrument(ledger: Any, metrics: LedgerMetrics | None = None, reports: Any = None) -> None:
@@ -84,7 +93,7 @@ def instrument(ledger: Any, metrics: LedgerMetrics | None = None, reports: Any =
 
     ``reports``: the application's ReportService (default: one over ``ledger.store``).
     """
-    m = metrics if metrics is not None else _active.get("metrics")
+    m = metrics if metrics is not None else active_metrics()
     if m is None:
         return
     service = ledger.service
@@ -137,11 +146,12 @@ def _observe_appends(service: Any, m: LedgerMetrics) -> None:
                 rejected=[rejection_of(events, exc)],
             )
             raise
-        duplicate_ids = {r.event_id for r in results if r.duplicate}
+        # Results follow the request order; an event re-sent inside the batch
+        # shares its id with the original, so count results, not ids.
         m.record_append(
             batch_size=len(events),
             duration_seconds=time.perf_counter() - started,
-            duplicate_types=[e.type for e in events if e.event_id in duplicate_ids],
+            duplicate_types=[e.type for e, r in zip(events, results, strict=False) if r.duplicate],
         )
         return results
 
