@@ -490,3 +490,101 @@ def test_interceptor_counts_a_cancelled_stream() -> None:
     assert value(m, "grpc_server_handled_total", grpc_code="Canceled", **labels) == 1
     sent = value(m, "grpc_server_msg_sent_total", **labels)
     assert sent is not None and sent >= 5
+
+
+# --------------------------------------------------------------------------- wiring
+
+
+def test_instrument_hooks_appends_pool_and_sla_figures() -> None:
+    from types import SimpleNamespace
+
+    from ledger.domain.errors import InvalidArgument, OutOfRange, TimelineViolation
+    from ledger.domain.instants import parse_instant
+    from ledger.observability import wiring
+
+    report = _expected_report()
+    event = SimpleNamespace  # what instrument reads of an event: type, event_id, position
+
+    class Service:
+        def __init__(self) -> None:
+            self.notified: list[int] = []
+            self.on_stored: Callable[[list[Any]], None] | None = lambda events: (
+                self.notified.append(events[-1].position)
+            )
+
+        def clock(self) -> int:
+            return parse_instant("2026-11-05T00:00:00Z")
+
+        def append(self, principal: object, events: list[Any]) -> list[Any]:
+            if events[0].type == "clock_resumed":
+                raise TimelineViolation("not_paused", "clock_resumed while not paused", index=0)
+            if events[0].type == "bad":
+                raise InvalidArgument("events[1].actor", "is required")
+            stored = [
+                event(type=e.type, event_id=e.event_id, position=10 + i)
+                for i, e in enumerate(events)
+            ]
+            assert self.on_stored is not None
+            self.on_stored(stored)
+            return [
+                SimpleNamespace(event_id=e.event_id, duplicate=e.event_id == "dup") for e in events
+            ]
+
+        def agreement_ids(self, principal: object) -> list[str]:
+            return ["herts-converged"]
+
+        def agreement(self, agreement_id: str) -> Any:
+            return SimpleNamespace(current=SimpleNamespace(timezone="Europe/London"))
+
+    class Reports:
+        def period_report(self, principal: object, agreement_id: str, period: str, *_: Any) -> Any:
+            if period != "2026-10":
+                raise OutOfRange(f"{period} is not covered in this test")
+            return report
+
+    class Pool:
+        def get_stats(self) -> dict[str, int]:
+            return {"pool_size": 3, "pool_available": 1, "requests_waiting": 0, "pool_max": 15}
+
+    store = SimpleNamespace(
+        max_position=lambda: 9,
+        recorder=SimpleNamespace(datastore=SimpleNamespace(pool=Pool())),
+    )
+    service = Service()
+    m = fresh()
+    wiring.instrument(SimpleNamespace(service=service, store=store), m, reports=Reports())
+    assert value(m, "ledger_log_size_events") == 9
+    assert value(m, "ledger_db_pool_connections_in_use") == 2
+
+    service.append(
+        None, [event(type="opened", event_id="a"), event(type="responded", event_id="dup")]
+    )
+    assert service.notified == [11]  # the application's own callback still runs
+    with pytest.raises(TimelineViolation):
+        service.append(None, [event(type="clock_resumed", event_id="b")])
+    with pytest.raises(InvalidArgument):
+        service.append(None, [event(type="bad", event_id="c"), event(type="opened", event_id="d")])
+
+    assert value(m, "ledger_events_appended_total", type="opened") == 1
+    assert value(m, "ledger_log_size_events") == 11
+    assert value(m, "ledger_events_duplicate_total", type="responded") == 1
+    assert value(m, "ledger_events_rejected_total", type="clock_resumed", reason="not_paused") == 1
+    assert value(m, "ledger_events_rejected_total", type="opened", reason="invalid_argument") == 1
+    assert value(m, "ledger_append_duration_seconds_count") == 3
+
+    october = {"agreement": "herts-converged", "service_level": "p1-resolution"}
+    labels = {**october, "kind": "resolution", "period": "previous"}
+    assert value(m, "ledger_sla_attainment_ratio", **labels) == 0.6
+    assert value(m, "ledger_sla_collector_up") == 1
+    assert value(m, "ledger_sla_objective_ratio", **{**labels, "period": "current"}) is None
+
+
+@pytest.mark.parametrize(("period", "previous"), [("2026-11", "2026-10"), ("2027-01", "2026-12")])
+def test_previous_period(period: str, previous: str) -> None:
+    from ledger.observability.wiring import current_period, previous_period
+
+    assert previous_period(period) == previous
+    # 2026-10-31T23:30Z is still October in London (GMT), already November in Berlin
+    instant = 1793489400 * 1_000_000
+    assert current_period("Europe/London", instant) == "2026-10"
+    assert current_period("Europe/Berlin", instant) == "2026-11"

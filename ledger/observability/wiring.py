@@ -38,6 +38,7 @@ from ledger.observability.metrics import (
     MetricsServer,
     SlaSource,
     ledger_grpc_methods,
+    psycopg_pool_stats,
     snapshot_from_report,
     start_metrics_server,
 )
@@ -88,7 +89,7 @@ def active_metrics_port() -> int | None:
 
 
 def instrument(ledger: Any, metrics: LedgerMetrics | None = None, reports: Any = None) -> None:
-    """Report the ledger's appends, log size and SLA figures to ``metrics``
+    """Report the ledger's appends, log size, database pool and SLA figures to ``metrics``
     (default: those of ``start``; nothing happens if there are none).
 
     ``reports``: the application's ReportService (default: one over ``ledger.store``).
@@ -98,6 +99,10 @@ def instrument(ledger: Any, metrics: LedgerMetrics | None = None, reports: Any =
         return
     service = ledger.service
     m.set_log_size(ledger.store.max_position())
+    datastore = getattr(getattr(ledger.store, "recorder", None), "datastore", None)
+    pool: Any = getattr(datastore, "pool", None)
+    if callable(getattr(pool, "get_stats", None)):  # PostgreSQL: a psycopg_pool pool
+        m.set_db_pool_source(psycopg_pool_stats(pool))
     _observe_stored(service, m)
     _observe_appends(service, m)
     if reports is None:
