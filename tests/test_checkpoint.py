@@ -214,3 +214,16 @@ def test_bad_key_files_are_refused(tmp_path: Path, signer: Signer) -> None:
         signer_from_bytes(GO_SKEY.replace("c74f20a3", "c74f20a4").encode(), None)
     with pytest.raises(FileNotFoundError):
         load_signer(tmp_path / "missing", ORIGIN)
+
+
+def test_the_example_in_docs_audit_md_verifies() -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "audit.md").read_text()
+    vkey = "sla-ledger.example/herts+83fdb3a9+AY5K82oawYD8S+7c0RTVPbKXHKCQeVG/WR4kzmbUfG1j"
+    body = ("sla-ledger.example/herts\n112\ntWfAy7LoXCleat6TDluzSaS5vulInKp9a2ed1G6CpxE=\n"
+            "timestamp 2026-11-01T09:00:00Z\n")
+    signature = ("\u2014 sla-ledger.example/herts g/2zqdcEjux2yyA5wOKCDrIiKVqdMtzrigo5I9jMUyLY"
+                 "iKXGz9jHl+actxoXdEJK21wsIeCVXH4gPzHDNTKG+RkMYQ4=")
+    assert vkey in doc and signature in doc
+    assert all(line in doc for line in body.splitlines())
+    cp = verify_checkpoint(f"{body}\n{signature}\n", Verifier.from_vkey(vkey))
+    assert cp.size == 112 and cp.root_hash == hashlib.sha256(b"example root").digest()
