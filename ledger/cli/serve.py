@@ -35,6 +35,7 @@ async def serve(args: argparse.Namespace) -> int:
     except (ServerConfigError, ValueError) as exc:
         print(f"sla-ledger serve: {exc}", file=sys.stderr)
         return 2
+    _instrument(ledger)
     install_signal_handlers(ledger.running, asyncio.get_running_loop())
     host = args.listen.rsplit(":", 1)[0]
     target = f"{host}:{ledger.port}"
@@ -76,3 +77,12 @@ def _observability(metrics_listen: str):  # type: ignore[no-untyped-def]
     except ImportError:
         return [], lambda: None
     return wiring.start(metrics_listen)
+
+
+def _instrument(ledger: object) -> None:
+    """Feeds the ledger and SLA metrics from the running ledger."""
+    try:
+        from ledger.observability import wiring
+    except ImportError:
+        return
+    wiring.instrument(ledger)
