@@ -1,5 +1,7 @@
 """The auditor's toolkit: the verifiable event log (RFC 9162 Merkle tree),
-signed checkpoints (C2SP signed notes) and offline export bundles.
+signed checkpoints (C2SP signed notes, Ed25519) and offline export bundles.
 
-Pure code: no clock, no database, no network. See docs/audit.md.
+No wall clock (times are parameters), no database, no network; the only I/O
+is key files (checkpoint.py) and bundle directories (bundle.py); bench.py
+measures. See docs/audit.md.
 """
