@@ -287,6 +287,9 @@ def test_an_earlier_checkpoint_is_extended_or_the_rewrite_is_reported(tmp_path: 
     write_bundle(tmp_path / "s", log()[:90], checkpoint_of(log()[:90]), SIGNER.verifier)
     report = verify(tmp_path / "s", trusted=earlier)
     assert not report.ok and "shrank" in report.summary()
+    empty = checkpoint_of([])
+    write_bundle(tmp_path / "e", [], empty, SIGNER.verifier)
+    assert verify(tmp_path / "e").ok
 
 
 def test_partial_bundle_of_one_incident(tmp_path: Path) -> None:

@@ -25,7 +25,7 @@ import contextlib
 import json
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
 from pathlib import Path
@@ -235,7 +235,8 @@ def _check_partial(scan: _Scan, evidence: MerkleTree, size: int) -> None:
 
 
 def _check_full_root(scan: _Scan, checkpoint: Checkpoint, full: MerkleTree,
-                     recorded: Callable[[], bytes | None]) -> bool:
+                     hashes_file: Path) -> tuple[bool, MerkleTree | None]:
+    """(root ok, authenticated leaf hashes); locates changed lines if it can."""
     size, hashes = checkpoint.size, scan.hashes
     count = len(hashes)
     if count > size:
@@ -243,12 +244,12 @@ def _check_full_root(scan: _Scan, checkpoint: Checkpoint, full: MerkleTree,
     elif count < size:
         scan.problem(count + 1, f"{size - count} event(s) of the checkpoint are missing")
     if count >= size and full.root(size) == checkpoint.root_hash:
-        return True  # leaf-hashes.bin is not needed (nor read)
-    evidence = _evidence(recorded(), checkpoint)
+        return True, full  # leaf-hashes.bin is not needed (nor read)
+    evidence = _evidence(_read_hashes(hashes_file), checkpoint)
     if evidence is None:
         scan.problem(None, "the root over the events is not the signed root, and there is "
                      f"no authenticated {LEAF_HASHES} to locate the change")
-        return False
+        return False, None
     found = 0
     for i in range(min(count, size)):
         if hashes[i] != evidence.store.leaf_hash(i):
@@ -256,7 +257,7 @@ def _check_full_root(scan: _Scan, checkpoint: Checkpoint, full: MerkleTree,
             found += 1
             if found >= scan.max_problems:
                 break
-    return False
+    return False, evidence
 
 
 def verify_bundle(directory: str | os.PathLike[str], *, key: Verifier | str | None = None,
@@ -296,11 +297,8 @@ def verify_bundle(directory: str | os.PathLike[str], *, key: Verifier | str | No
         _scan(root / EVENTS, scan, partial)
     except OSError as exc:
         problems.append(Problem(None, f"{EVENTS}: {exc}"))
-    def recorded() -> bytes | None:
-        return _read_hashes(root / LEAF_HASHES)
-
     if partial:
-        evidence = _evidence(recorded(), checkpoint)
+        evidence = _evidence(_read_hashes(root / LEAF_HASHES), checkpoint)
         if evidence is None:
             problems.append(Problem(None, f"{LEAF_HASHES} is missing or not the signed log's"))
         else:
@@ -308,8 +306,10 @@ def verify_bundle(directory: str | os.PathLike[str], *, key: Verifier | str | No
         root_ok = evidence is not None
     else:
         full = MerkleTree(LevelsHashStore(scan.hashes[:size]))
-        root_ok = _check_full_root(scan, checkpoint, full, recorded)
-        evidence = full if root_ok else _evidence(recorded(), checkpoint) or full
+        root_ok, evidence = _check_full_root(scan, checkpoint, full, root / LEAF_HASHES)
+        # without authenticated hashes, an earlier checkpoint can still vouch
+        # for a prefix of the events as they are
+        evidence = evidence or full
     trusted_ok: bool | None = None
     if trusted is not None:
         trusted_ok = _check_trusted(trusted, verifier, checkpoint, evidence, problems)
@@ -339,8 +339,9 @@ def _check_trusted(trusted: str, verifier: Verifier | None, checkpoint: Checkpoi
         problems.append(Problem(None, "trusted checkpoint: no authenticated leaf hashes"))
         return False
     if old.size > tree.size:
-        problems.append(Problem(None, f"the log shrank: {tree.size} events, the trusted "
-                                f"checkpoint has {old.size}"))
+        problems.append(Problem(None, f"the bundle has {tree.size} events, the trusted "
+                                f"checkpoint {old.size}: the log shrank, or the bundle "
+                                "is older than the checkpoint"))
         return False
     if tree.root(old.size) != old.root_hash:
         problems.append(Problem(None, f"the first {old.size} events are not those of the "
