@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import grpc
 
 from ledger.application.ledger_service import AppendResult
-from ledger.domain.agreements import AgreementHistory, AgreementTerms
+from ledger.domain.agreements import AgreementTerms
 from ledger.domain.events import LedgerEvent
 from ledger.grpc import convert
 from ledger.v1 import (
@@ -172,19 +172,3 @@ class LedgerClient:
         result: dict[str, Any] = json.loads(response.incident_json)
         return result
 
-
-def history_of(agreement: agreements_pb2.Agreement) -> AgreementHistory:
-    """An AgreementHistory from GetAgreement's answer (for offline tools)."""
-    from ledger.domain.agreements import MaintenanceWindow, TermsVersion
-
-    versions = [TermsVersion(convert.timestamp_to_micros(agreement.effective_from, "effective_from"),
-                             convert.terms_from_proto(agreement.terms, "terms"), "", agreement.position)]
-    for amendment in agreement.amendments:
-        versions.append(TermsVersion(
-            convert.timestamp_to_micros(amendment.effective_from, "effective_from"),
-            convert.terms_from_proto(amendment.terms, "terms"), amendment.event_id, amendment.position))
-    windows = [MaintenanceWindow(w.event_id, w.service, convert.timestamp_to_micros(w.start, "start"),
-                                 convert.timestamp_to_micros(w.end, "end"),
-                                 convert.timestamp_to_micros(w.scheduled_at, "scheduled_at"), w.position)
-               for w in agreement.maintenance_windows]
-    return AgreementHistory(agreement.id, tuple(versions), tuple(windows))

@@ -46,6 +46,12 @@ def agreement_stream(agreement_id: str) -> uuid.UUID:
     return stream_uuid("agreement", agreement_id)
 
 
+def stream_for(name: str) -> uuid.UUID:
+    """The library originator id of a stream name ("incident:ID" or "agreement:ID")."""
+    kind, ident = name.split(":", 1)
+    return stream_uuid(kind, ident)
+
+
 class VersionConflict(Exception):
     """Another writer appended to one of the streams (or used an event_id) first."""
 

@@ -19,8 +19,7 @@ from ledger.adapters.eventstore import (
     EventStore,
     StreamWrite,
     VersionConflict,
-    agreement_stream,
-    incident_stream,
+    stream_for,
 )
 from ledger.application.agreements import history_from_events
 from ledger.domain import events as ev
@@ -62,9 +61,7 @@ class _Streams:
             if cached is not None:
                 self._items.move_to_end(name)
                 return list(cached)
-        kind, ident = name.split(":", 1)
-        stream = incident_stream(ident) if kind == "incident" else agreement_stream(ident)
-        events = self.store.load_stream(stream)
+        events = self.store.load_stream(stream_for(name))
         self.put(name, events)
         return list(events)
 
@@ -125,24 +122,18 @@ class LedgerService:
         terms: AgreementTerms,
     ) -> AppendResult:
         principal.require_admin("register agreements")
-        event = ev.LedgerEvent(
-            event_id=event_id, agreement_id=agreement_id, incident_id="",
-            occurred_at=effective_from, actor=principal.org,
-            payload=ev.AgreementRegistered(effective_from, terms), submitted_by=principal.name,
-        )
-        return self._append_agreement_event(event, registering=True)
+        payload = ev.AgreementRegistered(effective_from, terms)
+        return self._append_agreement_event(
+            _agreement_event(principal, event_id, agreement_id, payload), registering=True)
 
     def amend_agreement(
         self, principal: Principal, event_id: str, agreement_id: str, effective_from: int,
         terms: AgreementTerms,
     ) -> AppendResult:
         principal.require_admin("amend agreements")
-        event = ev.LedgerEvent(
-            event_id=event_id, agreement_id=agreement_id, incident_id="",
-            occurred_at=effective_from, actor=principal.org,
-            payload=ev.AgreementAmended(effective_from, terms), submitted_by=principal.name,
-        )
-        return self._append_agreement_event(event, registering=False)
+        payload = ev.AgreementAmended(effective_from, terms)
+        return self._append_agreement_event(
+            _agreement_event(principal, event_id, agreement_id, payload), registering=False)
 
     def _append_agreement_event(self, event: ev.LedgerEvent, *, registering: bool) -> AppendResult:
         if not event.event_id:
@@ -164,7 +155,7 @@ class LedgerService:
                     raise InvalidArgument(
                         "effective_from", "an amendment cannot take effect before the agreement"
                     )
-            write = StreamWrite(name, agreement_stream(event.agreement_id), len(stored), (event,),
+            write = StreamWrite(name, stream_for(name), len(stored), (event,),
                                 (content_hash(event),))
             try:
                 positions = self.store.append([write], self.clock())
@@ -217,6 +208,7 @@ class LedgerService:
         base: dict[str, list[ev.LedgerEvent]] = {}
         batch_hashes: dict[str, str] = {}
         plan: list[tuple[int, str]] = []  # (index, stream name) of events to store
+        first_index: dict[str, int] = {}  # event_id -> its first index in the batch
         for index, event in enumerate(events):
             if event.event_id in known:
                 continue
@@ -229,6 +221,7 @@ class LedgerService:
                 plan.append((index, ""))
                 continue
             batch_hashes[event.event_id] = digest
+            first_index[event.event_id] = index
             checked = self._check(principal, index, event, now, base, pending)
             events[index] = checked
             name = self._stream_name(checked)
@@ -245,7 +238,7 @@ class LedgerService:
             event = events[index]
             # Hash the content as submitted (before the ledger filled in the
             # agreement id), so a re-sent event is recognised as identical.
-            writes.append(StreamWrite(name, self._stream_uuid(name), next_version[name], (event,),
+            writes.append(StreamWrite(name, stream_for(name), next_version[name], (event,),
                                       (batch_hashes[event.event_id],)))
             next_version[name] += 1
         positions: list[int] = []
@@ -265,8 +258,8 @@ class LedgerService:
             if event.event_id in known:
                 results.append(known[event.event_id])
             else:
-                first = plan_first_index(plan, events, event.event_id)
-                results.append(AppendResult(event.event_id, by_event[event.event_id], first != index))
+                repeated = first_index[event.event_id] != index
+                results.append(AppendResult(event.event_id, by_event[event.event_id], repeated))
         return results
 
     def _stored(self, groups: Sequence[tuple[str, list[ev.LedgerEvent], list[ev.LedgerEvent], Sequence[int]]]) -> None:
@@ -284,11 +277,6 @@ class LedgerService:
         if event.incident_id:
             return f"incident:{event.incident_id}"
         return f"agreement:{event.agreement_id}"
-
-    @staticmethod
-    def _stream_uuid(name: str):  # type: ignore[no-untyped-def]
-        kind, ident = name.split(":", 1)
-        return incident_stream(ident) if kind == "incident" else agreement_stream(ident)
 
     def _check(
         self, principal: Principal, index: int, event: ev.LedgerEvent, now: int,
@@ -372,8 +360,11 @@ class LedgerService:
         return visible
 
 
-def plan_first_index(plan: list[tuple[int, str]], events: list[ev.LedgerEvent], event_id: str) -> int:
-    for index, _ in plan:
-        if events[index].event_id == event_id:
-            return index
-    return -1
+
+def _agreement_event(principal: Principal, event_id: str, agreement_id: str,
+                     payload: ev.AgreementRegistered | ev.AgreementAmended) -> ev.LedgerEvent:
+    return ev.LedgerEvent(
+        event_id=event_id, agreement_id=agreement_id, incident_id="",
+        occurred_at=payload.effective_from, actor=principal.org, payload=payload,
+        submitted_by=principal.name,
+    )

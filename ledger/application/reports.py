@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.adapters.eventstore import EventStore
+from ledger.adapters.eventstore import EventStore, incident_stream
 from ledger.application.agreements import history_from_events
 from ledger.domain import events as ev
 from ledger.domain.access import Principal
@@ -96,8 +96,6 @@ class ReportService:
     def clocks_at_risk(self, principal: Principal, agreement_id: str | None,
                        evaluated_at: int | None) -> list[dict[str, Any]]:
         """Running clocks (pending outcome) ordered by due_at, for live operations."""
-        from ledger.adapters.eventstore import incident_stream
-
         when = self.clock() if evaluated_at is None else evaluated_at
         upto = self.store.max_position()
         if agreement_id:
@@ -113,8 +111,7 @@ class ReportService:
                     raise
                 continue
             for incident_id in sorted(incidents):
-                view = compute_incident_view(history, self.store.load_stream(incident_stream(incident_id)),
-                                             when, upto)
+                view = compute_incident_view(history, incidents[incident_id], when, upto)
                 for level_id, clock in (view.get("service_levels") or {}).items():
                     if clock.get("outcome") == "pending" and clock.get("due_at"):
                         custody = (view.get("custody") or [{}])[-1].get("org", "")
@@ -126,6 +123,4 @@ class ReportService:
         return out
 
     def _incident_stream(self, incident_id: str) -> list[ev.LedgerEvent]:
-        from ledger.adapters.eventstore import incident_stream
-
         return self.store.load_stream(incident_stream(incident_id))

@@ -14,7 +14,9 @@ from typing import Any
 import grpc
 
 from ledger.adapters.scenario import Scenario
+from ledger.application.ledger_service import AppendResult
 from ledger.client import LedgerClient
+from ledger.domain.agreements import AgreementTerms
 from ledger.domain.codec import event_from_dict
 from ledger.domain.errors import InvalidArgument
 from ledger.domain.events import LedgerEvent
@@ -51,40 +53,18 @@ def load_scenario(client: LedgerClient, scenario: Scenario,
     summary = LoadSummary()
     current: dict[str, dict[str, Any]] = {}
     for i, raw in enumerate(scenario.agreements):
-        where = f"agreements[{i}]"
-        try:
-            terms = parse_terms(raw, where)
-            effective = parse_instant(str(raw.get("effective_from", "")))
-        except (InvalidArgument, ValueError) as exc:
-            summary.rejected.append({"where": where, "reason": f"invalid_argument: {exc}"})
-            continue
-        event_id = raw.get("event_id") or str(uuid.uuid5(_NS, f"register:{raw.get('id')}"))
-        try:
-            result = client.register_agreement(raw["id"], effective, terms, event_id)
-            summary.duplicates += result.duplicate
-            summary.stored += not result.duplicate
-            current[raw["id"]] = terms_to_dict(terms)
-        except grpc.RpcError as exc:
-            summary.rejected.append({"where": where, "reason": _reason(exc)})
+        agreement_id = raw.get("id", "")
+        event_id = raw.get("event_id") or str(uuid.uuid5(_NS, f"register:{agreement_id}"))
+        _append_terms(summary, current, f"agreements[{i}]", agreement_id, raw, raw, event_id,
+                      client.register_agreement)
     for i, raw in enumerate(scenario.amendments):
-        where = f"amendments[{i}]"
         agreement_id = raw.get("agreement", "")
-        base = dict(current.get(agreement_id, {}))
-        base.update({k: v for k, v in raw.items() if k not in ("agreement", "effective_from", "event_id")})
-        try:
-            terms = parse_terms(base, where)
-            effective = parse_instant(str(raw.get("effective_from", "")))
-        except (InvalidArgument, ValueError) as exc:
-            summary.rejected.append({"where": where, "reason": f"invalid_argument: {exc}"})
-            continue
+        # An amendment names only the terms that change; the rest carry over.
+        merged = dict(current.get(agreement_id, {}))
+        merged.update({k: v for k, v in raw.items() if k not in ("agreement", "effective_from", "event_id")})
         event_id = raw.get("event_id") or str(uuid.uuid5(_NS, f"amend:{agreement_id}:{_digest(raw)}"))
-        try:
-            result = client.amend_agreement(agreement_id, effective, terms, event_id)
-            summary.duplicates += result.duplicate
-            summary.stored += not result.duplicate
-            current[agreement_id] = terms_to_dict(terms)
-        except grpc.RpcError as exc:
-            summary.rejected.append({"where": where, "reason": _reason(exc)})
+        _append_terms(summary, current, f"amendments[{i}]", agreement_id, raw, merged, event_id,
+                      client.amend_agreement)
 
     parsed: list[tuple[int, LedgerEvent]] = []
     for index, raw in enumerate(scenario.events):
@@ -107,6 +87,26 @@ def load_scenario(client: LedgerClient, scenario: Scenario,
         if progress is not None:
             progress(min(done, total), total)
     return summary
+
+
+def _append_terms(summary: LoadSummary, current: dict[str, dict[str, Any]], where: str,
+                  agreement_id: str, raw: dict[str, Any], terms_raw: dict[str, Any], event_id: str,
+                  send: Callable[[str, int, AgreementTerms, str], AppendResult]) -> None:
+    """Registers or amends one agreement, recording the outcome in the summary."""
+    try:
+        terms = parse_terms(terms_raw, where)
+        effective = parse_instant(str(raw.get("effective_from", "")))
+    except (InvalidArgument, ValueError) as exc:
+        summary.rejected.append({"where": where, "reason": f"invalid_argument: {exc}"})
+        return
+    try:
+        result = send(agreement_id, effective, terms, event_id)
+    except grpc.RpcError as exc:
+        summary.rejected.append({"where": where, "reason": _reason(exc)})
+        return
+    summary.duplicates += result.duplicate
+    summary.stored += not result.duplicate
+    current[agreement_id] = terms_to_dict(terms)
 
 
 def _append_batch(client: LedgerClient, scenario: Scenario,

@@ -16,6 +16,7 @@ from ledger.application.incidents import IncidentSummary, summarise
 from ledger.application.ledger_service import LedgerService
 from ledger.application.log_feed import LogFeed
 from ledger.domain.errors import InvalidArgument
+from ledger.domain.timeline import effective_timeline, timeline_key
 from ledger.grpc import convert
 from ledger.grpc.auth import current_principal
 from ledger.grpc.errors import translate_errors
@@ -185,8 +186,6 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
         events = await self.executors.read(
             lambda: self.service.incident_events(principal, request.incident_id))
         summary = summarise(events)
-        from ledger.domain.timeline import effective_timeline, timeline_key
-
         retracted = effective_timeline(events).retracted_ids
         return incidents_pb2.GetIncidentResponse(
             incident=summary_to_proto(summary),
@@ -263,7 +262,7 @@ class LogServicer(log_pb2_grpc.LogServiceServicer):
                 continue
             if not request.follow or (upto is not None and after >= upto):
                 return
-            if context.cancelled() if hasattr(context, "cancelled") else False:
+            if context.cancelled():
                 return
             await self.feed.wait_beyond(after, self.poll_seconds)
 
