@@ -1,0 +1,182 @@
+"""Keeps read models up to date with the event log: catch up in batches on
+start, then follow new events.
+
+Why not the library's ProjectionRunner: it commits once per event (about
+1,000 events/s on PostgreSQL here), so a rebuild of a million events takes a
+quarter of an hour. Here each batch of up to `batch_size` events is applied
+in one transaction that also moves the projection's tracking position, so a
+projection is exactly-once and a crash loses at most an uncommitted batch.
+
+Each projection keeps its own position, so one can be rebuilt from zero
+while the others stay at the head of the log. Following is woken in-process
+by `notify` (the append path calls it) and otherwise polls, which covers
+events appended by another process sharing the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from ledger.adapters.eventstore import EventStore
+from ledger.domain.events import LedgerEvent
+from projections.storage import ProjectionDatabase, Tx, read_position, write_position
+
+log = logging.getLogger(__name__)
+
+
+class Projection(Protocol):
+    """A read model: tables plus a fold applied batch by batch."""
+
+    name: str
+
+    def create_tables(self, tx: Tx) -> None: ...
+
+    def clear(self, tx: Tx) -> None:
+        """Delete every row (a rebuild starts from an empty model)."""
+
+    def apply(self, tx: Tx, events: Sequence[LedgerEvent]) -> None:
+        """Apply consecutive stored events (in position order) inside `tx`."""
+
+
+class CommitListener(Protocol):
+    def __call__(self, name: str, position: int, recorded_at: int, count: int,
+                 seconds: float) -> None: ...
+
+
+class ProjectionRunner:
+    def __init__(
+        self,
+        store: EventStore,
+        projections: Sequence[Projection],
+        *,
+        batch_size: int = 2000,
+        poll_interval: float = 1.0,
+        on_commit: CommitListener | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.db = ProjectionDatabase.of_store(store)
+        self.projections = list(projections)
+        self.batch_size = batch_size
+        self.poll_interval = poll_interval
+        self.on_commit = on_commit
+        self._clock = clock
+        self._positions: dict[str, int] = {}
+        self._changed = threading.Condition()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._run_lock = threading.Lock()
+        self.last_error: BaseException | None = None
+        self.db.create_tracking_table()
+        with self.db.transaction() as tx:
+            for projection in self.projections:
+                projection.create_tables(tx)
+        with self.db.transaction(commit=False) as tx:
+            for projection in self.projections:
+                self._positions[projection.name] = read_position(tx, projection.name)[0]
+
+    # -- positions -----------------------------------------------------------
+    def position(self, name: str) -> int:
+        with self._changed:
+            return self._positions[name]
+
+    def positions(self) -> dict[str, int]:
+        with self._changed:
+            return dict(self._positions)
+
+    def wait_for(self, position: int, timeout: float) -> bool:
+        """Block until every projection has applied `position` (or timeout)."""
+        deadline = self._clock() + timeout
+        with self._changed:
+            while min(self._positions.values(), default=position) < position:
+                remaining = deadline - self._clock()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(remaining)
+            return True
+
+    # -- applying ------------------------------------------------------------
+    def run_once(self, upto: int | None = None) -> int:
+        """Apply every stored event up to `upto` (default: the end of the log)
+        to every projection behind it; returns how many events were applied."""
+        with self._run_lock:
+            applied = 0
+            target = self.store.max_position() if upto is None else upto
+            while True:
+                after = min(self.positions().values(), default=target)
+                if after >= target:
+                    return applied
+                batch = self.store.read_log(after, self.batch_size, upto=target)
+                if not batch:
+                    return applied
+                for projection in self.projections:
+                    applied += self._apply(projection, batch)
+
+    def _apply(self, projection: Projection, batch: Sequence[LedgerEvent]) -> int:
+        current = self.position(projection.name)
+        events = [e for e in batch if e.position > current]
+        if not events:
+            return 0
+        if events[0].position != current + 1:
+            raise RuntimeError(f"projection {projection.name} at {current} was given "
+                               f"position {events[0].position}")
+        started = self._clock()
+        last = events[-1]
+        with self.db.transaction() as tx:
+            projection.apply(tx, events)
+            write_position(tx, projection.name, last.position, last.recorded_at)
+        with self._changed:
+            self._positions[projection.name] = last.position
+            self._changed.notify_all()
+        if self.on_commit is not None:
+            self.on_commit(projection.name, last.position, last.recorded_at, len(events),
+                           self._clock() - started)
+        return len(events)
+
+    def rebuild(self, name: str) -> int:
+        """Empty one read model and replay the whole log into it."""
+        projection = next(p for p in self.projections if p.name == name)
+        with self._run_lock:
+            with self.db.transaction() as tx:
+                projection.clear(tx)
+                write_position(tx, name, 0, 0)
+            with self._changed:
+                self._positions[name] = 0
+        return self.run_once()
+
+    # -- following -----------------------------------------------------------
+    def notify(self, position: int | None = None) -> None:
+        """New events were stored (safe from any thread)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._follow, name="projections", daemon=True)
+        self._thread.start()
+
+    def _follow(self) -> None:
+        backoff = self.poll_interval
+        while not self._stopping.is_set():
+            self._wake.clear()
+            try:
+                self.run_once()
+                self.last_error = None
+                backoff = self.poll_interval
+            except Exception as exc:  # keep following; the next round retries
+                self.last_error = exc
+                log.exception("projection batch failed; retrying")
+                backoff = min(backoff * 2, 30.0)
+            self._wake.wait(backoff)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None

@@ -1,0 +1,99 @@
+"""Read-model tables in the event store's own database, with one portable
+transaction API for SQLite and PostgreSQL.
+
+Projections write their rows and their tracking position through one `Tx`,
+so a crash leaves either both or neither: a restarted projection resumes
+exactly where its last committed batch ended (exactly-once by construction).
+SQL is written with `?` placeholders and `ON CONFLICT` upserts, which both
+databases accept; `Tx.table` qualifies a name with the PostgreSQL schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+TRACKING_TABLE = "projection_tracking"
+
+
+class Tx(Protocol):
+    is_postgres: bool
+
+    def table(self, name: str) -> str: ...
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]: ...
+
+
+class _Tx:
+    def __init__(self, cursor: Any, is_postgres: bool, schema: str | None) -> None:
+        self._cursor = cursor
+        self.is_postgres = is_postgres
+        self._schema = schema
+
+    def table(self, name: str) -> str:
+        return f'"{self._schema}".{name}' if self._schema else name
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.is_postgres else sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._cursor.execute(self._sql(sql), tuple(params))
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self._cursor.executemany(self._sql(sql), [tuple(r) for r in rows])
+
+    def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        self._cursor.execute(self._sql(sql), tuple(params))
+        rows = self._cursor.fetchall()
+        if self.is_postgres:
+            return [tuple(r.values()) for r in rows]
+        return [tuple(r) for r in rows]
+
+
+class ProjectionDatabase:
+    """Transactions on the event store's datastore (its pool and settings)."""
+
+    def __init__(self, datastore: Any, is_postgres: bool) -> None:
+        self._datastore = datastore
+        self.is_postgres = is_postgres
+        self._schema: str | None = getattr(datastore, "schema", None) if is_postgres else None
+
+    @classmethod
+    def of_store(cls, store: Any) -> ProjectionDatabase:
+        return cls(store.recorder.datastore, store.is_postgres)
+
+    @contextmanager
+    def transaction(self, *, commit: bool = True) -> Iterator[Tx]:
+        with self._datastore.transaction(commit=commit) as cursor:
+            yield _Tx(cursor, self.is_postgres, self._schema)
+
+    def create_tracking_table(self) -> None:
+        with self.transaction() as tx:
+            tx.execute(
+                f"CREATE TABLE IF NOT EXISTS {tx.table(TRACKING_TABLE)} ("
+                "name TEXT PRIMARY KEY, position BIGINT NOT NULL, "
+                "recorded_at BIGINT NOT NULL DEFAULT 0)"
+            )
+
+
+def read_position(tx: Tx, name: str) -> tuple[int, int]:
+    """(position, recorded_at of that position) the projection has applied."""
+    rows = tx.fetchall(
+        f"SELECT position, recorded_at FROM {tx.table(TRACKING_TABLE)} WHERE name = ?", (name,)
+    )
+    return (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
+
+
+def write_position(tx: Tx, name: str, position: int, recorded_at: int) -> None:
+    tx.execute(
+        f"INSERT INTO {tx.table(TRACKING_TABLE)} (name, position, recorded_at) VALUES (?, ?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET position = excluded.position, "
+        "recorded_at = excluded.recorded_at",
+        (name, position, recorded_at),
+    )
