@@ -98,13 +98,55 @@ def period_terms(history: AgreementHistory, period: str) -> tuple[AgreementTerms
 @dataclass(frozen=True, slots=True)
 class ClockLevelSummary:
     level: ServiceLevel
-    incidents: dict[Outcome, tuple[str, ...]]
+    counts: dict[Outcome, int]
+    # Incident ids per outcome, sorted; None when the caller asked for
+    # counts only (a month of 100,000 incidents is megabytes of ids).
+    incidents: dict[Outcome, tuple[str, ...]] | None
     attainment: Fraction | None
     achieved: bool
     shares: dict[str, Fraction]
 
     def count(self, outcome: Outcome) -> int:
-        return len(self.incidents[outcome])
+        return self.counts[outcome]
+
+
+class LevelTally:
+    """What a period needs from the clocks of one service level: outcome
+    counts, the ids behind them, and the sum of the missed clocks' shares.
+
+    Additive with a sign, so a read model can keep a running tally and
+    take back a clock whose outcome is not yet settled at some instant."""
+
+    __slots__ = ("counts", "ids", "shares_sum")
+
+    def __init__(self, keep_ids: bool = True) -> None:
+        self.counts: dict[Outcome, int] = dict.fromkeys(OUTCOMES, 0)
+        self.ids: dict[Outcome, list[str]] | None = {o: [] for o in OUTCOMES} if keep_ids else None
+        self.shares_sum: dict[str, Fraction] = {}
+
+    def add(self, incident_id: str, outcome: Outcome, shares: dict[str, Fraction],
+            sign: int = 1) -> None:
+        self.counts[outcome] += sign
+        if self.ids is not None:
+            if sign > 0:
+                self.ids[outcome].append(incident_id)
+            else:
+                self.ids[outcome].remove(incident_id)
+        if outcome == "missed":
+            for org, share in shares.items():
+                total = self.shares_sum.get(org, Fraction(0)) + sign * share
+                if total:
+                    self.shares_sum[org] = total
+                else:
+                    self.shares_sum.pop(org, None)
+
+    def mean_shares(self) -> dict[str, Fraction]:
+        """Unweighted mean of the missed clocks' shares (10.14); a missed
+        clock without shares still counts in the denominator."""
+        missed = self.counts["missed"]
+        if not missed:
+            return {}
+        return {org: s / missed for org, s in sorted(self.shares_sum.items()) if s > 0}
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,35 +178,41 @@ def _achieved(attainment: Fraction | None, level: ServiceLevel) -> bool:
     return attainment is None or attainment >= Fraction(level.objective)
 
 
-def mean_shares(per_incident: Iterable[dict[str, Fraction]]) -> dict[str, Fraction]:
-    """Unweighted mean of the missed incidents' shares (10.14); zero shares
-    omitted."""
-    items = list(per_incident)
-    if not items:
-        return {}
-    total: dict[str, Fraction] = {}
-    for shares in items:
-        for org, share in shares.items():
-            total[org] = total.get(org, Fraction(0)) + share
-    return {org: s / len(items) for org, s in sorted(total.items()) if s > 0}
-
-
-def _summarise_clock_level(
-    level: ServiceLevel, outcomes: list[tuple[str, Outcome, dict[str, Fraction]]]
-) -> ClockLevelSummary:
-    buckets: dict[Outcome, list[str]] = {o: [] for o in OUTCOMES}
-    for incident_id, outcome, _ in outcomes:
-        buckets[outcome].append(incident_id)
-    met, missed = len(buckets["met"]), len(buckets["missed"])
+def _summarise_clock_level(level: ServiceLevel, tally: LevelTally) -> ClockLevelSummary:
+    met, missed = tally.counts["met"], tally.counts["missed"]
     attainment = Fraction(met, met + missed) if met + missed else None
-    shares = mean_shares(s for _, outcome, s in outcomes if outcome == "missed")
     return ClockLevelSummary(
         level=level,
-        incidents={o: tuple(sorted(ids)) for o, ids in buckets.items()},
+        counts=dict(tally.counts),
+        incidents=None if tally.ids is None else {o: tuple(sorted(ids)) for o, ids in tally.ids.items()},
         attainment=attainment,
         achieved=_achieved(attainment, level),
-        shares=shares,
+        shares=tally.mean_shares(),
     )
+
+
+def tally_clocks(
+    history: AgreementHistory,
+    facts: Iterable[IncidentFacts],
+    start: int,
+    end: int,
+    evaluated_at: int,
+    tallies: dict[str, LevelTally],
+    keep_ids: bool = True,
+) -> None:
+    """Adds the clocks at T of the incidents opened in [start, end) to
+    `tallies` (keyed by service level id)."""
+    for f in facts:
+        if not (f.counts and start <= f.opened_at < end):
+            continue
+        own_terms = history.terms_at(f.opened_at)
+        if own_terms is None:
+            continue  # opened before the agreement: refused on write
+        for clock in incident_clocks(f, own_terms, evaluated_at):
+            tally = tallies.get(clock.level_id)
+            if tally is None:
+                tally = tallies[clock.level_id] = LevelTally(keep_ids)
+            tally.add(f.incident_id, clock.outcome, clock.shares)
 
 
 def evaluate_period(
@@ -179,31 +227,34 @@ def evaluate_period(
     Each facts value must be exact at T (see facts_valid_at); `history`
     must already be cut to the knowledge being reported on.
     """
-    terms, start, end = period_terms(history, period)
-    t = evaluated_at
+    _, start, end = period_terms(history, period)
     all_facts = list(facts)
     for f in all_facts:
-        if not facts_valid_at(f, t):
+        if not facts_valid_at(f, evaluated_at):
             raise ValueError(f"facts of {f.incident_id!r} were not folded for this instant")
-    counting = [f for f in all_facts if f.counts]
+    tallies: dict[str, LevelTally] = {}
+    tally_clocks(history, all_facts, start, end, evaluated_at, tallies)
+    return evaluate_tallied_period(history, tallies, all_facts, period, evaluated_at)
 
-    # Clock outcomes of the period's incidents, keyed by service level id.
-    by_level: dict[str, list[tuple[str, Outcome, dict[str, Fraction]]]] = {}
-    for f in counting:
-        if not start <= f.opened_at < end:
-            continue
-        own_terms = history.terms_at(f.opened_at)
-        if own_terms is None:
-            continue  # opened before the agreement: refused on write
-        for clock in incident_clocks(f, own_terms, t):
-            by_level.setdefault(clock.level_id, []).append(
-                (f.incident_id, clock.outcome, clock.shares)
-            )
 
+def evaluate_tallied_period(
+    history: AgreementHistory,
+    tallies: dict[str, LevelTally],
+    outage_facts: Iterable[IncidentFacts],
+    period: str,
+    evaluated_at: int,
+    keep_ids: bool = True,
+) -> PeriodResult:
+    """The period at T from clock tallies of the period's incidents and the
+    facts (exact at T) of every incident whose outages may overlap it."""
+    terms, start, end = period_terms(history, period)
+    t = evaluated_at
+    counting = [f for f in outage_facts if f.counts]
     summaries: list[LevelSummary] = []
     for level in terms.service_levels:
         if level.kind != "availability":
-            summaries.append(_summarise_clock_level(level, by_level.get(level.id, [])))
+            tally = tallies.get(level.id) or LevelTally(keep_ids)
+            summaries.append(_summarise_clock_level(level, tally))
             continue
         service = level.service or ""
         spans: list[OutageSpan] = []

@@ -153,7 +153,8 @@ def _clock_level(summary: ClockLevelSummary) -> dict[str, Any]:
     out["attainment"] = None if summary.attainment is None else fmt_ratio(summary.attainment)
     for outcome in OUTCOMES:
         out[outcome] = summary.count(outcome)
-    out["incidents"] = {o: list(ids) for o, ids in summary.incidents.items()}
+    if summary.incidents is not None:
+        out["incidents"] = {o: list(ids) for o, ids in summary.incidents.items()}
     return out
 
 
