@@ -149,8 +149,10 @@ class LedgerClient:
     # -- reports ---------------------------------------------------------------
     def period_report(self, agreement_id: str, period: str, *, evaluated_at: int | None = None,
                       as_recorded_position: int | None = None,
-                      as_recorded_instant: int | None = None) -> dict[str, Any]:
-        request = reports_pb2.GetPeriodReportRequest(agreement_id=agreement_id, period=period)
+                      as_recorded_instant: int | None = None,
+                      include_incidents: bool = True) -> dict[str, Any]:
+        request = reports_pb2.GetPeriodReportRequest(agreement_id=agreement_id, period=period,
+                                                     omit_incident_ids=not include_incidents)
         if evaluated_at is not None:
             request.evaluated_at.CopyFrom(convert.micros_to_timestamp(evaluated_at))
         if as_recorded_position is not None:
@@ -159,6 +161,23 @@ class LedgerClient:
             request.as_recorded_at.recorded_at.CopyFrom(convert.micros_to_timestamp(as_recorded_instant))
         response = self._call(self.reports.GetPeriodReport, request)
         result: dict[str, Any] = json.loads(response.report_json)
+        return result
+
+    def restatement(self, agreement_id: str, period: str, *, evaluated_at: int | None = None,
+                    from_cut: dict[str, int], to_cut: dict[str, int] | None = None) -> dict[str, Any]:
+        """What changed between two knowledge cuts, each given as
+        {"as_recorded_position": N} or {"as_recorded_instant": µs}."""
+        request = reports_pb2.GetRestatementRequest(agreement_id=agreement_id, period=period)
+        if evaluated_at is not None:
+            request.evaluated_at.CopyFrom(convert.micros_to_timestamp(evaluated_at))
+        for field, cut in (("from", from_cut), ("to", to_cut or {})):
+            target = getattr(request, field)
+            if "as_recorded_position" in cut:
+                target.position = cut["as_recorded_position"]
+            elif "as_recorded_instant" in cut:
+                target.recorded_at.CopyFrom(convert.micros_to_timestamp(cut["as_recorded_instant"]))
+        response = self._call(self.reports.GetRestatement, request)
+        result: dict[str, Any] = json.loads(response.restatement_json)
         return result
 
     def incident_sla(self, incident_id: str, *, evaluated_at: int | None = None,

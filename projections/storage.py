@@ -73,6 +73,16 @@ class ProjectionDatabase:
         with self._datastore.transaction(commit=commit) as cursor:
             yield _Tx(cursor, self.is_postgres, self._schema)
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Tx]:
+        """A read-only transaction that sees one committed state throughout
+        (tracking position and rows agree). SQLite read transactions are
+        snapshots already; PostgreSQL needs REPEATABLE READ for that."""
+        with self.transaction(commit=False) as tx:
+            if self.is_postgres:
+                tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield tx
+
     def create_tracking_table(self) -> None:
         with self.transaction() as tx:
             tx.execute(

@@ -94,10 +94,12 @@ class EventStore:
             f"FROM {self.log_table} l JOIN {events} e ON e.originator_id = l.originator_id "
             "AND e.originator_version = l.originator_version "
         )
+        self._join = join
         select = f"SELECT l.position, e.state {join}"
         self._sql_stream = f"{select} WHERE l.originator_id = ? ORDER BY l.originator_version"
         self._sql_log = f"{select} WHERE l.position > ? AND l.position <= ? ORDER BY l.position LIMIT ?"
-        self._sql_agreement = f"{select} WHERE l.agreement_id = ? AND l.position <= ? ORDER BY l.position"
+        self._sql_agreement = (f"{select} WHERE l.agreement_id = ? AND l.position > ? "
+                               "AND l.position <= ? ORDER BY l.position")
         self._write_lock = threading.Lock()
 
     # -- reads ---------------------------------------------------------------
@@ -132,10 +134,28 @@ class EventStore:
         rows = self.query(self._sql_log, (after, upto if upto is not None else 2**62, limit))
         return [decode_state(bytes(state), int(pos)) for pos, state in rows]
 
-    def read_agreement(self, agreement_id: str, upto: int | None = None) -> list[LedgerEvent]:
+    def read_agreement(self, agreement_id: str, upto: int | None = None,
+                       after: int = 0) -> list[LedgerEvent]:
         """Every event of one agreement (its own and its incidents'), in position order."""
-        rows = self.query(self._sql_agreement, (agreement_id, upto if upto is not None else 2**62))
+        rows = self.query(self._sql_agreement,
+                          (agreement_id, after, upto if upto is not None else 2**62))
         return [decode_state(bytes(state), int(pos)) for pos, state in rows]
+
+    def read_streams(self, agreement_id: str, streams: Sequence[str],
+                     upto: int) -> dict[str, list[LedgerEvent]]:
+        """Several streams of one agreement ("incident:ID"), up to a position."""
+        out: dict[str, list[LedgerEvent]] = {}
+        if not streams:
+            return out
+        rows = self.query(
+            f"SELECT l.stream, l.position, e.state {self._join} WHERE l.agreement_id = ? "
+            f"AND l.stream IN ({','.join('?' * len(streams))}) AND l.position <= ? "
+            "ORDER BY l.position",
+            (agreement_id, *streams, upto),
+        )
+        for stream, pos, state in rows:
+            out.setdefault(str(stream), []).append(decode_state(bytes(state), int(pos)))
+        return out
 
     def read_log_raw(self, after: int, limit: int, upto: int | None = None) -> list[tuple[int, bytes]]:
         """Positions and encoded states, for rebuilds that decode themselves."""

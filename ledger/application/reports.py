@@ -1,8 +1,12 @@
 """Reports: SLA figures for a period or an incident, at an evaluation instant
 and a knowledge cut (spec sections 5-9).
 
-A report only ever reads events stored up to its knowledge cut, so the same
-(request, cut) gives the same bytes forever.
+Two ways to one answer. Questions about the latest knowledge are answered
+from the SLA read models, once they have applied every event acknowledged
+before the question (read-your-writes). Questions with an explicit
+knowledge cut replay the events stored up to it: a cut is a historical
+question, and replaying it makes the same (request, cut) give the same
+bytes forever. Both go through the same pure engine.
 """
 
 from __future__ import annotations
@@ -13,15 +17,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.adapters.eventstore import EventStore, incident_stream
+from ledger.adapters.eventstore import EventStore, agreement_stream, incident_stream
 from ledger.application.agreements import history_from_events
 from ledger.domain import events as ev
 from ledger.domain.access import Principal
 from ledger.domain.agreements import AgreementHistory
+from ledger.domain.codec import event_to_dict
 from ledger.domain.errors import InvalidArgument, NotFound, OutOfRange
-from ledger.domain.sla.api import compute_incident_view, compute_period_report
+from ledger.domain.instants import format_instant
+from ledger.domain.sla.api import compute_incident_view, compute_period_report, cut_history
+from ledger.domain.sla.render import incident_view
+from ledger.domain.sla.restatement import report_changes
+from projections.sla_reads import SlaReadModel
 
 _PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
+CATCH_UP_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,20 +39,36 @@ class Cut:
     position: int | None = None
     recorded_at: int | None = None
 
+    @property
+    def latest(self) -> bool:
+        return self.position is None and self.recorded_at is None
+
 
 def canonical_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
+def _without_ids(report: dict[str, Any]) -> dict[str, Any]:
+    for level in report["service_levels"]:
+        level.pop("incidents", None)
+    return report
+
+
 class ReportService:
-    def __init__(self, store: EventStore, clock: Callable[[], int]) -> None:
+    def __init__(self, store: EventStore, clock: Callable[[], int],
+                 read_model: SlaReadModel | None = None,
+                 catch_up: Callable[[int, float], bool] | None = None) -> None:
+        """`catch_up(position, timeout)` waits until the read models hold
+        `position`; without a read model every report replays."""
         self.store = store
         self.clock = clock
+        self.read_model = read_model
+        self.catch_up = catch_up
 
     def resolve_cut(self, cut: Cut | None) -> tuple[int, Any]:
         """(position, as_recorded_at for the report) of a knowledge cut."""
         last = self.store.max_position()
-        if cut is None or (cut.position is None and cut.recorded_at is None):
+        if cut is None or cut.latest:
             return last, None
         if cut.position is not None:
             if cut.position < 0:
@@ -53,17 +79,35 @@ class ReportService:
         assert cut.recorded_at is not None
         if cut.recorded_at > self.clock():
             raise OutOfRange("knowledge cut instant is in the future of the ledger's clock")
-        from ledger.domain.instants import format_instant
-
         return self.store.position_recorded_by(cut.recorded_at), format_instant(cut.recorded_at)
+
+    def _model(self, cut: Cut | None) -> SlaReadModel | None:
+        """The read model, if it can answer this question now."""
+        if self.read_model is None or not (cut is None or cut.latest):
+            return None
+        if self.catch_up is not None and not self.catch_up(self.store.max_position(),
+                                                           CATCH_UP_SECONDS):
+            return None  # lagging too far: replay instead of answering stale
+        return self.read_model
+
+    @staticmethod
+    def _visible_to(principal: Principal, agreement_id: str,
+                    ) -> Callable[[AgreementHistory | None], AgreementHistory]:
+        def check(history: AgreementHistory | None) -> AgreementHistory:
+            if history is None or not principal.may_see(history.parties()):
+                raise NotFound("agreement", agreement_id)
+            return history
+        return check
+
+    def _history(self, agreement_id: str, upto: int) -> AgreementHistory | None:
+        own = [e for e in self.store.load_stream(agreement_stream(agreement_id)) if e.position <= upto]
+        return history_from_events(agreement_id, own)
 
     def _agreement_events(self, principal: Principal, agreement_id: str,
                           upto: int) -> tuple[AgreementHistory, dict[str, list[ev.LedgerEvent]]]:
         events = self.store.read_agreement(agreement_id, upto)
         own = [e for e in events if not e.incident_id]
-        history = history_from_events(agreement_id, own)
-        if history is None or not principal.may_see(history.parties()):
-            raise NotFound("agreement", agreement_id)
+        history = self._visible_to(principal, agreement_id)(history_from_events(agreement_id, own))
         incidents: dict[str, list[ev.LedgerEvent]] = {}
         for event in events:
             if event.incident_id:
@@ -71,56 +115,100 @@ class ReportService:
         return history, incidents
 
     def period_report(self, principal: Principal, agreement_id: str, period: str,
-                      evaluated_at: int | None, cut: Cut | None) -> dict[str, Any]:
+                      evaluated_at: int | None, cut: Cut | None,
+                      include_incidents: bool = True) -> dict[str, Any]:
         if not _PERIOD.fullmatch(period or ""):
             raise InvalidArgument("period", f"must be YYYY-MM, got {period!r}")
+        when = self.clock() if evaluated_at is None else evaluated_at
+        model = self._model(cut)
+        if model is not None:
+            report = model.period_report(agreement_id, period, when, keep_ids=include_incidents,
+                                         authorize=self._visible_to(principal, agreement_id))
+            if report is not None:
+                return report
         upto, as_recorded = self.resolve_cut(cut)
         history, incidents = self._agreement_events(principal, agreement_id, upto)
-        when = self.clock() if evaluated_at is None else evaluated_at
-        return compute_period_report(history, incidents, period, when, upto, as_recorded)
+        report = compute_period_report(history, incidents, period, when, upto, as_recorded)
+        return report if include_incidents else _without_ids(report)
 
     def incident_view(self, principal: Principal, incident_id: str, evaluated_at: int | None,
                       cut: Cut | None) -> dict[str, Any]:
+        when = self.clock() if evaluated_at is None else evaluated_at
+        model = self._model(cut)
+        if model is not None:
+            found = model.incident_facts(incident_id, when)
+            if found is None:
+                raise NotFound("incident", incident_id)
+            position, facts = found
+            history = self._history(facts.agreement_id, position)
+            if history is None or not principal.may_see(history.parties()):
+                raise NotFound("incident", incident_id)
+            return incident_view(cut_history(history, position), facts, when, position)
         upto, _ = self.resolve_cut(cut)
-        stream = [e for e in self._incident_stream(incident_id) if e.position <= upto]
+        stream = [e for e in self.store.load_stream(incident_stream(incident_id)) if e.position <= upto]
         if not stream:
             raise NotFound("incident", incident_id)
-        agreement_id = stream[0].agreement_id
-        own = [e for e in self.store.read_agreement(agreement_id, upto) if not e.incident_id]
-        history = history_from_events(agreement_id, own)
+        history = self._history(stream[0].agreement_id, upto)
         if history is None or not principal.may_see(history.parties()):
             raise NotFound("incident", incident_id)
-        when = self.clock() if evaluated_at is None else evaluated_at
         return compute_incident_view(history, stream, when, upto)
 
     def clocks_at_risk(self, principal: Principal, agreement_id: str | None,
                        evaluated_at: int | None) -> list[dict[str, Any]]:
         """Running clocks (pending outcome) ordered by due_at, for live operations."""
         when = self.clock() if evaluated_at is None else evaluated_at
-        upto = self.store.max_position()
         if agreement_id:
-            agreements = [agreement_id]
+            self._visible_to(principal, agreement_id)(self._history(agreement_id, 2**62))
+        model = self._model(None)
+        views: list[dict[str, Any]] = []
+        if model is not None:
+            position, running = model.running(agreement_id or None, when)
+            histories: dict[str, AgreementHistory | None] = {}
+            for facts in running:
+                if facts.agreement_id not in histories:
+                    histories[facts.agreement_id] = self._history(facts.agreement_id, position)
+                history = histories[facts.agreement_id]
+                if history is not None and principal.may_see(history.parties()):
+                    views.append(incident_view(cut_history(history, position), facts, when, position))
         else:
-            agreements = [n.split(":", 1)[1] for n in self.store.stream_names("agreement:")]
+            upto = self.store.max_position()
+            names = ([agreement_id] if agreement_id else
+                     [n.split(":", 1)[1] for n in self.store.stream_names("agreement:")])
+            for agreement in names:
+                try:
+                    history, incidents = self._agreement_events(principal, agreement, upto)
+                except NotFound:
+                    continue
+                views += [compute_incident_view(history, incidents[i], when, upto)
+                          for i in sorted(incidents)]
         out: list[dict[str, Any]] = []
-        for agreement in agreements:
-            try:
-                history, incidents = self._agreement_events(principal, agreement, upto)
-            except NotFound:
-                if agreement_id:
-                    raise
-                continue
-            for incident_id in sorted(incidents):
-                view = compute_incident_view(history, incidents[incident_id], when, upto)
-                for level_id, clock in (view.get("service_levels") or {}).items():
-                    if clock.get("outcome") == "pending" and clock.get("due_at"):
-                        custody = (view.get("custody") or [{}])[-1].get("org", "")
-                        out.append({"incident_id": incident_id, "agreement_id": agreement,
-                                    "service_level_id": level_id, "due_at": clock["due_at"],
-                                    "custody": custody, "elapsed_seconds": clock["elapsed_seconds"],
-                                    "threshold_seconds": clock["threshold_seconds"]})
+        for view in views:
+            for level_id, clock in (view.get("service_levels") or {}).items():
+                if clock.get("outcome") == "pending" and clock.get("due_at"):
+                    custody = (view.get("custody") or [{}])[-1].get("org", "")
+                    out.append({"incident_id": view["incident_id"], "agreement_id": view["agreement"],
+                                "service_level_id": level_id, "due_at": clock["due_at"],
+                                "custody": custody, "elapsed_seconds": clock["elapsed_seconds"],
+                                "threshold_seconds": clock["threshold_seconds"]})
         out.sort(key=lambda c: (c["due_at"], c["incident_id"], c["service_level_id"]))
         return out
 
-    def _incident_stream(self, incident_id: str) -> list[ev.LedgerEvent]:
-        return self.store.load_stream(incident_stream(incident_id))
+    def restatement(self, principal: Principal, agreement_id: str, period: str,
+                    evaluated_at: int | None, from_cut: Cut, to_cut: Cut | None) -> dict[str, Any]:
+        """What changed in a period report between two knowledge cuts: the
+        events that arrived in between and every figure that moved."""
+        if from_cut.latest:
+            raise InvalidArgument("from", "a restatement needs the earlier knowledge cut")
+        when = self.clock() if evaluated_at is None else evaluated_at
+        end = to_cut if to_cut is not None and not to_cut.latest else Cut(position=self.store.max_position())
+        before = self.period_report(principal, agreement_id, period, when, from_cut)
+        after = self.period_report(principal, agreement_id, period, when, end)
+        start, stop = before["recorded_position"], after["recorded_position"]
+        if start > stop:
+            raise InvalidArgument("from", f"the earlier cut ({start}) is after the later one ({stop})")
+        arrived = [event_to_dict(e) for e in self.store.read_agreement(agreement_id, stop, after=start)]
+        return {
+            "agreement": agreement_id, "period": period, "evaluated_at": after["evaluated_at"],
+            "from_position": start, "to_position": stop,
+            "events": arrived, "changes": report_changes(before, after),
+        }

@@ -68,11 +68,10 @@ def cmd_incident(args: argparse.Namespace) -> int:
 
 def cmd_restatement(args: argparse.Namespace) -> int:
     from ledger.cli.main import make_client
-    from ledger.cli.restatement import restatement
-
     with make_client(args) as client:
-        result = restatement(client, args.agreement, args.period, _evaluated(args.evaluated_at),
-                             _cut(args.from_cut), _cut(args.to_cut))
+        result = client.restatement(args.agreement, args.period,
+                                    evaluated_at=_evaluated(args.evaluated_at),
+                                    from_cut=_cut(args.from_cut), to_cut=_cut(args.to_cut))
     print(json.dumps(result, indent=2, ensure_ascii=False))
     return 0
 

@@ -65,7 +65,8 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
                      if request.HasField("evaluated_at") else None)
         cut = cut_from_proto(request.as_recorded_at, "as_recorded_at") if request.HasField("as_recorded_at") else None
         report = await self.executors.read(lambda: self.reports.period_report(
-            principal, request.agreement_id, request.period, evaluated, cut))
+            principal, request.agreement_id, request.period, evaluated, cut,
+            include_incidents=not request.omit_incident_ids))
         return reports_pb2.GetPeriodReportResponse(report_json=canonical_json(report),
                                                    report=report_to_proto(report))
 
@@ -97,11 +98,16 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
                 threshold_seconds=c["threshold_seconds"])
             for c in clocks[:size]])
 
+    @translate_errors
     async def GetRestatement(self, request: Any, context: Any) -> Any:
-        # The CLI computes restatements from two reports and the log (see
-        # ledger/cli/restatement.py); a server-side version is not built yet.
-        await context.abort(grpc.StatusCode.UNIMPLEMENTED,
-                            "GetRestatement is not implemented yet: use `sla-ledger restatement`")
+        principal = current_principal()
+        evaluated = (convert.timestamp_to_micros(request.evaluated_at, "evaluated_at")
+                     if request.HasField("evaluated_at") else None)
+        from_cut = cut_from_proto(getattr(request, "from"), "from") or Cut()
+        to_cut = cut_from_proto(request.to, "to") if request.HasField("to") else None
+        result = await self.executors.read(lambda: self.reports.restatement(
+            principal, request.agreement_id, request.period, evaluated, from_cut, to_cut))
+        return reports_pb2.GetRestatementResponse(restatement_json=canonical_json(result))
 
 
 def register_reports(server: grpc.aio.Server, reports: ReportService, executors: Executors) -> list[str]:

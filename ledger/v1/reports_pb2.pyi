@@ -58,9 +58,14 @@ class GetPeriodReportRequest(_message.Message):
     PERIOD_FIELD_NUMBER: _builtins.int
     EVALUATED_AT_FIELD_NUMBER: _builtins.int
     AS_RECORDED_AT_FIELD_NUMBER: _builtins.int
+    OMIT_INCIDENT_IDS_FIELD_NUMBER: _builtins.int
     agreement_id: _builtins.str
     period: _builtins.str
     """Calendar month in the agreement's zone, "YYYY-MM"."""
+    omit_incident_ids: _builtins.bool
+    """Leave out the per-outcome incident id lists ("incidents"): a month of
+    100,000 incidents is megabytes of ids that a dashboard does not need.
+    """
     @_builtins.property
     def evaluated_at(self) -> _timestamp_pb2.Timestamp:
         """Evaluation instant; unset means now (ledger clock)."""
@@ -76,10 +81,11 @@ class GetPeriodReportRequest(_message.Message):
         period: _builtins.str = ...,
         evaluated_at: _timestamp_pb2.Timestamp | None = ...,
         as_recorded_at: Global___KnowledgeCut | None = ...,
+        omit_incident_ids: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_recorded_at", b"as_recorded_at", "evaluated_at", b"evaluated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agreement_id", b"agreement_id", "as_recorded_at", b"as_recorded_at", "evaluated_at", b"evaluated_at", "period", b"period"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agreement_id", b"agreement_id", "as_recorded_at", b"as_recorded_at", "evaluated_at", b"evaluated_at", "omit_incident_ids", b"omit_incident_ids", "period", b"period"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1,0 +1,220 @@
+"""The SLA read models, maintained batch by batch from the event log:
+
+  sla_incident      one row per incident: its facts (folded with every known
+                    event), period, and where its outages lie
+  sla_clock         one row per incident clock: outcome, shares and the
+                    instant from which they are settled (NULL: running)
+  sla_period_level  per agreement, period and service level: the running
+                    tally (counts and exact share sums) of settled clocks
+
+Every row is a function of the events up to the tracked position only (the
+agreement terms and incident streams are read cut at the batch's last
+position), so a rebuild from scratch gives the same rows as the live model.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ledger.adapters.eventstore import EventStore, agreement_stream
+from ledger.application.agreements import history_from_events
+from ledger.domain import events as ev
+from ledger.domain.agreements import AgreementHistory
+from ledger.domain.sla.facts import IncidentFacts, facts_from_dict, fold_incident
+from ledger.domain.sla.period import LevelTally
+from projections.sla_rows import (
+    ClockRow,
+    IncidentRow,
+    add_settled,
+    clock_rows,
+    encode_shares,
+    incident_row,
+    merge_tally,
+    row_columns,
+    row_from_columns,
+    tally_from_columns,
+)
+from projections.storage import Tx
+
+NAME = "sla"
+_CHUNK = 500  # ids per IN (...) list
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start:start + _CHUNK]
+
+
+def _marks(items: Sequence[Any]) -> str:
+    return ",".join("?" * len(items))
+
+
+class SlaProjection:
+    name = NAME
+
+    def __init__(self, store: EventStore, cache_size: int = 20_000) -> None:
+        self.store = store
+        # Streams of recently touched incidents: most incidents live for
+        # hours, so a rebuild finds nearly every earlier event here instead
+        # of reading it back. Bounded, so memory does not grow with history.
+        self._streams: OrderedDict[str, list[ev.LedgerEvent]] = OrderedDict()
+        self._cache_size = cache_size
+        self._histories: dict[str, tuple[int, AgreementHistory | None]] = {}
+
+    # -- schema --------------------------------------------------------------
+    def create_tables(self, tx: Tx) -> None:
+        incident, clock, level = (tx.table(t) for t in ("sla_incident", "sla_clock",
+                                                          "sla_period_level"))
+        tx.execute(
+            f"CREATE TABLE IF NOT EXISTS {incident} (incident_id TEXT PRIMARY KEY, "
+            "agreement_id TEXT NOT NULL, period TEXT NOT NULL, opened_at BIGINT NOT NULL, "
+            "last_position BIGINT NOT NULL, facts TEXT NOT NULL, valid_from BIGINT, "
+            "outages_from BIGINT, outages_until BIGINT)")
+        tx.execute(f"CREATE INDEX IF NOT EXISTS sla_incident_outages ON {incident} "
+                   "(agreement_id, outages_from)")
+        tx.execute(
+            f"CREATE TABLE IF NOT EXISTS {clock} (incident_id TEXT NOT NULL, "
+            "level_id TEXT NOT NULL, agreement_id TEXT NOT NULL, period TEXT NOT NULL, "
+            "outcome TEXT NOT NULL, settled_from BIGINT, shares TEXT NOT NULL, "
+            "PRIMARY KEY (incident_id, level_id))")
+        tx.execute(f"CREATE INDEX IF NOT EXISTS sla_clock_period ON {clock} "
+                   "(agreement_id, period, settled_from)")
+        tx.execute(f"CREATE INDEX IF NOT EXISTS sla_clock_running ON {clock} "
+                   "(settled_from, agreement_id)")
+        tx.execute(
+            f"CREATE TABLE IF NOT EXISTS {level} (agreement_id TEXT NOT NULL, "
+            "period TEXT NOT NULL, level_id TEXT NOT NULL, met BIGINT NOT NULL, "
+            "missed BIGINT NOT NULL, excused BIGINT NOT NULL, shares_sum TEXT NOT NULL, "
+            "PRIMARY KEY (agreement_id, period, level_id))")
+
+    def clear(self, tx: Tx) -> None:
+        for table in ("sla_incident", "sla_clock", "sla_period_level"):
+            tx.execute(f"DELETE FROM {tx.table(table)}")
+        self._streams.clear()
+        self._histories.clear()
+
+    # -- inputs, cut at the batch's last position ------------------------------
+    def history(self, agreement_id: str, upto: int) -> AgreementHistory | None:
+        cached = self._histories.get(agreement_id)
+        if cached is not None and cached[0] == upto:
+            return cached[1]
+        events = [e for e in self.store.load_stream(agreement_stream(agreement_id))
+                  if e.position <= upto]
+        history = history_from_events(agreement_id, events)
+        self._histories[agreement_id] = (upto, history)
+        return history
+
+    def _streams_of(self, tx: Tx, touched: dict[str, list[ev.LedgerEvent]],
+                    upto: int) -> dict[str, list[ev.LedgerEvent]]:
+        """Every known event of each touched incident, up to `upto`."""
+        out: dict[str, list[ev.LedgerEvent]] = {}
+        missing: dict[str, list[str]] = {}
+        for incident_id, new in touched.items():
+            cached = self._streams.pop(incident_id, None)
+            if cached is not None:
+                out[incident_id] = cached + new
+            elif new[0].type == "opened":
+                out[incident_id] = list(new)  # an opened event is always a stream's first
+            else:
+                missing.setdefault(new[0].agreement_id, []).append(incident_id)
+        for agreement_id, ids in missing.items():
+            for chunk in _chunks(ids):
+                loaded = self.store.read_streams(agreement_id, [f"incident:{i}" for i in chunk], upto)
+                for incident_id in chunk:
+                    out[incident_id] = loaded.get(f"incident:{incident_id}", [])
+        for incident_id, events in out.items():
+            self._streams[incident_id] = events
+        while len(self._streams) > self._cache_size:
+            self._streams.popitem(last=False)
+        return out
+
+    # -- the fold ------------------------------------------------------------
+    def apply(self, tx: Tx, events: Sequence[ev.LedgerEvent]) -> None:
+        upto = events[-1].position
+        touched: dict[str, list[ev.LedgerEvent]] = {}
+        amended: set[str] = set()
+        for event in events:
+            if event.incident_id:
+                touched.setdefault(event.incident_id, []).append(event)
+            elif isinstance(event.payload, ev.AgreementRegistered | ev.AgreementAmended):
+                amended.add(event.agreement_id)
+        for agreement_id in {e.agreement_id for e in events}:
+            self._histories.pop(agreement_id, None)
+
+        facts: dict[str, tuple[IncidentFacts, int]] = {}
+        for incident_id, stream in self._streams_of(tx, touched, upto).items():
+            if any(e.type == "opened" for e in stream):
+                facts[incident_id] = (fold_incident(stream, None), stream[-1].position)
+        # New terms can move the clocks (and the period) of incidents that
+        # did not change: recompute those from their stored facts.
+        for agreement_id in sorted(amended):
+            for incident_id, raw, last in tx.fetchall(
+                f"SELECT incident_id, facts, last_position FROM {tx.table('sla_incident')} "
+                "WHERE agreement_id = ?", (agreement_id,)):
+                if incident_id not in facts:
+                    facts[str(incident_id)] = (facts_from_dict(json.loads(raw)), int(last))
+        if facts:
+            self._write(tx, facts, upto)
+
+    def _write(self, tx: Tx, facts: dict[str, tuple[IncidentFacts, int]], upto: int) -> None:
+        ids = sorted(facts)
+        clock_table = tx.table("sla_clock")
+        old: list[ClockRow] = []
+        for chunk in _chunks(ids):
+            old += [row_from_columns(r) for r in tx.fetchall(
+                f"SELECT incident_id, level_id, agreement_id, period, outcome, settled_from, "
+                f"shares FROM {clock_table} WHERE incident_id IN ({_marks(chunk)})", chunk)]
+        incidents: list[IncidentRow] = []
+        new: list[ClockRow] = []
+        for incident_id in ids:
+            incident_facts, last = facts[incident_id]
+            history = self.history(incident_facts.agreement_id, upto)
+            if history is None:
+                continue  # cannot happen: incidents are refused without an agreement
+            incidents.append(incident_row(incident_facts, history, last))
+            new += clock_rows(incident_facts, history)
+
+        deltas: dict[tuple[str, str, str], LevelTally] = {}
+        add_settled(deltas, old, -1)
+        add_settled(deltas, new, +1)
+        self._merge_levels(tx, deltas)
+        for chunk in _chunks(ids):
+            tx.execute(f"DELETE FROM {clock_table} WHERE incident_id IN ({_marks(chunk)})", chunk)
+        tx.executemany(f"INSERT INTO {clock_table} VALUES (?,?,?,?,?,?,?)",
+                       [row_columns(r) for r in new])
+        tx.executemany(
+            f"INSERT INTO {tx.table('sla_incident')} VALUES (?,?,?,?,?,?,?,?,?) "
+            "ON CONFLICT (incident_id) DO UPDATE SET agreement_id = excluded.agreement_id, "
+            "period = excluded.period, opened_at = excluded.opened_at, "
+            "last_position = excluded.last_position, facts = excluded.facts, "
+            "valid_from = excluded.valid_from, outages_from = excluded.outages_from, "
+            "outages_until = excluded.outages_until",
+            [(r.incident_id, r.agreement_id, r.period, r.opened_at, r.last_position,
+              r.facts_json, r.valid_from, r.outages_from, r.outages_until) for r in incidents])
+
+    def _merge_levels(self, tx: Tx, deltas: dict[tuple[str, str, str], LevelTally]) -> None:
+        table = tx.table("sla_period_level")
+        rows: list[tuple[Any, ...]] = []
+        for key in sorted(deltas):
+            found = tx.fetchall(
+                f"SELECT met, missed, excused, shares_sum FROM {table} "
+                "WHERE agreement_id = ? AND period = ? AND level_id = ?", key)
+            tally = tally_from_columns(*found[0]) if found else LevelTally(keep_ids=False)
+            merge_tally(tally, deltas[key])
+            counts = tally.counts
+            if not any(counts.values()) and not tally.shares_sum:
+                # Gone entirely, as if never tallied: a rebuild has no row.
+                tx.execute(f"DELETE FROM {table} WHERE agreement_id = ? AND period = ? "
+                           "AND level_id = ?", key)
+                continue
+            rows.append((*key, counts["met"], counts["missed"], counts["excused"],
+                         encode_shares(tally.shares_sum)))
+        tx.executemany(
+            f"INSERT INTO {table} VALUES (?,?,?,?,?,?,?) ON CONFLICT "
+            "(agreement_id, period, level_id) DO UPDATE SET met = excluded.met, "
+            "missed = excluded.missed, excused = excluded.excused, "
+            "shares_sum = excluded.shares_sum",
+            rows)

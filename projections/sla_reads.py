@@ -1,0 +1,182 @@
+"""Answers from the SLA read models at their tracked position.
+
+A period report takes the settled clocks from the per-period tally and
+evaluates only what is not settled at the evaluation instant T: running
+clocks, and settled ones whose incident still had events after T (those are
+taken back out of the tally and evaluated from facts folded at T). Every
+query runs in one snapshot, so the rows and the position agree.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.adapters.eventstore import EventStore, agreement_stream
+from ledger.application.agreements import history_from_events
+from ledger.domain.agreements import AgreementHistory
+from ledger.domain.sla.api import cut_history
+from ledger.domain.sla.facts import IncidentFacts, facts_from_dict, facts_valid_at, fold_incident
+from ledger.domain.sla.period import (
+    LevelTally,
+    evaluate_tallied_period,
+    period_terms,
+    tally_clocks,
+)
+from ledger.domain.sla.render import period_report
+from projections.sla_projection import NAME
+from projections.sla_rows import ClockRow, add_settled, row_from_columns, tally_from_columns
+from projections.storage import ProjectionDatabase, Tx, read_position
+
+_CLOCK_COLUMNS = "incident_id, level_id, agreement_id, period, outcome, settled_from, shares"
+
+
+@dataclass(frozen=True, slots=True)
+class ModelState:
+    position: int
+    history: AgreementHistory
+
+
+class SlaReadModel:
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+        self.db = ProjectionDatabase.of_store(store)
+
+    def position(self) -> int:
+        with self.db.transaction(commit=False) as tx:
+            return read_position(tx, NAME)[0]
+
+    def history_at(self, agreement_id: str, position: int) -> AgreementHistory | None:
+        events = [e for e in self.store.load_stream(agreement_stream(agreement_id))
+                  if e.position <= position]
+        return history_from_events(agreement_id, events)
+
+    def facts_at(self, tx: Tx, rows: Iterable[tuple[Any, ...]], evaluated_at: int,
+                 position: int) -> list[IncidentFacts]:
+        """Facts exact at T of incidents given as (incident_id, agreement_id,
+        facts json) rows; those with events after T are folded again from
+        their streams, cut at the model's position."""
+        out: list[IncidentFacts] = []
+        refold: dict[str, list[str]] = {}
+        for incident_id, agreement_id, raw in rows:
+            facts = facts_from_dict(json.loads(raw))
+            if facts_valid_at(facts, evaluated_at):
+                out.append(facts)
+            else:
+                refold.setdefault(str(agreement_id), []).append(f"incident:{incident_id}")
+        for agreement_id, streams in refold.items():
+            for start in range(0, len(streams), 500):
+                loaded = self.store.read_streams(agreement_id, streams[start:start + 500], position)
+                out += [fold_incident(events, evaluated_at) for events in loaded.values()]
+        return out
+
+    def period_report(
+        self,
+        agreement_id: str,
+        period: str,
+        evaluated_at: int,
+        *,
+        keep_ids: bool,
+        authorize: Callable[[AgreementHistory | None], AgreementHistory],
+    ) -> dict[str, Any] | None:
+        """The report at the model's position. `authorize` returns the
+        history if the caller may see it and raises otherwise (also for an
+        unknown agreement). None when the model cannot
+        answer (an agreement whose amendments changed its time zone puts
+        incidents in periods the per-period tally does not follow)."""
+        with self.db.snapshot() as tx:
+            position = read_position(tx, NAME)[0]
+            history = authorize(self.history_at(agreement_id, position))
+            if len({v.terms.timezone for v in history.versions}) != 1:
+                return None
+            history = cut_history(history, position)
+            _, start, end = period_terms(history, period)
+            tallies = self._clock_tallies(tx, history, period, start, end, evaluated_at,
+                                          position, keep_ids)
+            outage_rows = tx.fetchall(
+                f"SELECT incident_id, agreement_id, facts FROM {tx.table('sla_incident')} "
+                "WHERE agreement_id = ? AND outages_from IS NOT NULL AND outages_from < ? "
+                "AND outages_until > ? AND outages_from < ?",
+                (agreement_id, end, start, evaluated_at))
+            outage_facts = self.facts_at(tx, outage_rows, evaluated_at, position)
+        result = evaluate_tallied_period(history, tallies, outage_facts, period, evaluated_at,
+                                         keep_ids)
+        return period_report(result, position, None)
+
+    def _clock_tallies(self, tx: Tx, history: AgreementHistory, period: str, start: int,
+                       end: int, t: int, position: int, keep_ids: bool) -> dict[str, LevelTally]:
+        clocks, incidents = tx.table("sla_clock"), tx.table("sla_incident")
+        agreement_id = history.agreement_id
+        if keep_ids:
+            rows = [row_from_columns(r) for r in tx.fetchall(
+                f"SELECT {_CLOCK_COLUMNS} FROM {clocks} WHERE agreement_id = ? AND period = ?",
+                (agreement_id, period))]
+            live_set = {r.incident_id for r in rows
+                        if r.settled_from is None or r.settled_from > t}
+            live_ids = sorted(live_set)
+            by_level: dict[str, LevelTally] = {}
+            for row in rows:
+                if row.incident_id not in live_set:
+                    tally = by_level.setdefault(row.level_id, LevelTally(keep_ids=True))
+                    tally.add(row.incident_id, row.outcome, row.shares)
+        else:
+            by_level = {
+                str(level_id): tally_from_columns(met, missed, excused, shares)
+                for level_id, met, missed, excused, shares in tx.fetchall(
+                    f"SELECT level_id, met, missed, excused, shares_sum FROM "
+                    f"{tx.table('sla_period_level')} WHERE agreement_id = ? AND period = ?",
+                    (agreement_id, period))
+            }
+            live_ids = sorted({str(r[0]) for r in tx.fetchall(
+                f"SELECT DISTINCT incident_id FROM {clocks} WHERE agreement_id = ? AND period = ? "
+                "AND (settled_from IS NULL OR settled_from > ?)", (agreement_id, period, t))})
+            # Take every settled clock of those incidents back out of the
+            # tally: all their clocks are evaluated again at T below.
+            taken: list[ClockRow] = []
+            for chunk in _chunks(live_ids):
+                taken += [row_from_columns(r) for r in tx.fetchall(
+                    f"SELECT {_CLOCK_COLUMNS} FROM {clocks} WHERE incident_id IN "
+                    f"({','.join('?' * len(chunk))})", chunk)]
+            keyed = {(agreement_id, period, level): tally for level, tally in by_level.items()}
+            add_settled(keyed, taken, -1)
+            by_level = {key[2]: tally for key, tally in keyed.items()}
+        live_rows: list[tuple[Any, ...]] = []
+        for chunk in _chunks(live_ids):
+            live_rows += tx.fetchall(
+                f"SELECT incident_id, agreement_id, facts FROM {incidents} WHERE incident_id IN "
+                f"({','.join('?' * len(chunk))})", chunk)
+        live_facts = self.facts_at(tx, live_rows, t, position)
+        tally_clocks(history, live_facts, start, end, t, by_level, keep_ids)
+        return by_level
+
+    def incident_facts(self, incident_id: str, evaluated_at: int) -> tuple[int, IncidentFacts] | None:
+        """(model position, facts at T) of one incident, or None if unknown."""
+        with self.db.snapshot() as tx:
+            position = read_position(tx, NAME)[0]
+            rows = tx.fetchall(f"SELECT incident_id, agreement_id, facts FROM "
+                               f"{tx.table('sla_incident')} WHERE incident_id = ?", (incident_id,))
+            if not rows:
+                return None
+            return position, self.facts_at(tx, rows, evaluated_at, position)[0]
+
+    def running(self, agreement_id: str | None, evaluated_at: int) -> tuple[int, list[IncidentFacts]]:
+        """Facts at T of every incident with a clock still running after its
+        last known event (candidates for the at-risk list)."""
+        with self.db.snapshot() as tx:
+            position = read_position(tx, NAME)[0]
+            sql = (f"SELECT i.incident_id, i.agreement_id, i.facts FROM {tx.table('sla_incident')} i "
+                   f"WHERE i.incident_id IN (SELECT c.incident_id FROM {tx.table('sla_clock')} c "
+                   "WHERE c.settled_from IS NULL")
+            params: tuple[Any, ...] = ()
+            if agreement_id is not None:
+                sql += " AND c.agreement_id = ?"
+                params = (agreement_id,)
+            rows = tx.fetchall(sql + ") ORDER BY i.incident_id", params)
+            return position, self.facts_at(tx, rows, evaluated_at, position)
+
+
+def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(items), 500):
+        yield items[start:start + 500]

@@ -1,0 +1,154 @@
+"""From one incident's facts to the rows of the SLA read models (pure).
+
+A clock row is *settled* when its outcome and shares no longer depend on
+the evaluation instant: the clock has stopped (or the incident is excused)
+and every known event of the incident has happened. From `settled_from` on,
+the period report can take it from the running per-period tally instead of
+evaluating it; before that instant, or while it runs, the report evaluates
+it live from the incident's facts.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+from ledger.domain.agreements import AgreementHistory
+from ledger.domain.sla.clocks import Outcome, evaluate_clock
+from ledger.domain.sla.clocks import applicable_levels as clock_levels
+from ledger.domain.sla.facts import IncidentFacts, facts_to_dict
+from ledger.domain.sla.period import LevelTally, period_of
+
+OPEN_END = 2**62  # an outage still running: overlaps every later period
+
+
+@dataclass(frozen=True, slots=True)
+class ClockRow:
+    incident_id: str
+    level_id: str
+    agreement_id: str
+    period: str
+    outcome: Outcome
+    settled_from: int | None
+    shares: dict[str, Fraction]
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.agreement_id, self.period, self.level_id)
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentRow:
+    incident_id: str
+    agreement_id: str
+    period: str
+    opened_at: int
+    last_position: int
+    facts_json: str
+    valid_from: int | None
+    outages_from: int | None
+    outages_until: int | None
+
+
+def encode_fraction(value: Fraction) -> str:
+    # Hex, because sums of many shares have denominators beyond the
+    # 4,300-digit limit of int-to-decimal conversion.
+    return f"{value.numerator:x}/{value.denominator:x}"
+
+
+def decode_fraction(text: str) -> Fraction:
+    num, den = text.split("/")
+    return Fraction(int(num, 16), int(den, 16))
+
+
+def encode_shares(shares: Mapping[str, Fraction]) -> str:
+    return json.dumps({org: encode_fraction(s) for org, s in sorted(shares.items())},
+                      separators=(",", ":"))
+
+
+def decode_shares(text: str) -> dict[str, Fraction]:
+    raw: dict[str, str] = json.loads(text)
+    return {org: decode_fraction(s) for org, s in raw.items()}
+
+
+def incident_period(history: AgreementHistory, opened_at: int) -> str:
+    terms = history.terms_at(opened_at) or history.current
+    return period_of(terms.timezone, opened_at)
+
+
+def incident_row(facts: IncidentFacts, history: AgreementHistory, last_position: int) -> IncidentRow:
+    outages_from = outages_until = None
+    if facts.outages:
+        outages_from = min(o.start for o in facts.outages)
+        outages_until = max(OPEN_END if o.end is None else o.end for o in facts.outages)
+    return IncidentRow(
+        incident_id=facts.incident_id, agreement_id=facts.agreement_id,
+        period=incident_period(history, facts.opened_at), opened_at=facts.opened_at,
+        last_position=last_position,
+        facts_json=json.dumps(facts_to_dict(facts), separators=(",", ":")),
+        valid_from=facts.valid_from, outages_from=outages_from, outages_until=outages_until,
+    )
+
+
+def clock_rows(facts: IncidentFacts, history: AgreementHistory) -> list[ClockRow]:
+    """The incident's clocks as they stand after its last known event.
+    `facts` must be folded with every event counted (evaluated_at None)."""
+    terms = history.terms_at(facts.opened_at)
+    if not facts.counts or terms is None:
+        return []
+    t = facts.valid_from if facts.valid_from is not None else facts.opened_at
+    period = period_of(terms.timezone, facts.opened_at)
+    rows: list[ClockRow] = []
+    for level in clock_levels(terms, facts.priority):
+        clock = evaluate_clock(facts, level, terms, t)
+        settled = clock.stopped or facts.excused
+        rows.append(ClockRow(
+            incident_id=facts.incident_id, level_id=level.id, agreement_id=facts.agreement_id,
+            period=period, outcome=clock.outcome, settled_from=t if settled else None,
+            shares=clock.shares,
+        ))
+    return rows
+
+
+def add_settled(tallies: dict[tuple[str, str, str], LevelTally], rows: list[ClockRow],
+                sign: int) -> None:
+    """Adds (or with sign -1 takes back) settled rows to per-period tallies."""
+    for row in rows:
+        if row.settled_from is None:
+            continue
+        tally = tallies.get(row.key)
+        if tally is None:
+            tally = tallies[row.key] = LevelTally(keep_ids=False)
+        tally.add(row.incident_id, row.outcome, row.shares, sign)
+
+
+def tally_from_columns(met: int, missed: int, excused: int, shares_sum: str) -> LevelTally:
+    tally = LevelTally(keep_ids=False)
+    tally.counts.update({"met": int(met), "missed": int(missed), "excused": int(excused)})
+    tally.shares_sum = decode_shares(shares_sum)
+    return tally
+
+
+def merge_tally(into: LevelTally, delta: LevelTally) -> None:
+    for outcome, count in delta.counts.items():
+        into.counts[outcome] += count
+    for org, share in delta.shares_sum.items():
+        total = into.shares_sum.get(org, Fraction(0)) + share
+        if total:
+            into.shares_sum[org] = total
+        else:
+            into.shares_sum.pop(org, None)
+
+
+def row_from_columns(columns: tuple[Any, ...]) -> ClockRow:
+    incident_id, level_id, agreement_id, period, outcome, settled_from, shares = columns
+    return ClockRow(str(incident_id), str(level_id), str(agreement_id), str(period), outcome,
+                    None if settled_from is None else int(settled_from), decode_shares(shares))
+
+
+def row_columns(row: ClockRow) -> tuple[Any, ...]:
+    return (row.incident_id, row.level_id, row.agreement_id, row.period, row.outcome,
+            row.settled_from, encode_shares(row.shares))
