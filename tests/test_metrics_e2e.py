@@ -116,6 +116,13 @@ def test_metrics_listener_after_the_worked_scenario(loaded: Loaded) -> None:
     assert total(samples, "ledger_append_duration_seconds_count") >= 1
     assert total(samples, "ledger_append_batch_size_count") >= 1
 
+    # projections: the SLA figures of the first scrape waited for every
+    # projection to hold the whole log (read-your-writes), so by now:
+    again = scrape(loaded.metrics_port)
+    for projection in ("sla", "audit_merkle"):
+        assert total(again, "ledger_projection_position", projection=projection) == stored
+        assert total(again, "ledger_projection_lag_events", projection=projection) == 0
+
     # gRPC
     append = {"grpc_service": "ledger.v1.IncidentService", "grpc_method": "AppendEvents"}
     assert total(samples, "grpc_server_handled_total", grpc_code="OK", **append) >= 1

@@ -105,11 +105,35 @@ def instrument(ledger: Any, metrics: LedgerMetrics | None = None, reports: Any =
         m.set_db_pool_source(psycopg_pool_stats(pool))
     _observe_stored(service, m)
     _observe_appends(service, m)
+    runner = getattr(ledger, "runner", None)
+    if runner is not None:
+        _observe_projections(ledger.store, runner, service.clock, m)
     if reports is None:
         # Imported by name so this package type-checks without the application layer.
         module = importlib.import_module("ledger.application.reports")
-        reports = module.ReportService(ledger.store, service.clock)
+        if runner is not None:
+            model = importlib.import_module("projections.sla_reads").SlaReadModel(ledger.store)
+            reports = module.ReportService(ledger.store, service.clock, model,
+                                           catch_up=runner.wait_for)
+        else:
+            reports = module.ReportService(ledger.store, service.clock)
     m.set_sla_source(sla_source(reports, service))
+
+
+def _observe_projections(store: Any, runner: Any, clock: Any, m: LedgerMetrics) -> None:
+    """Position and lag per projection after every committed batch."""
+    previous = runner.on_commit
+
+    def committed(name: str, position: int, recorded_at: int, count: int, seconds: float) -> None:
+        if previous is not None:
+            previous(name, position, recorded_at, count, seconds)
+        head = store.max_position()
+        lag = max(clock() - recorded_at, 0) / 1e6 if position < head else 0.0
+        m.record_projection(name, position=position, head=head, lag_seconds=lag)
+
+    runner.on_commit = committed
+    for name, position in runner.positions().items():
+        m.record_projection(name, position=position, head=store.max_position())
 
 
 def _observe_stored(service: Any, m: LedgerMetrics) -> None:
