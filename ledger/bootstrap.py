@@ -7,14 +7,21 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import grpc
 
 from ledger.adapters.eventstore import EventStore, open_store
 from ledger.application.ledger_service import LedgerService
 from ledger.application.log_feed import LogFeed
+from ledger.domain.events import LedgerEvent
 from ledger.grpc.server import RunningServer, ServerConfig, build_server
 from ledger.grpc.servicers import Executors, register_all
+
+if TYPE_CHECKING:
+    from ledger.application.audit import AuditService
+    from ledger.auditing import AuditConfig
+    from projections.runner import ProjectionRunner
 
 
 def wall_clock_micros() -> int:
@@ -31,6 +38,8 @@ class Ledger:
     executors: Executors
     feed: LogFeed
     extras: list[Callable[[], None]] = field(default_factory=list)
+    runner: ProjectionRunner | None = None
+    audit: AuditService | None = None
 
     @property
     def port(self) -> int:
@@ -50,19 +59,45 @@ async def start_ledger(
     *,
     clock: Callable[[], int] = wall_clock_micros,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    audit: AuditConfig | None = None,
 ) -> Ledger:
+    from ledger.application.audit import AuditService
     from ledger.application.reports import ReportService
+    from ledger.auditing import (
+        AuditConfig,
+        checkpoint_periodically,
+        checkpoint_signer,
+        final_checkpoint,
+    )
+    from ledger.grpc.audit_servicer import register_audit
     from ledger.grpc.report_servicer import register_reports
+    from projections.merkle import AuditLog, MerkleProjection
+    from projections.runner import ProjectionRunner
 
     store = await asyncio.to_thread(open_store, database)
     feed = LogFeed(asyncio.get_running_loop())
     feed.last_position = await asyncio.to_thread(store.max_position)
-    service = LedgerService(store, clock, on_stored=lambda events: feed.notify(events[-1].position))
+    audit_config = audit or AuditConfig()
+    try:
+        signer = await asyncio.to_thread(checkpoint_signer, store, audit_config)
+        runner = await asyncio.to_thread(ProjectionRunner, store, [MerkleProjection()])
+        audit_log = await asyncio.to_thread(AuditLog, runner.db, signer, origin=audit_config.origin)
+    except BaseException:
+        store.close()
+        raise
+
+    def stored(events: list[LedgerEvent]) -> None:
+        feed.notify(events[-1].position)
+        runner.notify(events[-1].position)
+
+    service = LedgerService(store, clock, on_stored=stored)
+    audit_service = AuditService(store, audit_log, service, clock, catch_up=runner.run_once)
     executors = Executors()
 
     def register(server: grpc.aio.Server) -> list[str]:
         names = register_all(server, service, executors, feed)
         names += register_reports(server, ReportService(store, clock), executors)
+        names += register_audit(server, audit_service, executors)
         return names
 
     try:
@@ -71,4 +106,14 @@ async def start_ledger(
         executors.shutdown()
         store.close()
         raise
-    return Ledger(running, store, service, executors, feed)
+    runner.start()
+    checkpoints = asyncio.get_running_loop().create_task(
+        checkpoint_periodically(audit_service, audit_config.interval))
+
+    def stop_audit() -> None:
+        checkpoints.cancel()
+        runner.stop()
+        final_checkpoint(runner, audit_service)
+
+    return Ledger(running, store, service, executors, feed,
+                  extras=[stop_audit], runner=runner, audit=audit_service)

@@ -20,12 +20,15 @@ from typing import Any, TypeVar
 import grpc
 
 from ledger.application.ledger_service import AppendResult
+from ledger.audit.checkpoint import Verifier
+from ledger.audit_client import AuditClient
 from ledger.domain.agreements import AgreementTerms
 from ledger.domain.events import LedgerEvent
 from ledger.grpc import convert
 from ledger.v1 import (
     agreements_pb2,
     agreements_pb2_grpc,
+    audit_pb2_grpc,
     incidents_pb2,
     incidents_pb2_grpc,
     log_pb2,
@@ -50,6 +53,8 @@ class LedgerClient:
         timeout: float = 30.0,
         attempts: int = 5,
         backoff: float = 0.2,
+        log_key: Verifier | str | None = None,
+        trusted_checkpoint: str | None = None,
     ) -> None:
         options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
         if root_certificates is not None or client_certificate is not None:
@@ -67,6 +72,9 @@ class LedgerClient:
         self.incidents = incidents_pb2_grpc.IncidentServiceStub(self.channel)
         self.log = log_pb2_grpc.LogServiceStub(self.channel)
         self.reports = reports_pb2_grpc.ReportServiceStub(self.channel)
+        # verified audit calls (log_key: the ledger's note verifier key)
+        self.audit = AuditClient(self._call, audit_pb2_grpc.AuditServiceStub(self.channel),
+                                 log_key=log_key, trusted_note=trusted_checkpoint)
 
     def close(self) -> None:
         self.channel.close()

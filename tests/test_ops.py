@@ -245,6 +245,4 @@ def test_ops_files_only_set_variables_sla_ledger_serve_reads() -> None:
     ]
     used = {name for text in texts for name in re.findall(r"SLA_LEDGER_([A-Z_]+)\s*[=:]", text)}
     unknown = {name for name in used - _serve_flags() if not name.startswith("HEALTH_")}
-    if unknown == {"CHECKPOINT_KEY"}:
-        pytest.xfail("sla-ledger serve has no --checkpoint-key yet (auditor's toolkit, issue 4)")
     assert unknown == set()

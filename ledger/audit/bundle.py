@@ -89,14 +89,19 @@ class VerifyReport:
 
 def write_bundle(directory: str | os.PathLike[str], events: Iterable[LedgerEvent],
                  checkpoint_text: str, public_key: Verifier | str, *,
-                 leaf_hashes: Sequence[bytes] | None = None) -> int:
+                 leaf_hashes: Sequence[bytes] | None = None,
+                 unsigned_tail: bool = False) -> int:
     """Writes a bundle of stored `events` (ascending positions, at most the
     checkpoint's size) and returns how many. `leaf_hashes` are the checkpoint's
     N leaf hashes as the Merkle log recorded them (required for a partial
-    bundle; computed from the events when omitted). The bundle files must not
-    exist yet; on error the files written are removed."""
+    bundle; computed from the events when omitted). With `unsigned_tail` (and
+    `leaf_hashes`), events after position N are written too: the log as it is
+    stored, which `verify_bundle` reports as not covered by the checkpoint.
+    The bundle files must not exist yet; on error the files written are removed."""
     verifier = Verifier.from_vkey(public_key) if isinstance(public_key, str) else public_key
     size = verify_checkpoint(checkpoint_text, verifier).size
+    if unsigned_tail and leaf_hashes is None:
+        raise ValueError("unsigned_tail needs the log's leaf hashes")
     if leaf_hashes is not None and (len(leaf_hashes) != size or
                                     any(len(h) != HASH_SIZE for h in leaf_hashes)):
         raise ValueError(f"leaf_hashes must be the {size} leaf hashes of the checkpoint")
@@ -110,12 +115,12 @@ def write_bundle(directory: str | os.PathLike[str], events: Iterable[LedgerEvent
         with path.open("xb") as out:
             written.append(path)
             for event in events:
-                if not last < event.position <= size:
+                if not last < event.position <= (2**62 if unsigned_tail else size):
                     raise ValueError(f"position {event.position} after {last}, "
                                      f"or beyond the checkpoint's {size}")
                 data = leaf_bytes(event)
                 out.write(data + b"\n")
-                if leaf_hashes is None:
+                if leaf_hashes is None and event.position <= size:
                     computed.append(leaf_hash(data))
                 last = event.position
                 count += 1

@@ -54,12 +54,17 @@ class TransparencyLog:
     def append(self, event: LedgerEvent) -> bytes:
         """Adds the next stored event (position size + 1); returns its leaf hash."""
         digest = event_leaf_hash(event)
+        self.append_hash(event.position, digest)
+        return digest
+
+    def append_hash(self, position: int, digest: bytes) -> None:
+        """Adds the leaf hash of the event at `position` (size + 1), as a
+        persistent projection recorded it."""
         with self._lock:
-            if event.position != self._tree.size + 1:
-                raise ValueError(f"event at position {event.position}, the log expects "
+            if position != self._tree.size + 1:
+                raise ValueError(f"event at position {position}, the log expects "
                                  f"{self._tree.size + 1}")
             self._tree.append(digest)
-        return digest
 
     def latest(self) -> SignedCheckpoint | None:
         return self._latest

@@ -43,6 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="CA for client certificates: enables mutual TLS")
     serve.add_argument("--metrics-listen", default=_env("METRICS_LISTEN", "127.0.0.1:9464"),
                        help="host:port of the Prometheus metrics listener (default %(default)s)")
+    serve.add_argument("--checkpoint-key", default=_env("CHECKPOINT_KEY"),
+                       help="Ed25519 key file signing the log's checkpoints (generated if "
+                       "missing); default next to a SQLite database, required on PostgreSQL")
+    serve.add_argument("--checkpoint-origin", default=_env("CHECKPOINT_ORIGIN", "sla-ledger"),
+                       help="the log's name in its checkpoints and key (default %(default)s)")
+    serve.add_argument("--checkpoint-interval", type=float,
+                       default=float(_env("CHECKPOINT_INTERVAL", "60") or 60),
+                       help="sign a checkpoint at least every SECONDS while the log grows "
+                       "(default %(default)s)")
     serve.add_argument("--demo", action="store_true",
                        help="load the worked Hertfordshire scenario once the server is up")
 
@@ -90,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     restatement.add_argument("--to", dest="to_cut", help="position or instant (default: now)")
     restatement.add_argument("--evaluated-at")
     client_flags(restatement)
+
+    from ledger.cli.audit import add_parsers
+
+    add_parsers(sub, client_flags)
     return parser
 
 
@@ -152,12 +165,14 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from ledger.cli.audit import cmd_export, cmd_replay, cmd_verify
     from ledger.cli.reports import cmd_incident, cmd_report, cmd_restatement
 
     args = build_parser().parse_args(argv)
     handlers = {"serve": cmd_serve, "load": cmd_load, "incident": cmd_incident,
                 "agreement": cmd_agreement, "events": cmd_events, "report": cmd_report,
-                "restatement": cmd_restatement}
+                "restatement": cmd_restatement, "export": cmd_export, "verify": cmd_verify,
+                "replay": cmd_replay}
     try:
         return handlers[args.command](args)
     except grpc.RpcError as exc:

@@ -35,13 +35,18 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 2
     with make_client(args) as client:
         report = client.period_report(args.agreement, args.period, evaluated_at=evaluated, **cut)
-    if args.format == "json":
+    print_report(report, args.format)
+    return 0
+
+
+def print_report(report: dict[str, Any], form: str) -> None:
+    """A period report as `sla-ledger report` prints it (json, csv or table)."""
+    if form == "json":
         print(json.dumps(report, indent=2, ensure_ascii=False))
-    elif args.format == "csv":
+    elif form == "csv":
         print(report_csv(report), end="")
     else:
         print(report_table(report))
-    return 0
 
 
 def cmd_incident(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ import sys
 
 import structlog
 
+from ledger.auditing import AuditConfig
 from ledger.bootstrap import start_ledger
 from ledger.grpc.server import ServerConfig, ServerConfigError, install_signal_handlers
 
@@ -30,9 +31,19 @@ async def serve(args: argparse.Namespace) -> int:
     config = ServerConfig(listen=args.listen, principals=args.principals, tls_cert=args.tls_cert,
                           tls_key=args.tls_key, tls_client_ca=args.tls_client_ca)
     interceptors, stop_metrics = _observability(args.metrics_listen)
+    if args.checkpoint_interval <= 0:
+        print("sla-ledger serve: --checkpoint-interval must be positive", file=sys.stderr)
+        return 2
+    if not args.checkpoint_key and not args.database.startswith("sqlite:"):
+        print("sla-ledger serve: --checkpoint-key (SLA_LEDGER_CHECKPOINT_KEY) is required "
+              "with PostgreSQL: checkpoints must be signed with a key that survives restarts",
+              file=sys.stderr)
+        return 2
+    audit = AuditConfig(key_path=args.checkpoint_key, origin=args.checkpoint_origin,
+                        interval=args.checkpoint_interval)
     try:
-        ledger = await start_ledger(args.database, config, interceptors=interceptors)
-    except (ServerConfigError, ValueError) as exc:
+        ledger = await start_ledger(args.database, config, interceptors=interceptors, audit=audit)
+    except (ServerConfigError, ValueError, OSError) as exc:
         print(f"sla-ledger serve: {exc}", file=sys.stderr)
         return 2
     _instrument(ledger)

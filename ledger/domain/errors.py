@@ -47,5 +47,9 @@ class OutOfRange(DomainError):
     pass
 
 
+class Unavailable(DomainError):
+    """Not answerable yet (e.g. a read model catching up); retry later."""
+
+
 class Conflict(DomainError):
     """Concurrent writers kept colliding; the caller may safely retry."""

@@ -15,6 +15,7 @@ AlreadyExists       ALREADY_EXISTS       ErrorInfo(ALREADY_EXISTS, metadata inde
 PermissionDenied    PERMISSION_DENIED    ErrorInfo(PERMISSION_DENIED)
 OutOfRange          OUT_OF_RANGE         ErrorInfo(OUT_OF_RANGE)
 Conflict            ABORTED              ErrorInfo(CONFLICT) + RetryInfo
+Unavailable         UNAVAILABLE          ErrorInfo(UNAVAILABLE) + RetryInfo
 other DomainError   FAILED_PRECONDITION  ErrorInfo(DOMAIN_RULE)
 (auth interceptor)  UNAUTHENTICATED      ErrorInfo(reason given by the interceptor)
 ==================  ===================  =============================================
@@ -44,6 +45,7 @@ from ledger.domain.errors import (
     OutOfRange,
     PermissionDenied,
     TimelineViolation,
+    Unavailable,
 )
 
 DOMAIN = "sla-ledger"
@@ -122,6 +124,12 @@ def rich_status(error: DomainError) -> status_pb2.Status:
         details = [
             _error_info("CONFLICT"),
             _pack(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(nanos=50_000_000))),
+        ]
+    elif isinstance(error, Unavailable):
+        code = code_pb2.UNAVAILABLE
+        details = [
+            _error_info("UNAVAILABLE"),
+            _pack(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=1))),
         ]
     else:
         code = code_pb2.FAILED_PRECONDITION

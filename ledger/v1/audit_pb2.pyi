@@ -45,20 +45,26 @@ class GetCheckpointResponse(_message.Message):
     CHECKPOINT_FIELD_NUMBER: _builtins.int
     TREE_SIZE_FIELD_NUMBER: _builtins.int
     ROOT_HASH_FIELD_NUMBER: _builtins.int
+    PUBLIC_KEY_FIELD_NUMBER: _builtins.int
     checkpoint: _builtins.str
     """The signed note text (origin, size, base64 root hash, signature lines)."""
     tree_size: _builtins.int
     root_hash: _builtins.bytes
+    public_key: _builtins.str
+    """The log's note verifier key (name+key id+base64 key). Informational:
+    pin the key you got out of band; a note only verifies under its signer.
+    """
     def __init__(
         self,
         *,
         checkpoint: _builtins.str = ...,
         tree_size: _builtins.int = ...,
         root_hash: _builtins.bytes = ...,
+        public_key: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "root_hash", b"root_hash", "tree_size", b"tree_size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint", b"checkpoint", "public_key", b"public_key", "root_hash", b"root_hash", "tree_size", b"tree_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -174,3 +180,140 @@ class GetConsistencyProofResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetConsistencyProofResponse: _TypeAlias = GetConsistencyProofResponse  # noqa: Y015
+
+@_typing.final
+class GetLeafHashesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_INDEX_FIELD_NUMBER: _builtins.int
+    TREE_SIZE_FIELD_NUMBER: _builtins.int
+    MAX_COUNT_FIELD_NUMBER: _builtins.int
+    start_index: _builtins.int
+    """Zero-based index of the first leaf."""
+    tree_size: _builtins.int
+    """0 means the latest checkpoint's size."""
+    max_count: _builtins.int
+    """At most this many hashes (0 or more than 65536: 65536)."""
+    def __init__(
+        self,
+        *,
+        start_index: _builtins.int = ...,
+        tree_size: _builtins.int = ...,
+        max_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["max_count", b"max_count", "start_index", b"start_index", "tree_size", b"tree_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLeafHashesRequest: _TypeAlias = GetLeafHashesRequest  # noqa: Y015
+
+@_typing.final
+class GetLeafHashesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_INDEX_FIELD_NUMBER: _builtins.int
+    TREE_SIZE_FIELD_NUMBER: _builtins.int
+    LEAF_HASHES_FIELD_NUMBER: _builtins.int
+    start_index: _builtins.int
+    tree_size: _builtins.int
+    leaf_hashes: _builtins.bytes
+    """32-byte SHA-256 leaf hashes, concatenated, from start_index on."""
+    def __init__(
+        self,
+        *,
+        start_index: _builtins.int = ...,
+        tree_size: _builtins.int = ...,
+        leaf_hashes: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["leaf_hashes", b"leaf_hashes", "start_index", b"start_index", "tree_size", b"tree_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetLeafHashesResponse: _TypeAlias = GetLeafHashesResponse  # noqa: Y015
+
+@_typing.final
+class ListLeavesRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AFTER_POSITION_FIELD_NUMBER: _builtins.int
+    TREE_SIZE_FIELD_NUMBER: _builtins.int
+    AGREEMENT_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    after_position: _builtins.int
+    """Events after this position."""
+    tree_size: _builtins.int
+    """Up to this tree size (0 means the latest checkpoint's size)."""
+    agreement_id: _builtins.str
+    """Only this agreement's events (its own and its incidents'); empty: all."""
+    page_size: _builtins.int
+    """At most this many positions are scanned (0 or more than 10000: 10000)."""
+    def __init__(
+        self,
+        *,
+        after_position: _builtins.int = ...,
+        tree_size: _builtins.int = ...,
+        agreement_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_position", b"after_position", "agreement_id", b"agreement_id", "page_size", b"page_size", "tree_size", b"tree_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListLeavesRequest: _TypeAlias = ListLeavesRequest  # noqa: Y015
+
+@_typing.final
+class Leaf(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POSITION_FIELD_NUMBER: _builtins.int
+    LEAF_BYTES_FIELD_NUMBER: _builtins.int
+    position: _builtins.int
+    leaf_bytes: _builtins.bytes
+    def __init__(
+        self,
+        *,
+        position: _builtins.int = ...,
+        leaf_bytes: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["leaf_bytes", b"leaf_bytes", "position", b"position"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Leaf: _TypeAlias = Leaf  # noqa: Y015
+
+@_typing.final
+class ListLeavesResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEAVES_FIELD_NUMBER: _builtins.int
+    LAST_POSITION_FIELD_NUMBER: _builtins.int
+    TREE_SIZE_FIELD_NUMBER: _builtins.int
+    last_position: _builtins.int
+    """The last position scanned: pass it as after_position for the next page;
+    equal to tree_size at the end.
+    """
+    tree_size: _builtins.int
+    @_builtins.property
+    def leaves(self) -> _containers.RepeatedCompositeFieldContainer[Global___Leaf]: ...
+    def __init__(
+        self,
+        *,
+        leaves: _abc.Iterable[Global___Leaf] | None = ...,
+        last_position: _builtins.int = ...,
+        tree_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["last_position", b"last_position", "leaves", b"leaves", "tree_size", b"tree_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListLeavesResponse: _TypeAlias = ListLeavesResponse  # noqa: Y015

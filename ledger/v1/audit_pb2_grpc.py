@@ -50,6 +50,16 @@ class AuditServiceStub:
                 request_serializer=ledger_dot_v1_dot_audit__pb2.GetConsistencyProofRequest.SerializeToString,
                 response_deserializer=ledger_dot_v1_dot_audit__pb2.GetConsistencyProofResponse.FromString,
                 _registered_method=True)
+        self.GetLeafHashes = channel.unary_unary(
+                '/ledger.v1.AuditService/GetLeafHashes',
+                request_serializer=ledger_dot_v1_dot_audit__pb2.GetLeafHashesRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_audit__pb2.GetLeafHashesResponse.FromString,
+                _registered_method=True)
+        self.ListLeaves = channel.unary_unary(
+                '/ledger.v1.AuditService/ListLeaves',
+                request_serializer=ledger_dot_v1_dot_audit__pb2.ListLeavesRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_audit__pb2.ListLeavesResponse.FromString,
+                _registered_method=True)
 
 
 class AuditServiceServicer:
@@ -81,6 +91,25 @@ class AuditServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetLeafHashes(self, request, context):
+        """The recorded leaf hashes of a tree, a page at a time (what an export
+        bundle's leaf-hashes.bin holds: the evidence that locates an edited row).
+        Returns OUT_OF_RANGE, INVALID_ARGUMENT, UNAUTHENTICATED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListLeaves(self, request, context):
+        """The leaf bytes of stored events in position order (what an export
+        bundle's events.jsonl holds), as the events are stored now, a page at a
+        time; only events the caller may see. Returns OUT_OF_RANGE,
+        INVALID_ARGUMENT, UNAUTHENTICATED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AuditServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -98,6 +127,16 @@ def add_AuditServiceServicer_to_server(servicer, server):
                     servicer.GetConsistencyProof,
                     request_deserializer=ledger_dot_v1_dot_audit__pb2.GetConsistencyProofRequest.FromString,
                     response_serializer=ledger_dot_v1_dot_audit__pb2.GetConsistencyProofResponse.SerializeToString,
+            ),
+            'GetLeafHashes': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetLeafHashes,
+                    request_deserializer=ledger_dot_v1_dot_audit__pb2.GetLeafHashesRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_audit__pb2.GetLeafHashesResponse.SerializeToString,
+            ),
+            'ListLeaves': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListLeaves,
+                    request_deserializer=ledger_dot_v1_dot_audit__pb2.ListLeavesRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_audit__pb2.ListLeavesResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -182,6 +221,60 @@ class AuditService:
             '/ledger.v1.AuditService/GetConsistencyProof',
             ledger_dot_v1_dot_audit__pb2.GetConsistencyProofRequest.SerializeToString,
             ledger_dot_v1_dot_audit__pb2.GetConsistencyProofResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetLeafHashes(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.AuditService/GetLeafHashes',
+            ledger_dot_v1_dot_audit__pb2.GetLeafHashesRequest.SerializeToString,
+            ledger_dot_v1_dot_audit__pb2.GetLeafHashesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListLeaves(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.AuditService/ListLeaves',
+            ledger_dot_v1_dot_audit__pb2.ListLeavesRequest.SerializeToString,
+            ledger_dot_v1_dot_audit__pb2.ListLeavesResponse.FromString,
             options,
             channel_credentials,
             insecure,

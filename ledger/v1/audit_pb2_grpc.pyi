@@ -46,6 +46,17 @@ class AuditServiceStub:
     """Consistency proof between two tree sizes.
     Returns OUT_OF_RANGE, INVALID_ARGUMENT, UNAUTHENTICATED.
     """
+    GetLeafHashes: _grpc.UnaryUnaryMultiCallable[_audit_pb2.GetLeafHashesRequest, _audit_pb2.GetLeafHashesResponse]
+    """The recorded leaf hashes of a tree, a page at a time (what an export
+    bundle's leaf-hashes.bin holds: the evidence that locates an edited row).
+    Returns OUT_OF_RANGE, INVALID_ARGUMENT, UNAUTHENTICATED.
+    """
+    ListLeaves: _grpc.UnaryUnaryMultiCallable[_audit_pb2.ListLeavesRequest, _audit_pb2.ListLeavesResponse]
+    """The leaf bytes of stored events in position order (what an export
+    bundle's events.jsonl holds), as the events are stored now, a page at a
+    time; only events the caller may see. Returns OUT_OF_RANGE,
+    INVALID_ARGUMENT, UNAUTHENTICATED.
+    """
 
 @_typing.type_check_only
 class AuditServiceAsyncStub(AuditServiceStub):
@@ -64,6 +75,17 @@ class AuditServiceAsyncStub(AuditServiceStub):
     GetConsistencyProof: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetConsistencyProofRequest, _audit_pb2.GetConsistencyProofResponse]  # type: ignore[assignment]
     """Consistency proof between two tree sizes.
     Returns OUT_OF_RANGE, INVALID_ARGUMENT, UNAUTHENTICATED.
+    """
+    GetLeafHashes: _aio.UnaryUnaryMultiCallable[_audit_pb2.GetLeafHashesRequest, _audit_pb2.GetLeafHashesResponse]  # type: ignore[assignment]
+    """The recorded leaf hashes of a tree, a page at a time (what an export
+    bundle's leaf-hashes.bin holds: the evidence that locates an edited row).
+    Returns OUT_OF_RANGE, INVALID_ARGUMENT, UNAUTHENTICATED.
+    """
+    ListLeaves: _aio.UnaryUnaryMultiCallable[_audit_pb2.ListLeavesRequest, _audit_pb2.ListLeavesResponse]  # type: ignore[assignment]
+    """The leaf bytes of stored events in position order (what an export
+    bundle's events.jsonl holds), as the events are stored now, a page at a
+    time; only events the caller may see. Returns OUT_OF_RANGE,
+    INVALID_ARGUMENT, UNAUTHENTICATED.
     """
 
 class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -98,6 +120,29 @@ class AuditServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_audit_pb2.GetConsistencyProofResponse, _abc.Awaitable[_audit_pb2.GetConsistencyProofResponse]]:
         """Consistency proof between two tree sizes.
         Returns OUT_OF_RANGE, INVALID_ARGUMENT, UNAUTHENTICATED.
+        """
+
+    @_abc_1.abstractmethod
+    def GetLeafHashes(
+        self,
+        request: _audit_pb2.GetLeafHashesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_pb2.GetLeafHashesResponse, _abc.Awaitable[_audit_pb2.GetLeafHashesResponse]]:
+        """The recorded leaf hashes of a tree, a page at a time (what an export
+        bundle's leaf-hashes.bin holds: the evidence that locates an edited row).
+        Returns OUT_OF_RANGE, INVALID_ARGUMENT, UNAUTHENTICATED.
+        """
+
+    @_abc_1.abstractmethod
+    def ListLeaves(
+        self,
+        request: _audit_pb2.ListLeavesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_audit_pb2.ListLeavesResponse, _abc.Awaitable[_audit_pb2.ListLeavesResponse]]:
+        """The leaf bytes of stored events in position order (what an export
+        bundle's events.jsonl holds), as the events are stored now, a page at a
+        time; only events the caller may see. Returns OUT_OF_RANGE,
+        INVALID_ARGUMENT, UNAUTHENTICATED.
         """
 
 def add_AuditServiceServicer_to_server(servicer: AuditServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
