@@ -31,11 +31,12 @@ def to_datetime(micros: int) -> datetime:
     return _EPOCH + timedelta(microseconds=micros)
 
 
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})")
+
+
 def parse_instant(text: str) -> int:
     """RFC 3339 with an explicit offset ('Z' or +hh:mm)."""
-    if not isinstance(text, str) or not re.fullmatch(
-        r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})", text
-    ):
+    if not isinstance(text, str) or not _RFC3339.fullmatch(text):
         raise ValueError(f"not an RFC 3339 instant with an offset: {text!r}")
     return from_datetime(datetime.fromisoformat(text.replace("z", "Z")))
 
