@@ -12,6 +12,19 @@ from ledger.auditing import AuditConfig
 from ledger.bootstrap import start_ledger
 from ledger.grpc.server import ServerConfig, ServerConfigError, install_signal_handlers
 
+
+def redact_url(url: str) -> str:
+    """The database URL without its password (operators paste this output)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 HOW_TO_QUERY = """
 sla-ledger is serving on {target} (database {database}).
 Try:
@@ -54,7 +67,8 @@ async def serve(args: argparse.Namespace) -> int:
         summary = await asyncio.to_thread(_load_demo, target)
         log.info("demo scenario loaded", stored=summary.stored, duplicates=summary.duplicates,
                  rejected=len(summary.rejected))
-    print(HOW_TO_QUERY.format(target=target, database=args.database), file=sys.stderr, flush=True)
+    print(HOW_TO_QUERY.format(target=target, database=redact_url(args.database)),
+          file=sys.stderr, flush=True)
     try:
         await ledger.running.wait_for_termination()
     finally:
