@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from ledger.auditing import AuditConfig
 from ledger.bootstrap import Ledger, start_ledger
 from ledger.client import LedgerClient
 from ledger.grpc.server import ServerConfig
@@ -18,12 +19,14 @@ from ledger.grpc.server import ServerConfig
 
 @contextmanager
 def running_ledger(database: str, clock: Callable[[], int],
-                   config: ServerConfig | None = None) -> Iterator[tuple[Ledger, str]]:
+                   config: ServerConfig | None = None,
+                   audit: AuditConfig | None = None) -> Iterator[tuple[Ledger, str]]:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     cfg = config or ServerConfig(listen="127.0.0.1:0")
-    ledger = asyncio.run_coroutine_threadsafe(start_ledger(database, cfg, clock=clock), loop).result(30)
+    ledger = asyncio.run_coroutine_threadsafe(start_ledger(database, cfg, clock=clock, audit=audit),
+                                              loop).result(30)
     try:
         yield ledger, f"127.0.0.1:{ledger.port}"
     finally:
