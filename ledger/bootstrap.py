@@ -73,6 +73,8 @@ async def start_ledger(
     from ledger.grpc.report_servicer import register_reports
     from projections.merkle import AuditLog, MerkleProjection
     from projections.runner import ProjectionRunner
+    from projections.sla_projection import SlaProjection
+    from projections.sla_reads import SlaReadModel
 
     store = await asyncio.to_thread(open_store, database)
     feed = LogFeed(asyncio.get_running_loop())
@@ -80,7 +82,8 @@ async def start_ledger(
     audit_config = audit or AuditConfig()
     try:
         signer = await asyncio.to_thread(checkpoint_signer, store, audit_config)
-        runner = await asyncio.to_thread(ProjectionRunner, store, [MerkleProjection()])
+        runner = await asyncio.to_thread(
+            ProjectionRunner, store, [MerkleProjection(), SlaProjection(store)])
         audit_log = await asyncio.to_thread(AuditLog, runner.db, signer, origin=audit_config.origin)
     except BaseException:
         store.close()
@@ -96,7 +99,8 @@ async def start_ledger(
 
     def register(server: grpc.aio.Server) -> list[str]:
         names = register_all(server, service, executors, feed)
-        names += register_reports(server, ReportService(store, clock), executors)
+        reports = ReportService(store, clock, SlaReadModel(store), catch_up=runner.wait_for)
+        names += register_reports(server, reports, executors)
         names += register_audit(server, audit_service, executors)
         return names
 
