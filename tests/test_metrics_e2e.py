@@ -122,6 +122,7 @@ def test_metrics_listener_after_the_worked_scenario(loaded: Loaded) -> None:
     for projection in ("sla", "audit_merkle"):
         assert total(again, "ledger_projection_position", projection=projection) == stored
         assert total(again, "ledger_projection_lag_events", projection=projection) == 0
+        assert total(again, "ledger_projection_rebuild_progress_ratio", projection=projection) == 1
 
     # gRPC
     append = {"grpc_service": "ledger.v1.IncidentService", "grpc_method": "AppendEvents"}

@@ -130,6 +130,8 @@ def _observe_projections(store: Any, runner: Any, clock: Any, m: LedgerMetrics) 
         head = store.max_position()
         lag = max(clock() - recorded_at, 0) / 1e6 if position < head else 0.0
         m.record_projection(name, position=position, head=head, lag_seconds=lag)
+        # A rebuild or a catch-up after downtime shows here as a ratio < 1.
+        m.record_rebuild_progress(name, position, head)
 
     runner.on_commit = committed
     for name, position in runner.positions().items():
