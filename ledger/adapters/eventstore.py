@@ -28,7 +28,7 @@ from ledger.adapters.recorders import (
     make_postgres_recorder,
     make_sqlite_recorder,
 )
-from ledger.domain.codec import event_from_dict, event_to_dict
+from ledger.domain.codec import event_from_stored, event_to_dict
 from ledger.domain.events import LedgerEvent
 
 _NAMESPACE = uuid.UUID("5b1f5e8e-3a57-4c1e-9f0e-6c2d7d0a51a1")
@@ -74,7 +74,7 @@ def encode_state(event: LedgerEvent) -> bytes:
 def decode_state(state: bytes, position: int) -> LedgerEvent:
     body = json.loads(state)
     body["position"] = position  # cheaper than dataclasses.replace afterwards
-    return event_from_dict(body)
+    return event_from_stored(body)
 
 
 class EventStore:
