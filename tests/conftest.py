@@ -17,6 +17,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from ledger.adapters.eventstore import EventStore, open_store
 from ledger.domain.instants import parse_instant
 
 PG_URL = os.environ.get("SLA_LEDGER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -81,3 +82,13 @@ def clock() -> FakeClock:
 @pytest.fixture
 def make_clock() -> Callable[[str], FakeClock]:
     return lambda instant: FakeClock(parse_instant(instant))
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[EventStore]:
+    """An event store on the test's own database (SQLite file or PostgreSQL schema)."""
+    s = open_store(database_url)
+    try:
+        yield s
+    finally:
+        s.close()

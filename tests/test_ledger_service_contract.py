@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,15 +41,6 @@ MINUTE = 60_000_000
 def scenario() -> dict[str, Any]:
     data: dict[str, Any] = json.loads(SCENARIO.read_text(encoding="utf-8"))
     return data
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[EventStore]:
-    s = open_store(database_url)
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 @pytest.fixture

@@ -6,12 +6,12 @@ retractions, voids and an amendment."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from ledger.adapters.eventstore import EventStore, open_store
+from ledger.adapters.eventstore import EventStore
 from ledger.application.ledger_service import LedgerService
 from ledger.application.reports import Cut, ReportService
 from ledger.domain.access import LOCAL_ADMIN
@@ -32,15 +32,6 @@ TABLES = {
 }
 INSTANTS = ("2026-10-01T12:00:00Z", "2026-10-16T09:30:00Z", "2026-11-05T00:00:00Z",
             "2027-01-10T00:00:00Z")
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[EventStore]:
-    s = open_store(database_url)
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def dump(runner: ProjectionRunner) -> dict[str, list[tuple[Any, ...]]]:

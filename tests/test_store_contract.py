@@ -7,8 +7,6 @@ are durable, reads page correctly, stored bytes never change.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from ledger.adapters.eventstore import (
@@ -25,15 +23,6 @@ from ledger.domain.instants import parse_instant
 
 T0 = parse_instant("2026-10-01T00:00:00Z")
 MINUTE = 60_000_000
-
-
-@pytest.fixture
-def store(database_url: str) -> Iterator[EventStore]:
-    s = open_store(database_url)
-    try:
-        yield s
-    finally:
-        s.close()
 
 
 def event(event_id: str, incident: str = "INC-1", agreement: str = "agr-a", minute: int = 0,
