@@ -38,6 +38,11 @@ class AuditClient:
         elif trusted_note is not None:
             raise ValueError("a trusted checkpoint needs the log's public key (log_key)")
 
+    def trusting(self, log_key: Verifier | str, trusted_note: str | None) -> AuditClient:
+        """Another verifier over the same connection (CheckpointError if
+        `trusted_note` is not signed by `log_key`)."""
+        return AuditClient(self._call, self.stub, log_key=log_key, trusted_note=trusted_note)
+
     # -- unverified answers (for tools that verify offline) ---------------
     def checkpoint(self, refresh: bool = False) -> audit_pb2.GetCheckpointResponse:
         response: audit_pb2.GetCheckpointResponse = self._call(

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from ledger.audit.checkpoint import CheckpointError, Signer, verify_checkpoint
@@ -109,6 +109,7 @@ class AuditLog:
         self.db = db
         self.signer = signer
         self.origin = origin or signer.name
+        self.on_signed: Callable[[SignedCheckpoint], None] | None = None  # e.g. metrics
         self._lock = threading.RLock()
         with db.transaction() as tx:
             MerkleProjection().create_tables(tx)
@@ -180,7 +181,9 @@ class AuditLog:
             if signed is not before:
                 with self.db.transaction() as tx:
                     store_checkpoint(tx, signed)
-            return signed
+        if signed is not before and self.on_signed is not None:
+            self.on_signed(signed)
+        return signed
 
     def due(self, now: int, interval: int) -> bool:
         with self._lock:

@@ -236,3 +236,26 @@ def test_the_client_notices_a_forked_log(tmp_path: Path) -> None:
                 partner.audit.update(refresh=True)
             assert info.value.trusted_note == first.checkpoint
             assert partner.audit.trusted_note == first.checkpoint  # still the old one
+
+
+def test_checkpoint_metrics_follow_the_signatures(tmp_path: Path) -> None:
+    from ledger.observability import wiring
+
+    class Metrics:
+        def __init__(self) -> None:
+            self.calls: list[tuple[int, float | None]] = []
+
+        def record_checkpoint(self, size: int, issued_at: float | None = None) -> None:
+            self.calls.append((size, issued_at))
+
+    clock = FakeClock(T)
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    with running_ledger(url, clock, audit=config(tmp_path)) as (ledger, target), \
+            LedgerClient(target) as client:
+        assert ledger.audit is not None
+        metrics = Metrics()
+        wiring._observe_checkpoints(ledger.audit.log, metrics)  # type: ignore[arg-type]
+        load_scenario(client, read_scenario(SCENARIO))
+        clock.advance(SECOND)
+        client.audit.checkpoint(refresh=True)
+        assert metrics.calls[-1] == (STORED, clock.now / 1e6)

@@ -191,7 +191,6 @@ def verify_directory(args: argparse.Namespace) -> int:
 
 def verify_live(args: argparse.Namespace) -> int:
     """Checks that the ledger's log today extends a checkpoint kept earlier."""
-    from ledger.audit_client import AuditClient
     from ledger.cli.main import make_client
 
     old = _read_note(args.checkpoint)
@@ -202,7 +201,7 @@ def verify_live(args: argparse.Namespace) -> int:
             # server cannot substitute another key for the old checkpoint's
             key = Verifier.from_vkey(client.audit.checkpoint().public_key)
         try:
-            audit = AuditClient(client._call, client.audit.stub, log_key=key, trusted_note=old)
+            audit = client.audit.trusting(key, old)
         except CheckpointError as exc:
             print(f"FAILED: the old checkpoint does not verify with {key.vkey}: {exc}")
             return EXIT_FAILED

@@ -108,6 +108,9 @@ def instrument(ledger: Any, metrics: LedgerMetrics | None = None, reports: Any =
     runner = getattr(ledger, "runner", None)
     if runner is not None:
         _observe_projections(ledger.store, runner, service.clock, m)
+    audit = getattr(ledger, "audit", None)
+    if audit is not None:
+        _observe_checkpoints(audit.log, m)
     if reports is None:
         # Imported by name so this package type-checks without the application layer.
         module = importlib.import_module("ledger.application.reports")
@@ -136,6 +139,22 @@ def _observe_projections(store: Any, runner: Any, clock: Any, m: LedgerMetrics) 
     runner.on_commit = committed
     for name, position in runner.positions().items():
         m.record_projection(name, position=position, head=store.max_position())
+
+
+def _observe_checkpoints(log: Any, m: LedgerMetrics) -> None:
+    """Size and time of the last signed checkpoint (the LedgerCheckpointNotAdvancing alert)."""
+    previous = log.on_signed
+
+    def signed(checkpoint: Any) -> None:
+        if previous is not None:
+            previous(checkpoint)
+        issued = checkpoint.checkpoint.timestamp
+        m.record_checkpoint(checkpoint.checkpoint.size, issued / 1e6 if issued else None)
+
+    log.on_signed = signed
+    latest = log.latest()
+    if latest is not None:
+        signed(latest)
 
 
 def _observe_stored(service: Any, m: LedgerMetrics) -> None:
