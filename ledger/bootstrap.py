@@ -99,7 +99,9 @@ async def start_ledger(
 
     def register(server: grpc.aio.Server) -> list[str]:
         names = register_all(server, service, executors, feed)
-        reports = ReportService(store, clock, SlaReadModel(store), catch_up=runner.wait_for)
+        # Reports wait for the SLA models only, not for the Merkle leaves.
+        reports = ReportService(store, clock, SlaReadModel(store),
+                                catch_up=lambda p, t: runner.wait_for(p, t, (SlaProjection.name,)))
         names += register_reports(server, reports, executors)
         names += register_audit(server, audit_service, executors)
         return names

@@ -89,11 +89,14 @@ class ProjectionRunner:
         with self._changed:
             return dict(self._positions)
 
-    def wait_for(self, position: int, timeout: float) -> bool:
-        """Block until every projection has applied `position` (or timeout)."""
+    def wait_for(self, position: int, timeout: float,
+                 names: tuple[str, ...] | None = None) -> bool:
+        """Block until the named projections (default: all) have applied
+        `position`, or until the timeout."""
         deadline = self._clock() + timeout
         with self._changed:
-            while min(self._positions.values(), default=position) < position:
+            while min((p for n, p in self._positions.items() if names is None or n in names),
+                      default=position) < position:
                 remaining = deadline - self._clock()
                 if remaining <= 0:
                     return False
@@ -130,12 +133,14 @@ class ProjectionRunner:
         with self.db.transaction() as tx:
             projection.apply(tx, events)
             write_position(tx, projection.name, last.position, last.recorded_at)
-        with self._changed:
-            self._positions[projection.name] = last.position
-            self._changed.notify_all()
+        # Listeners hear of the commit before waiters are released, so whoever
+        # waited for a position also sees what the listeners did with it.
         if self.on_commit is not None:
             self.on_commit(projection.name, last.position, last.recorded_at, len(events),
                            self._clock() - started)
+        with self._changed:
+            self._positions[projection.name] = last.position
+            self._changed.notify_all()
         return len(events)
 
     def rebuild(self, name: str) -> int:

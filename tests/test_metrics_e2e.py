@@ -70,6 +70,8 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
         wiring.instrument(ledger)
         with LedgerClient(f"127.0.0.1:{ledger.port}", timeout=30) as client:
             summary = load_scenario(client, read_scenario(SCENARIO))
+        assert ledger.runner is not None
+        assert ledger.runner.wait_for(summary.stored, 30)  # every projection holds the log
         yield Loaded(port, summary)
     finally:
         asyncio.run_coroutine_threadsafe(ledger.stop(1.0), loop).result(30)
@@ -116,13 +118,11 @@ def test_metrics_listener_after_the_worked_scenario(loaded: Loaded) -> None:
     assert total(samples, "ledger_append_duration_seconds_count") >= 1
     assert total(samples, "ledger_append_batch_size_count") >= 1
 
-    # projections: the SLA figures of the first scrape waited for every
-    # projection to hold the whole log (read-your-writes), so by now:
-    again = scrape(loaded.metrics_port)
+    # projections (the fixture waited until they held the whole log)
     for projection in ("sla", "audit_merkle"):
-        assert total(again, "ledger_projection_position", projection=projection) == stored
-        assert total(again, "ledger_projection_lag_events", projection=projection) == 0
-        assert total(again, "ledger_projection_rebuild_progress_ratio", projection=projection) == 1
+        assert total(samples, "ledger_projection_position", projection=projection) == stored
+        assert total(samples, "ledger_projection_lag_events", projection=projection) == 0
+        assert total(samples, "ledger_projection_rebuild_progress_ratio", projection=projection) == 1
 
     # gRPC
     append = {"grpc_service": "ledger.v1.IncidentService", "grpc_method": "AppendEvents"}
