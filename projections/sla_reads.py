@@ -18,6 +18,7 @@ from ledger.adapters.eventstore import EventStore, agreement_stream
 from ledger.application.agreements import history_from_events
 from ledger.domain.agreements import AgreementHistory
 from ledger.domain.sla.api import cut_history
+from ledger.domain.sla.clocks import OUTCOMES
 from ledger.domain.sla.facts import IncidentFacts, facts_from_dict, facts_valid_at, fold_incident
 from ledger.domain.sla.period import (
     LevelTally,
@@ -109,39 +110,29 @@ class SlaReadModel:
                        end: int, t: int, position: int, keep_ids: bool) -> dict[str, LevelTally]:
         clocks, incidents = tx.table("sla_clock"), tx.table("sla_incident")
         agreement_id = history.agreement_id
+        keyed = {
+            (agreement_id, period, str(level_id)): tally_from_columns(met, missed, excused, shares)
+            for level_id, met, missed, excused, shares in tx.fetchall(
+                f"SELECT level_id, met, missed, excused, shares_sum FROM "
+                f"{tx.table('sla_period_level')} WHERE agreement_id = ? AND period = ?",
+                (agreement_id, period))
+        }
+        live_ids = sorted({str(r[0]) for r in tx.fetchall(
+            f"SELECT incident_id FROM {clocks} WHERE agreement_id = ? AND period = ? "
+            "AND settled_from IS NULL UNION SELECT incident_id FROM "
+            f"{clocks} WHERE agreement_id = ? AND period = ? AND settled_from > ?",
+            (agreement_id, period, agreement_id, period, t))})
+        # Take every settled clock of those incidents back out of the tally:
+        # all their clocks are evaluated again at T below.
+        taken: list[ClockRow] = []
+        for chunk in _chunks(live_ids):
+            taken += [row_from_columns(r) for r in tx.fetchall(
+                f"SELECT {_CLOCK_COLUMNS} FROM {clocks} WHERE incident_id IN "
+                f"({','.join('?' * len(chunk))})", chunk)]
+        add_settled(keyed, taken, -1)
+        by_level = {key[2]: tally for key, tally in keyed.items()}
         if keep_ids:
-            rows = [row_from_columns(r) for r in tx.fetchall(
-                f"SELECT {_CLOCK_COLUMNS} FROM {clocks} WHERE agreement_id = ? AND period = ?",
-                (agreement_id, period))]
-            live_set = {r.incident_id for r in rows
-                        if r.settled_from is None or r.settled_from > t}
-            live_ids = sorted(live_set)
-            by_level: dict[str, LevelTally] = {}
-            for row in rows:
-                if row.incident_id not in live_set:
-                    tally = by_level.setdefault(row.level_id, LevelTally(keep_ids=True))
-                    tally.add(row.incident_id, row.outcome, row.shares)
-        else:
-            by_level = {
-                str(level_id): tally_from_columns(met, missed, excused, shares)
-                for level_id, met, missed, excused, shares in tx.fetchall(
-                    f"SELECT level_id, met, missed, excused, shares_sum FROM "
-                    f"{tx.table('sla_period_level')} WHERE agreement_id = ? AND period = ?",
-                    (agreement_id, period))
-            }
-            live_ids = sorted({str(r[0]) for r in tx.fetchall(
-                f"SELECT DISTINCT incident_id FROM {clocks} WHERE agreement_id = ? AND period = ? "
-                "AND (settled_from IS NULL OR settled_from > ?)", (agreement_id, period, t))})
-            # Take every settled clock of those incidents back out of the
-            # tally: all their clocks are evaluated again at T below.
-            taken: list[ClockRow] = []
-            for chunk in _chunks(live_ids):
-                taken += [row_from_columns(r) for r in tx.fetchall(
-                    f"SELECT {_CLOCK_COLUMNS} FROM {clocks} WHERE incident_id IN "
-                    f"({','.join('?' * len(chunk))})", chunk)]
-            keyed = {(agreement_id, period, level): tally for level, tally in by_level.items()}
-            add_settled(keyed, taken, -1)
-            by_level = {key[2]: tally for key, tally in keyed.items()}
+            self._settled_ids(tx, by_level, agreement_id, period, t, set(live_ids))
         live_rows: list[tuple[Any, ...]] = []
         for chunk in _chunks(live_ids):
             live_rows += tx.fetchall(
@@ -150,6 +141,21 @@ class SlaReadModel:
         live_facts = self.facts_at(tx, live_rows, t, position)
         tally_clocks(history, live_facts, start, end, t, by_level, keep_ids)
         return by_level
+
+    @staticmethod
+    def _settled_ids(tx: Tx, by_level: dict[str, LevelTally], agreement_id: str, period: str,
+                     t: int, live: set[str]) -> None:
+        """The ids behind the settled counts (only when the caller wants them)."""
+        for tally in by_level.values():
+            tally.ids = {o: [] for o in OUTCOMES}
+        for incident_id, level_id, outcome in tx.fetchall(
+                f"SELECT incident_id, level_id, outcome FROM {tx.table('sla_clock')} "
+                "WHERE agreement_id = ? AND period = ? AND settled_from <= ?",
+                (agreement_id, period, t)):
+            if incident_id not in live:
+                ids = by_level[level_id].ids
+                assert ids is not None
+                ids[outcome].append(incident_id)
 
     def incident_facts(self, incident_id: str, evaluated_at: int) -> tuple[int, IncidentFacts] | None:
         """(model position, facts at T) of one incident, or None if unknown."""

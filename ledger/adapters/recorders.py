@@ -49,6 +49,9 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             "agreement_id TEXT NOT NULL)",
             f"CREATE INDEX IF NOT EXISTS {LOG_TABLE}_stream ON {LOG_TABLE} (agreement_id, stream)",
             f"CREATE INDEX IF NOT EXISTS {LOG_TABLE}_recorded_at ON {LOG_TABLE} (recorded_at)",
+            # Loading one stream by id (load_stream) must not scan the log.
+            f"CREATE INDEX IF NOT EXISTS {LOG_TABLE}_originator ON {LOG_TABLE} "
+            "(originator_id, originator_version)",
         ]
 
     def _insert_events(
@@ -99,6 +102,13 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             SQL(
                 "CREATE INDEX IF NOT EXISTS {idx} ON {schema}.{log} (agreement_id, stream)"
             ).format(idx=Identifier(f"{LOG_TABLE}_stream"), schema=schema,
+                     log=Identifier(LOG_TABLE))
+        )
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE INDEX IF NOT EXISTS {idx} ON {schema}.{log} "
+                "(originator_id, originator_version)"
+            ).format(idx=Identifier(f"{LOG_TABLE}_originator"), schema=schema,
                      log=Identifier(LOG_TABLE))
         )
         self._select_max = SQL("SELECT COALESCE(MAX(position), 0) AS m FROM {0}.{1}").format(
