@@ -67,6 +67,13 @@ def _payload_dict(kind: str, payload: Any, field: str) -> dict[str, Any]:
     if kind == "maintenance_scheduled":
         return {"service": payload.service, "start": _instant_text(payload, "start", field),
                 "end": _instant_text(payload, "end", field)}
+    if kind == "agreement_registered":
+        agreement = payload.agreement
+        return {"effective_from": _instant_text(agreement, "effective_from", f"{field}.agreement"),
+                "terms": terms_to_dict(terms_from_proto(agreement.terms, f"{field}.agreement.terms"))}
+    if kind == "agreement_amended":
+        return {"effective_from": _instant_text(payload, "effective_from", field),
+                "terms": terms_to_dict(terms_from_proto(payload.terms, f"{field}.terms"))}
     out: dict[str, Any] = {}
     for descriptor, value in payload.ListFields():
         out[descriptor.name] = value
