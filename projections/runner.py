@@ -55,6 +55,7 @@ class ProjectionRunner:
         *,
         batch_size: int = 2000,
         poll_interval: float = 1.0,
+        coalesce: float = 0.05,
         on_commit: CommitListener | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -63,6 +64,7 @@ class ProjectionRunner:
         self.projections = list(projections)
         self.batch_size = batch_size
         self.poll_interval = poll_interval
+        self.coalesce = coalesce
         self.on_commit = on_commit
         self._clock = clock
         self._positions: dict[str, int] = {}
@@ -177,7 +179,11 @@ class ProjectionRunner:
                 self.last_error = exc
                 log.exception("projection batch failed; retrying")
                 backoff = min(backoff * 2, 30.0)
-            self._wake.wait(backoff)
+            if self._wake.wait(backoff) and self.coalesce > 0:
+                # Group commit: let appends arriving close together share one
+                # projection transaction instead of paying one each (an
+                # fsync per append on SQLite). Bounded, so lag stays small.
+                self._stopping.wait(self.coalesce)
 
     def stop(self) -> None:
         self._stopping.set()

@@ -103,7 +103,7 @@ def clock_rows(facts: IncidentFacts, history: AgreementHistory) -> list[ClockRow
     period = period_of(terms.timezone, facts.opened_at)
     rows: list[ClockRow] = []
     for level in clock_levels(terms, facts.priority):
-        clock = evaluate_clock(facts, level, terms, t)
+        clock = evaluate_clock(facts, level, terms, t, with_due=False)
         settled = clock.stopped or facts.excused
         rows.append(ClockRow(
             incident_id=facts.incident_id, level_id=level.id, agreement_id=facts.agreement_id,

@@ -84,10 +84,13 @@ def incident_shares(
 
 
 def evaluate_clock(
-    facts: IncidentFacts, level: ServiceLevel, terms: AgreementTerms, evaluated_at: int
+    facts: IncidentFacts, level: ServiceLevel, terms: AgreementTerms, evaluated_at: int,
+    *, with_due: bool = True,
 ) -> ClockResult:
     """One clock of an existing incident at T. `terms` are the terms in force
-    at the incident's opened_at (10.13)."""
+    at the incident's opened_at (10.13). Without `with_due`, due_at is left
+    None: period tallies need outcomes and shares only, and finding the
+    crossing instant is a third of a running clock's cost."""
     if level.kind not in ("response", "resolution") or level.threshold is None:
         raise ValueError(f"service level {level.id!r} has no clock")
     t = evaluated_at
@@ -123,7 +126,7 @@ def evaluate_clock(
         outcome = "pending"  # a paused clock still counts as running
 
     due_at: int | None = None
-    if not stopped and not facts.paused_at_end():
+    if with_due and not stopped and not facts.paused_at_end():
         # Earliest instant the clock reaches the threshold if it keeps
         # running from T: still ahead, or the crossing already passed.
         due_at = (
@@ -151,13 +154,13 @@ def applicable_levels(terms: AgreementTerms, priority: str) -> tuple[ServiceLeve
 
 
 def incident_clocks(
-    facts: IncidentFacts, terms: AgreementTerms, evaluated_at: int
+    facts: IncidentFacts, terms: AgreementTerms, evaluated_at: int, *, with_due: bool = True
 ) -> tuple[ClockResult, ...]:
     """Every clock of the incident at T; none if it does not count (not yet
     opened at T, or voided)."""
     if not facts.counts:
         return ()
     return tuple(
-        evaluate_clock(facts, sl, terms, evaluated_at)
+        evaluate_clock(facts, sl, terms, evaluated_at, with_due=with_due)
         for sl in applicable_levels(terms, facts.priority)
     )

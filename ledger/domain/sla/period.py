@@ -208,7 +208,7 @@ def tally_clocks(
         own_terms = history.terms_at(f.opened_at)
         if own_terms is None:
             continue  # opened before the agreement: refused on write
-        for clock in incident_clocks(f, own_terms, evaluated_at):
+        for clock in incident_clocks(f, own_terms, evaluated_at, with_due=False):
             tally = tallies.get(clock.level_id)
             if tally is None:
                 tally = tallies[clock.level_id] = LevelTally(keep_ids)
