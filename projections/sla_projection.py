@@ -107,7 +107,7 @@ class SlaProjection:
         self._histories[agreement_id] = (upto, history)
         return history
 
-    def _streams_of(self, tx: Tx, touched: dict[str, list[ev.LedgerEvent]],
+    def _streams_of(self, touched: dict[str, list[ev.LedgerEvent]],
                     upto: int) -> dict[str, list[ev.LedgerEvent]]:
         """Every known event of each touched incident, up to `upto`."""
         out: dict[str, list[ev.LedgerEvent]] = {}
@@ -145,7 +145,7 @@ class SlaProjection:
             self._histories.pop(agreement_id, None)
 
         facts: dict[str, tuple[IncidentFacts, int]] = {}
-        for incident_id, stream in self._streams_of(tx, touched, upto).items():
+        for incident_id, stream in self._streams_of(touched, upto).items():
             if any(e.type == "opened" for e in stream):
                 facts[incident_id] = (fold_incident(stream, None), stream[-1].position)
         # New terms can move the clocks (and the period) of incidents that
