@@ -26,6 +26,7 @@ from ledger.domain.agreements import AgreementHistory
 from ledger.domain.sla.facts import IncidentFacts, facts_from_dict, fold_incident
 from ledger.domain.sla.period import LevelTally
 from projections.sla_rows import (
+    CLOCK_COLUMNS,
     ClockRow,
     IncidentRow,
     add_settled,
@@ -37,9 +38,11 @@ from projections.sla_rows import (
     row_from_columns,
     tally_from_columns,
 )
-from projections.storage import Tx
+from projections.storage import Tx, read_position, write_position
 
 NAME = "sla"
+TABLES = ("sla_incident", "sla_clock", "sla_period_level")
+SCHEMA_KEY, SCHEMA_VERSION = f"{NAME}.schema", 2
 _CHUNK = 500  # ids per IN (...) list
 
 
@@ -66,8 +69,14 @@ class SlaProjection:
 
     # -- schema --------------------------------------------------------------
     def create_tables(self, tx: Tx) -> None:
-        incident, clock, level = (tx.table(t) for t in ("sla_incident", "sla_clock",
-                                                          "sla_period_level"))
+        if read_position(tx, SCHEMA_KEY)[0] != SCHEMA_VERSION:
+            # Read models are derived data: a new layout drops the old tables
+            # and rebuilds from the log (the events themselves are untouched).
+            for table in TABLES:
+                tx.execute(f"DROP TABLE IF EXISTS {tx.table(table)}")
+            write_position(tx, NAME, 0, 0)
+            write_position(tx, SCHEMA_KEY, SCHEMA_VERSION, 0)
+        incident, clock, level = (tx.table(t) for t in TABLES)
         tx.execute(
             f"CREATE TABLE IF NOT EXISTS {incident} (incident_id TEXT PRIMARY KEY, "
             "agreement_id TEXT NOT NULL, period TEXT NOT NULL, opened_at BIGINT NOT NULL, "
@@ -79,19 +88,20 @@ class SlaProjection:
             f"CREATE TABLE IF NOT EXISTS {clock} (incident_id TEXT NOT NULL, "
             "level_id TEXT NOT NULL, agreement_id TEXT NOT NULL, period TEXT NOT NULL, "
             "outcome TEXT NOT NULL, settled_from BIGINT, shares TEXT NOT NULL, "
+            "base_at BIGINT NOT NULL, flip_at BIGINT, running TEXT, "
             "PRIMARY KEY (incident_id, level_id))")
         tx.execute(f"CREATE INDEX IF NOT EXISTS sla_clock_period ON {clock} "
-                   "(agreement_id, period, settled_from)")
+                   "(agreement_id, period, base_at)")
         tx.execute(f"CREATE INDEX IF NOT EXISTS sla_clock_running ON {clock} "
                    "(settled_from, agreement_id)")
         tx.execute(
             f"CREATE TABLE IF NOT EXISTS {level} (agreement_id TEXT NOT NULL, "
             "period TEXT NOT NULL, level_id TEXT NOT NULL, met BIGINT NOT NULL, "
-            "missed BIGINT NOT NULL, excused BIGINT NOT NULL, shares_sum TEXT NOT NULL, "
-            "PRIMARY KEY (agreement_id, period, level_id))")
+            "missed BIGINT NOT NULL, pending BIGINT NOT NULL, excused BIGINT NOT NULL, "
+            "shares_sum TEXT NOT NULL, PRIMARY KEY (agreement_id, period, level_id))")
 
     def clear(self, tx: Tx) -> None:
-        for table in ("sla_incident", "sla_clock", "sla_period_level"):
+        for table in TABLES:
             tx.execute(f"DELETE FROM {tx.table(table)}")
         self._streams.clear()
         self._histories.clear()
@@ -165,8 +175,8 @@ class SlaProjection:
         old: list[ClockRow] = []
         for chunk in _chunks(ids):
             old += [row_from_columns(r) for r in tx.fetchall(
-                f"SELECT incident_id, level_id, agreement_id, period, outcome, settled_from, "
-                f"shares FROM {clock_table} WHERE incident_id IN ({_marks(chunk)})", chunk)]
+                f"SELECT {CLOCK_COLUMNS} FROM {clock_table} "
+                f"WHERE incident_id IN ({_marks(chunk)})", chunk)]
         incidents: list[IncidentRow] = []
         new: list[ClockRow] = []
         for incident_id in ids:
@@ -183,7 +193,7 @@ class SlaProjection:
         self._merge_levels(tx, deltas)
         for chunk in _chunks(ids):
             tx.execute(f"DELETE FROM {clock_table} WHERE incident_id IN ({_marks(chunk)})", chunk)
-        tx.executemany(f"INSERT INTO {clock_table} VALUES (?,?,?,?,?,?,?)",
+        tx.executemany(f"INSERT INTO {clock_table} ({CLOCK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
                        [row_columns(r) for r in new])
         tx.executemany(
             f"INSERT INTO {tx.table('sla_incident')} VALUES (?,?,?,?,?,?,?,?,?) "
@@ -200,7 +210,7 @@ class SlaProjection:
         rows: list[tuple[Any, ...]] = []
         for key in sorted(deltas):
             found = tx.fetchall(
-                f"SELECT met, missed, excused, shares_sum FROM {table} "
+                f"SELECT met, missed, pending, excused, shares_sum FROM {table} "
                 "WHERE agreement_id = ? AND period = ? AND level_id = ?", key)
             tally = tally_from_columns(*found[0]) if found else LevelTally(keep_ids=False)
             merge_tally(tally, deltas[key])
@@ -210,11 +220,11 @@ class SlaProjection:
                 tx.execute(f"DELETE FROM {table} WHERE agreement_id = ? AND period = ? "
                            "AND level_id = ?", key)
                 continue
-            rows.append((*key, counts["met"], counts["missed"], counts["excused"],
-                         encode_shares(tally.shares_sum)))
+            rows.append((*key, counts["met"], counts["missed"], counts["pending"],
+                         counts["excused"], encode_shares(tally.shares_sum)))
         tx.executemany(
-            f"INSERT INTO {table} VALUES (?,?,?,?,?,?,?) ON CONFLICT "
+            f"INSERT INTO {table} VALUES (?,?,?,?,?,?,?,?) ON CONFLICT "
             "(agreement_id, period, level_id) DO UPDATE SET met = excluded.met, "
-            "missed = excluded.missed, excused = excluded.excused, "
+            "missed = excluded.missed, pending = excluded.pending, excused = excluded.excused, "
             "shares_sum = excluded.shares_sum",
             rows)

@@ -28,10 +28,14 @@ from ledger.domain.sla.period import (
 )
 from ledger.domain.sla.render import period_report
 from projections.sla_projection import NAME
-from projections.sla_rows import ClockRow, add_settled, row_from_columns, tally_from_columns
+from projections.sla_rows import (
+    CLOCK_COLUMNS,
+    ClockRow,
+    add_settled,
+    row_from_columns,
+    tally_from_columns,
+)
 from projections.storage import ProjectionDatabase, Tx, read_position
-
-_CLOCK_COLUMNS = "incident_id, level_id, agreement_id, period, outcome, settled_from, shares"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,28 +115,39 @@ class SlaReadModel:
         clocks, incidents = tx.table("sla_clock"), tx.table("sla_incident")
         agreement_id = history.agreement_id
         keyed = {
-            (agreement_id, period, str(level_id)): tally_from_columns(met, missed, excused, shares)
-            for level_id, met, missed, excused, shares in tx.fetchall(
-                f"SELECT level_id, met, missed, excused, shares_sum FROM "
+            (agreement_id, period, str(level_id)): tally_from_columns(*counts)
+            for level_id, *counts in tx.fetchall(
+                f"SELECT level_id, met, missed, pending, excused, shares_sum FROM "
                 f"{tx.table('sla_period_level')} WHERE agreement_id = ? AND period = ?",
                 (agreement_id, period))
         }
+        # Incidents with events after T: their rows do not hold at T. Take
+        # their settled clocks back out of the tally and fold them again.
         live_ids = sorted({str(r[0]) for r in tx.fetchall(
-            f"SELECT incident_id FROM {clocks} WHERE agreement_id = ? AND period = ? "
-            "AND settled_from IS NULL UNION SELECT incident_id FROM "
-            f"{clocks} WHERE agreement_id = ? AND period = ? AND settled_from > ?",
-            (agreement_id, period, agreement_id, period, t))})
-        # Take every settled clock of those incidents back out of the tally:
-        # all their clocks are evaluated again at T below.
+            f"SELECT DISTINCT incident_id FROM {clocks} WHERE agreement_id = ? AND period = ? "
+            "AND base_at > ?", (agreement_id, period, t))})
         taken: list[ClockRow] = []
         for chunk in _chunks(live_ids):
             taken += [row_from_columns(r) for r in tx.fetchall(
-                f"SELECT {_CLOCK_COLUMNS} FROM {clocks} WHERE incident_id IN "
+                f"SELECT {CLOCK_COLUMNS} FROM {clocks} WHERE incident_id IN "
                 f"({','.join('?' * len(chunk))})", chunk)]
         add_settled(keyed, taken, -1)
         by_level = {key[2]: tally for key, tally in keyed.items()}
         if keep_ids:
             self._settled_ids(tx, by_level, agreement_id, period, t, set(live_ids))
+        # Running clocks in closed form: pending until flip_at, then missed.
+        for row in (row_from_columns(r) for r in tx.fetchall(
+                f"SELECT {CLOCK_COLUMNS} FROM {clocks} WHERE agreement_id = ? AND period = ? "
+                "AND settled_from IS NULL AND base_at <= ?", (agreement_id, period, t))):
+            tally = by_level.get(row.level_id)
+            if tally is None:
+                tally = by_level[row.level_id] = LevelTally(keep_ids)
+            if row.flip_at is None or t < row.flip_at:
+                tally.add(row.incident_id, "pending", {})
+            else:
+                assert row.running is not None
+                tally.add(row.incident_id, "missed",
+                          row.running.shares_at(history, row.level_id, row.base_at, t))
         live_rows: list[tuple[Any, ...]] = []
         for chunk in _chunks(live_ids):
             live_rows += tx.fetchall(
@@ -150,7 +165,8 @@ class SlaReadModel:
             tally.ids = {o: [] for o in OUTCOMES}
         for incident_id, level_id, outcome in tx.fetchall(
                 f"SELECT incident_id, level_id, outcome FROM {tx.table('sla_clock')} "
-                "WHERE agreement_id = ? AND period = ? AND settled_from <= ?",
+                "WHERE agreement_id = ? AND period = ? AND settled_from IS NOT NULL "
+                "AND base_at <= ?",
                 (agreement_id, period, t)):
             if incident_id not in live:
                 ids = by_level[level_id].ids

@@ -1,11 +1,19 @@
 """From one incident's facts to the rows of the SLA read models (pure).
 
-A clock row is *settled* when its outcome and shares no longer depend on
-the evaluation instant: the clock has stopped (or the incident is excused)
-and every known event of the incident has happened. From `settled_from` on,
-the period report can take it from the running per-period tally instead of
-evaluating it; before that instant, or while it runs, the report evaluates
-it live from the incident's facts.
+Every clock row is exact from `base_at` on: the instant of the incident's
+last known event, after which nothing changes but the passing of time.
+
+A row is *settled* when its outcome and shares no longer depend on the
+evaluation instant either: the clock has stopped, is held by a pause, or
+the incident is excused. Settled rows are summed into per-period tallies.
+
+A running row is kept in closed form: it is pending until `flip_at`
+(the first instant its elapsed time exceeds the threshold) and missed from
+then on, when the only thing still growing is the current holder's
+accountable time. So a report at T >= base_at evaluates no clock: it
+counts pending rows and computes the shares of running missed rows with one
+calendar call each. Before base_at the incident is folded again from its
+events.
 """
 
 from __future__ import annotations
@@ -16,13 +24,47 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from ledger.domain.agreements import AgreementHistory
-from ledger.domain.sla.clocks import Outcome, evaluate_clock
+from ledger.domain.agreements import AgreementHistory, Calendar
+from ledger.domain.calendars import business_add, business_elapsed
+from ledger.domain.sla.clocks import Outcome, evaluate_clock, incident_shares
 from ledger.domain.sla.clocks import applicable_levels as clock_levels
 from ledger.domain.sla.facts import IncidentFacts, facts_to_dict
 from ledger.domain.sla.period import LevelTally, period_of
 
 OPEN_END = 2**62  # an outage still running: overlaps every later period
+
+
+@dataclass(frozen=True, slots=True)
+class RunningClock:
+    opened_at: int
+    accountable: dict[str, int]  # µs per org at base_at
+    holder: str | None  # the org whose accountable time grows
+    root_cause: str | None
+
+    def to_json(self) -> str:
+        return json.dumps({"opened_at": self.opened_at, "accountable": self.accountable,
+                           "holder": self.holder, "root_cause": self.root_cause},
+                          separators=(",", ":"), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> RunningClock:
+        raw = json.loads(text)
+        return cls(int(raw["opened_at"]), {k: int(v) for k, v in raw["accountable"].items()},
+                   raw["holder"], raw["root_cause"])
+
+    def shares_at(self, history: AgreementHistory, level_id: str, base_at: int,
+                  evaluated_at: int) -> dict[str, Fraction]:
+        """The shares of this (missed) clock at T >= base_at."""
+        terms = history.terms_at(self.opened_at)
+        if terms is None:
+            return {}
+        level = next(sl for sl in terms.service_levels if sl.id == level_id)
+        accountable = dict(self.accountable)
+        if self.holder is not None:
+            grown = business_elapsed(terms.calendar(level.calendar), base_at, evaluated_at)
+            if grown:
+                accountable[self.holder] = accountable.get(self.holder, 0) + grown
+        return incident_shares(accountable, terms.policy, self.root_cause, terms.providers)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +76,10 @@ class ClockRow:
     outcome: Outcome
     settled_from: int | None
     shares: dict[str, Fraction]
+    base_at: int = 0
+    flip_at: int | None = None
+    # Running rows only: what the shares at T are computed from.
+    running: RunningClock | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -104,13 +150,33 @@ def clock_rows(facts: IncidentFacts, history: AgreementHistory) -> list[ClockRow
     rows: list[ClockRow] = []
     for level in clock_levels(terms, facts.priority):
         clock = evaluate_clock(facts, level, terms, t, with_due=False)
-        settled = clock.stopped or facts.excused
+        settled = clock.stopped or facts.excused or facts.paused_at_end()
+        flip_at: int | None = None
+        running: RunningClock | None = None
+        if not settled:
+            assert level.threshold is not None  # clock levels have one
+            flip_at = _flip_at(terms.calendar(level.calendar), t,
+                               level.threshold + 1 - clock.elapsed)
+            holder = facts.holders[-1].charged_to if facts.holders else None
+            running = RunningClock(facts.opened_at, clock.accountable, holder, facts.root_cause)
         rows.append(ClockRow(
             incident_id=facts.incident_id, level_id=level.id, agreement_id=facts.agreement_id,
             period=period, outcome=clock.outcome, settled_from=t if settled else None,
-            shares=clock.shares,
+            shares=clock.shares, base_at=t, flip_at=flip_at, running=running,
         ))
     return rows
+
+
+def _flip_at(cal: Calendar, base_at: int, remaining: int) -> int | None:
+    """First instant the clock's elapsed time exceeds its threshold, with
+    `remaining` = threshold + 1µs - elapsed at base_at; None if never (a
+    calendar without working time)."""
+    if remaining <= 0:
+        return base_at
+    try:
+        return business_add(cal, base_at, remaining)
+    except ValueError:
+        return None
 
 
 def add_settled(tallies: dict[tuple[str, str, str], LevelTally], rows: list[ClockRow],
@@ -125,9 +191,11 @@ def add_settled(tallies: dict[tuple[str, str, str], LevelTally], rows: list[Cloc
         tally.add(row.incident_id, row.outcome, row.shares, sign)
 
 
-def tally_from_columns(met: int, missed: int, excused: int, shares_sum: str) -> LevelTally:
+def tally_from_columns(met: int, missed: int, pending: int, excused: int,
+                       shares_sum: str) -> LevelTally:
     tally = LevelTally(keep_ids=False)
-    tally.counts.update({"met": int(met), "missed": int(missed), "excused": int(excused)})
+    tally.counts.update({"met": int(met), "missed": int(missed), "pending": int(pending),
+                         "excused": int(excused)})
     tally.shares_sum = decode_shares(shares_sum)
     return tally
 
@@ -143,12 +211,20 @@ def merge_tally(into: LevelTally, delta: LevelTally) -> None:
             into.shares_sum.pop(org, None)
 
 
+CLOCK_COLUMNS = ("incident_id, level_id, agreement_id, period, outcome, settled_from, shares, "
+                 "base_at, flip_at, running")
+
+
 def row_from_columns(columns: tuple[Any, ...]) -> ClockRow:
-    incident_id, level_id, agreement_id, period, outcome, settled_from, shares = columns
+    (incident_id, level_id, agreement_id, period, outcome, settled_from, shares, base_at,
+     flip_at, running) = columns
     return ClockRow(str(incident_id), str(level_id), str(agreement_id), str(period), outcome,
-                    None if settled_from is None else int(settled_from), decode_shares(shares))
+                    None if settled_from is None else int(settled_from), decode_shares(shares),
+                    int(base_at), None if flip_at is None else int(flip_at),
+                    None if running is None else RunningClock.from_json(running))
 
 
 def row_columns(row: ClockRow) -> tuple[Any, ...]:
     return (row.incident_id, row.level_id, row.agreement_id, row.period, row.outcome,
-            row.settled_from, encode_shares(row.shares))
+            row.settled_from, encode_shares(row.shares), row.base_at, row.flip_at,
+            None if row.running is None else row.running.to_json())

@@ -31,6 +31,7 @@ TABLES = {
     "sla_period_level": "agreement_id, period, level_id",
 }
 INSTANTS = ("2026-10-01T12:00:00Z", "2026-10-16T09:30:00Z", "2026-11-05T00:00:00Z",
+            "2026-10-25T13:37:00Z",
             "2027-01-10T00:00:00Z")
 
 
@@ -72,7 +73,7 @@ def load(service: LedgerService, runner: ProjectionRunner, seed: int, incidents:
     return stored
 
 
-@pytest.mark.parametrize("seed", [11, 12])
+@pytest.mark.parametrize("seed", [11, 12, 13])
 def test_rebuild_equals_live_and_reports_equal_replay(store: EventStore,
                                                       clock: Callable[[], int], seed: int) -> None:
     service = LedgerService(store, clock)
