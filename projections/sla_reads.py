@@ -31,6 +31,7 @@ from projections.sla_projection import NAME
 from projections.sla_rows import (
     CLOCK_COLUMNS,
     ClockRow,
+    RunningClock,
     add_settled,
     row_from_columns,
     tally_from_columns,
@@ -136,18 +137,18 @@ class SlaReadModel:
         if keep_ids:
             self._settled_ids(tx, by_level, agreement_id, period, t, set(live_ids))
         # Running clocks in closed form: pending until flip_at, then missed.
-        for row in (row_from_columns(r) for r in tx.fetchall(
-                f"SELECT {CLOCK_COLUMNS} FROM {clocks} WHERE agreement_id = ? AND period = ? "
-                "AND settled_from IS NULL AND base_at <= ?", (agreement_id, period, t))):
-            tally = by_level.get(row.level_id)
+        for incident_id, level_id, base_at, flip_at, running in tx.fetchall(
+                f"SELECT incident_id, level_id, base_at, flip_at, running FROM {clocks} "
+                "WHERE agreement_id = ? AND period = ? AND settled_from IS NULL AND base_at <= ?",
+                (agreement_id, period, t)):
+            tally = by_level.get(level_id)
             if tally is None:
-                tally = by_level[row.level_id] = LevelTally(keep_ids)
-            if row.flip_at is None or t < row.flip_at:
-                tally.add(row.incident_id, "pending", {})
+                tally = by_level[level_id] = LevelTally(keep_ids)
+            if flip_at is None or t < flip_at:
+                tally.add(incident_id, "pending", {})
             else:
-                assert row.running is not None
-                tally.add(row.incident_id, "missed",
-                          row.running.shares_at(history, row.level_id, row.base_at, t))
+                shares = RunningClock.from_json(running).shares_at(history, level_id, base_at, t)
+                tally.add(incident_id, "missed", shares)
         live_rows: list[tuple[Any, ...]] = []
         for chunk in _chunks(live_ids):
             live_rows += tx.fetchall(
