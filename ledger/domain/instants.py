@@ -34,11 +34,16 @@ def to_datetime(micros: int) -> datetime:
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})")
 
 
+_ONE_MICROSECOND = timedelta(microseconds=1)
+
+
 def parse_instant(text: str) -> int:
     """RFC 3339 with an explicit offset ('Z' or +hh:mm)."""
     if not isinstance(text, str) or not _RFC3339.fullmatch(text):
         raise ValueError(f"not an RFC 3339 instant with an offset: {text!r}")
-    return from_datetime(datetime.fromisoformat(text.replace("z", "Z")))
+    # The pattern requires an offset, so the datetime is aware: exact
+    # timedelta arithmetic, no float on the way.
+    return (datetime.fromisoformat(text.replace("z", "Z")) - _EPOCH) // _ONE_MICROSECOND
 
 
 def format_instant(micros: int) -> str:

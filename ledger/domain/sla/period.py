@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from ledger.domain.agreements import AgreementHistory, AgreementTerms, ServiceLevel
@@ -44,6 +45,7 @@ def _local_midnight(zone: ZoneInfo, year: int, month: int) -> int:
     return from_datetime(datetime(year, month, 1, tzinfo=zone, fold=0))
 
 
+@lru_cache(maxsize=4096)
 def period_bounds(zone: str, period: str) -> tuple[int, int]:
     """[start, end) of the calendar month `period` ("YYYY-MM") in `zone`."""
     year, month = _parse_period(period)
