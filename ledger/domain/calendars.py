@@ -137,8 +137,26 @@ def _merge_local(pairs: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
     return tuple(merged)
 
 
-@lru_cache(maxsize=256)
+# Calendars are looked up once per clock; hashing a whole calendar (its
+# intervals and holidays) on every lookup cost more than the lookup. The
+# same Calendar object is usually passed again, so try identity first; the
+# entry holds the object, so its id cannot be reused while cached.
+_BY_IDENTITY: dict[int, tuple[Calendar, _Compiled]] = {}
+
+
 def _compile(cal: Calendar) -> _Compiled:
+    hit = _BY_IDENTITY.get(id(cal))
+    if hit is not None and hit[0] is cal:
+        return hit[1]
+    compiled = _compile_equal(cal)
+    if len(_BY_IDENTITY) >= 1024:
+        _BY_IDENTITY.clear()
+    _BY_IDENTITY[id(cal)] = (cal, compiled)
+    return compiled
+
+
+@lru_cache(maxsize=256)
+def _compile_equal(cal: Calendar) -> _Compiled:
     try:
         zone = ZoneInfo(cal.timezone)
     except (ZoneInfoNotFoundError, ValueError) as exc:
