@@ -75,7 +75,7 @@ class MerkleProjection:
         tx.execute(f"DELETE FROM {tx.table(LEAVES)}")
 
     def apply(self, tx: Tx, events: Sequence[LedgerEvent]) -> None:
-        tx.executemany(f"INSERT INTO {tx.table(LEAVES)} (position, leaf_hash) VALUES (?, ?)",
+        tx.insert_rows(tx.table(LEAVES), "position, leaf_hash",
                        [(e.position, event_leaf_hash(e)) for e in events])
 
 

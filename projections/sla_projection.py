@@ -43,6 +43,8 @@ from projections.storage import Tx, read_position, write_position
 NAME = "sla"
 TABLES = ("sla_incident", "sla_clock", "sla_period_level")
 SCHEMA_KEY, SCHEMA_VERSION = f"{NAME}.schema", 2
+INCIDENT_COLUMNS = ("incident_id, agreement_id, period, opened_at, last_position, facts, "
+                    "valid_from, outages_from, outages_until")
 _CHUNK = 500  # ids per IN (...) list
 
 
@@ -193,17 +195,14 @@ class SlaProjection:
         add_settled(deltas, old, -1)
         add_settled(deltas, new, +1)
         self._merge_levels(tx, deltas)
+        incident_table = tx.table("sla_incident")
         for chunk in _chunks(ids):
             tx.execute(f"DELETE FROM {clock_table} WHERE incident_id IN ({_marks(chunk)})", chunk)
-        tx.executemany(f"INSERT INTO {clock_table} ({CLOCK_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)",
-                       [row_columns(r) for r in new])
-        tx.executemany(
-            f"INSERT INTO {tx.table('sla_incident')} VALUES (?,?,?,?,?,?,?,?,?) "
-            "ON CONFLICT (incident_id) DO UPDATE SET agreement_id = excluded.agreement_id, "
-            "period = excluded.period, opened_at = excluded.opened_at, "
-            "last_position = excluded.last_position, facts = excluded.facts, "
-            "valid_from = excluded.valid_from, outages_from = excluded.outages_from, "
-            "outages_until = excluded.outages_until",
+            tx.execute(f"DELETE FROM {incident_table} WHERE incident_id IN ({_marks(chunk)})",
+                       chunk)
+        tx.insert_rows(clock_table, CLOCK_COLUMNS, [row_columns(r) for r in new])
+        tx.insert_rows(
+            incident_table, INCIDENT_COLUMNS,
             [(r.incident_id, r.agreement_id, r.period, r.opened_at, r.last_position,
               r.facts_json, r.valid_from, r.outages_from, r.outages_until) for r in incidents])
 
