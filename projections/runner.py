@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
 from ledger.adapters.eventstore import EventStore
@@ -112,15 +113,29 @@ class ProjectionRunner:
         with self._run_lock:
             applied = 0
             target = self.store.max_position() if upto is None else upto
-            while True:
-                after = min(self.positions().values(), default=target)
-                if after >= target:
-                    return applied
+            after = min(self.positions().values(), default=target)
+            if after >= target:
+                return applied
+            if target - after <= self.batch_size:
                 batch = self.store.read_log(after, self.batch_size, upto=target)
-                if not batch:
-                    return applied
                 for projection in self.projections:
                     applied += self._apply(projection, batch)
+                return applied
+            # Catching up: read (and decode) the next batch while this one is
+            # applied, so the database round trips overlap with the folding.
+            with ThreadPoolExecutor(1, thread_name_prefix="projection-read") as reader:
+                pending = reader.submit(self.store.read_log, after, self.batch_size, target)
+                while True:
+                    batch = pending.result()
+                    if not batch:
+                        return applied
+                    if batch[-1].position < target:
+                        pending = reader.submit(self.store.read_log, batch[-1].position,
+                                                self.batch_size, target)
+                    for projection in self.projections:
+                        applied += self._apply(projection, batch)
+                    if batch[-1].position >= target:
+                        return applied
 
     def _apply(self, projection: Projection, batch: Sequence[LedgerEvent]) -> int:
         current = self.position(projection.name)
