@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from ledger.adapters.eventstore import EventStore, agreement_stream
@@ -38,23 +38,17 @@ from projections.sla_rows import (
     row_from_columns,
     tally_from_columns,
 )
-from projections.storage import Tx, read_position, write_position
+from projections.storage import Tx, chunked, read_position, write_position
 
 NAME = "sla"
 TABLES = ("sla_incident", "sla_clock", "sla_period_level")
 SCHEMA_KEY, SCHEMA_VERSION = f"{NAME}.schema", 2
 INCIDENT_COLUMNS = ("incident_id, agreement_id, period, opened_at, last_position, facts, "
                     "valid_from, outages_from, outages_until")
-_CHUNK = 500  # ids per IN (...) list
 
 
-def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start:start + _CHUNK]
-
-
-def _marks(items: Sequence[Any]) -> str:
-    return ",".join("?" * len(items))
+def _chunks(tx: Tx, ids: Sequence[str]) -> list[Sequence[str]]:
+    return [ids] if tx.is_postgres else chunked(ids)
 
 
 class SlaProjection:
@@ -135,7 +129,7 @@ class SlaProjection:
             else:
                 missing.setdefault(new[0].agreement_id, []).append(incident_id)
         for agreement_id, ids in missing.items():
-            for chunk in _chunks(ids):
+            for chunk in chunked(ids):
                 loaded = self.store.read_streams(agreement_id, [f"incident:{i}" for i in chunk], upto)
                 for incident_id in chunk:
                     out[incident_id] = loaded.get(f"incident:{incident_id}", [])
@@ -177,10 +171,10 @@ class SlaProjection:
         ids = sorted(facts)
         clock_table = tx.table("sla_clock")
         old: list[ClockRow] = []
-        for chunk in _chunks(ids):
+        for chunk in _chunks(tx, ids):
+            where, params = tx.in_list("incident_id", chunk)
             old += [row_from_columns(r) for r in tx.fetchall(
-                f"SELECT {CLOCK_COLUMNS} FROM {clock_table} "
-                f"WHERE incident_id IN ({_marks(chunk)})", chunk)]
+                f"SELECT {CLOCK_COLUMNS} FROM {clock_table} WHERE {where}", params)]
         incidents: list[IncidentRow] = []
         new: list[ClockRow] = []
         for incident_id in ids:
@@ -196,10 +190,10 @@ class SlaProjection:
         add_settled(deltas, new, +1)
         self._merge_levels(tx, deltas)
         incident_table = tx.table("sla_incident")
-        for chunk in _chunks(ids):
-            tx.execute(f"DELETE FROM {clock_table} WHERE incident_id IN ({_marks(chunk)})", chunk)
-            tx.execute(f"DELETE FROM {incident_table} WHERE incident_id IN ({_marks(chunk)})",
-                       chunk)
+        for chunk in _chunks(tx, ids):
+            where, params = tx.in_list("incident_id", chunk)
+            tx.execute(f"DELETE FROM {clock_table} WHERE {where}", params)
+            tx.execute(f"DELETE FROM {incident_table} WHERE {where}", params)
         tx.insert_rows(clock_table, CLOCK_COLUMNS, [row_columns(r) for r in new])
         tx.insert_rows(
             incident_table, INCIDENT_COLUMNS,

@@ -10,7 +10,7 @@ query runs in one snapshot, so the rows and the position agree.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,7 @@ from projections.sla_rows import (
     row_from_columns,
     tally_from_columns,
 )
-from projections.storage import ProjectionDatabase, Tx, read_position
+from projections.storage import ProjectionDatabase, Tx, chunked, read_position
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,10 +128,10 @@ class SlaReadModel:
             f"SELECT DISTINCT incident_id FROM {clocks} WHERE agreement_id = ? AND period = ? "
             "AND base_at > ?", (agreement_id, period, t))})
         taken: list[ClockRow] = []
-        for chunk in _chunks(live_ids):
+        for chunk in chunked(live_ids):
+            where, params = tx.in_list("incident_id", chunk)
             taken += [row_from_columns(r) for r in tx.fetchall(
-                f"SELECT {CLOCK_COLUMNS} FROM {clocks} WHERE incident_id IN "
-                f"({','.join('?' * len(chunk))})", chunk)]
+                f"SELECT {CLOCK_COLUMNS} FROM {clocks} WHERE {where}", params)]
         add_settled(keyed, taken, -1)
         by_level = {key[2]: tally for key, tally in keyed.items()}
         if keep_ids:
@@ -150,10 +150,10 @@ class SlaReadModel:
                 shares = RunningClock.from_json(running).shares_at(history, level_id, base_at, t)
                 tally.add(incident_id, "missed", shares)
         live_rows: list[tuple[Any, ...]] = []
-        for chunk in _chunks(live_ids):
+        for chunk in chunked(live_ids):
+            where, params = tx.in_list("incident_id", chunk)
             live_rows += tx.fetchall(
-                f"SELECT incident_id, agreement_id, facts FROM {incidents} WHERE incident_id IN "
-                f"({','.join('?' * len(chunk))})", chunk)
+                f"SELECT incident_id, agreement_id, facts FROM {incidents} WHERE {where}", params)
         live_facts = self.facts_at(tx, live_rows, t, position)
         tally_clocks(history, live_facts, start, end, t, by_level, keep_ids)
         return by_level
@@ -199,7 +199,3 @@ class SlaReadModel:
             rows = tx.fetchall(sql + ") ORDER BY i.incident_id", params)
             return position, self.facts_at(tx, rows, evaluated_at, position)
 
-
-def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
-    for start in range(0, len(items), 500):
-        yield items[start:start + 500]

@@ -31,6 +31,17 @@ class Tx(Protocol):
     def insert_rows(self, table: str, columns: str, rows: Sequence[Sequence[Any]]) -> None:
         """Plain inserts of many rows (COPY on PostgreSQL)."""
 
+    def in_list(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """A `column IN values` condition and its parameters."""
+
+
+# SQLite limits the parameters of one statement; PostgreSQL takes an array.
+SQLITE_IN_LIMIT = 500
+
+
+def chunked(values: Sequence[Any], size: int = SQLITE_IN_LIMIT) -> list[Sequence[Any]]:
+    return [values[i:i + size] for i in range(0, len(values), size)]
+
 
 class _Tx:
     def __init__(self, cursor: Any, is_postgres: bool, schema: str | None) -> None:
@@ -64,6 +75,13 @@ class _Tx:
         marks = ",".join("?" * (columns.count(",") + 1))
         self._cursor.executemany(f"INSERT INTO {table} ({columns}) VALUES ({marks})",
                                  [tuple(r) for r in rows])
+
+    def in_list(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        if self.is_postgres:
+            # One array parameter: the planner uses the index, where a long
+            # list of parameters in a prepared statement got a sequential scan.
+            return f"{column} = ANY(?)", [list(values)]
+        return f"{column} IN ({','.join('?' * len(values))})", list(values)
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         self._cursor.execute(self._sql(sql), tuple(params))
