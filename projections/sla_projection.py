@@ -31,11 +31,11 @@ from projections.sla_rows import (
     IncidentRow,
     add_settled,
     clock_rows,
+    decode_shares,
     encode_shares,
     incident_row,
     merge_tally,
     row_columns,
-    row_from_columns,
     tally_from_columns,
 )
 from projections.storage import Tx, chunked, read_position, write_position
@@ -170,11 +170,19 @@ class SlaProjection:
     def _write(self, tx: Tx, facts: dict[str, tuple[IncidentFacts, int]], upto: int) -> None:
         ids = sorted(facts)
         clock_table = tx.table("sla_clock")
+        # Only settled rows are in the tallies, so only they are taken back;
+        # shares are decoded only where there are any (missed clocks).
         old: list[ClockRow] = []
         for chunk in _chunks(tx, ids):
             where, params = tx.in_list("incident_id", chunk)
-            old += [row_from_columns(r) for r in tx.fetchall(
-                f"SELECT {CLOCK_COLUMNS} FROM {clock_table} WHERE {where}", params)]
+            old += [
+                ClockRow(incident_id, level_id, agreement_id, period, outcome, settled_from,
+                         decode_shares(shares) if outcome == "missed" else {})
+                for incident_id, level_id, agreement_id, period, outcome, settled_from, shares
+                in tx.fetchall(
+                    f"SELECT incident_id, level_id, agreement_id, period, outcome, settled_from, "
+                    f"shares FROM {clock_table} WHERE {where} AND settled_from IS NOT NULL",
+                    params)]
         incidents: list[IncidentRow] = []
         new: list[ClockRow] = []
         for incident_id in ids:
