@@ -101,8 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     client_flags(restatement)
 
     from ledger.cli.audit import add_parsers
+    from ledger.cli.projections import add_parser as add_rebuild
 
     add_parsers(sub, client_flags)
+    add_rebuild(sub, _env("DATABASE", DEFAULT_DATABASE))
     return parser
 
 
@@ -166,13 +168,14 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from ledger.cli.audit import cmd_export, cmd_replay, cmd_verify
+    from ledger.cli.projections import cmd_rebuild
     from ledger.cli.reports import cmd_incident, cmd_report, cmd_restatement
 
     args = build_parser().parse_args(argv)
     handlers = {"serve": cmd_serve, "load": cmd_load, "incident": cmd_incident,
                 "agreement": cmd_agreement, "events": cmd_events, "report": cmd_report,
                 "restatement": cmd_restatement, "export": cmd_export, "verify": cmd_verify,
-                "replay": cmd_replay}
+                "replay": cmd_replay, "rebuild": cmd_rebuild}
     try:
         return handlers[args.command](args)
     except grpc.RpcError as exc:
