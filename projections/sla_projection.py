@@ -62,6 +62,7 @@ class SlaProjection:
         self._streams: OrderedDict[str, list[ev.LedgerEvent]] = OrderedDict()
         self._cache_size = cache_size
         self._histories: dict[str, tuple[int, AgreementHistory | None]] = {}
+        self._cached_upto = -1  # last position of the batch the caches were filled from
 
     # -- schema --------------------------------------------------------------
     def create_tables(self, tx: Tx) -> None:
@@ -141,7 +142,12 @@ class SlaProjection:
 
     # -- the fold ------------------------------------------------------------
     def apply(self, tx: Tx, events: Sequence[ev.LedgerEvent]) -> None:
-        upto = events[-1].position
+        if events[0].position != self._cached_upto + 1:
+            # Not the batch after the last one seen: a batch was rolled back
+            # (and is being retried) or the model is rebuilt. The cached
+            # streams may hold events that were never committed.
+            self._streams.clear()
+        upto = self._cached_upto = events[-1].position
         touched: dict[str, list[ev.LedgerEvent]] = {}
         amended: set[str] = set()
         for event in events:

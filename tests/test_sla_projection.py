@@ -143,3 +143,45 @@ def test_unknown_agreement_is_not_found_from_the_model(store: EventStore,
     reports = ReportService(store, clock, SlaReadModel(store))
     with pytest.raises(NotFound, match="nope"):
         reports.period_report(LOCAL_ADMIN, "nope", "2026-10", None, None)
+
+
+class FailingOnce(SlaProjection):
+    """Fails, once, the first batch with a handoff of an incident it has
+    seen before, after doing its work (a connection lost before commit).
+    A replayed handoff is not idempotent, so a stale cache would show."""
+
+    def __init__(self, store: EventStore) -> None:
+        super().__init__(store)
+        self.seen: set[str] = set()
+        self.failed = False
+
+    def apply(self, tx: Any, events: Any) -> None:
+        super().apply(tx, events)
+        handoff = any(e.type == "handed_off" and e.incident_id in self.seen for e in events)
+        self.seen |= {e.incident_id for e in events}
+        if handoff and not self.failed:
+            self.failed = True
+            raise ConnectionError("connection lost before commit")
+
+
+@pytest.mark.parametrize("seed", [31, 34])
+def test_a_rolled_back_batch_leaves_no_trace(store: EventStore, clock: Callable[[], int],
+                                             seed: int) -> None:
+    service = LedgerService(store, clock)
+    register_herts(service)
+    projection = FailingOnce(store)
+    runner = ProjectionRunner(store, [projection], batch_size=9)
+    failed = 0
+    for batch in random_history(seed, 20):
+        with contextlib.suppress(DomainError):
+            service.append(LOCAL_ADMIN, [event_from_dict(e) for e in batch])
+        try:
+            runner.run_once()
+        except ConnectionError:
+            failed += 1
+    runner.run_once()
+    assert failed == 1
+    assert runner.position("sla") == store.max_position()
+    live = dump(runner)
+    runner.rebuild("sla")
+    assert dump(runner) == live
