@@ -19,14 +19,27 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Protocol
 
 from ledger.adapters.eventstore import EventStore
 from ledger.domain.events import LedgerEvent
-from projections.storage import ProjectionDatabase, Tx, read_position, write_position
+from projections.storage import (
+    ProjectionDatabase,
+    Tx,
+    ensure_position,
+    lock_position,
+    read_position,
+    write_position,
+)
 
 log = logging.getLogger(__name__)
+
+
+class _Moved(Exception):
+    def __init__(self, position: int) -> None:
+        super().__init__(position)
+        self.position = position
 
 
 class Projection(Protocol):
@@ -79,6 +92,7 @@ class ProjectionRunner:
         with self.db.transaction() as tx:
             for projection in self.projections:
                 projection.create_tables(tx)
+                ensure_position(tx, projection.name)
         with self.db.transaction(commit=False) as tx:
             for projection in self.projections:
                 self._positions[projection.name] = read_position(tx, projection.name)[0]
@@ -113,29 +127,27 @@ class ProjectionRunner:
         with self._run_lock:
             applied = 0
             target = self.store.max_position() if upto is None else upto
-            after = min(self.positions().values(), default=target)
-            if after >= target:
-                return applied
-            if target - after <= self.batch_size:
-                batch = self.store.read_log(after, self.batch_size, upto=target)
-                for projection in self.projections:
-                    applied += self._apply(projection, batch)
-                return applied
-            # Catching up: read (and decode) the next batch while this one is
-            # applied, so the database round trips overlap with the folding.
+            # Catching up reads the next batch while this one is applied, so
+            # the database round trips overlap with the folding.
             with ThreadPoolExecutor(1, thread_name_prefix="projection-read") as reader:
-                pending = reader.submit(self.store.read_log, after, self.batch_size, target)
+                ahead: tuple[int, Future[list[LedgerEvent]]] | None = None
                 while True:
-                    batch = pending.result()
+                    after = min(self.positions().values(), default=target)
+                    if after >= target:
+                        return applied
+                    if ahead is not None and ahead[0] == after:
+                        batch = ahead[1].result()
+                    else:  # first round, or another process moved a position
+                        batch = self.store.read_log(after, self.batch_size, upto=target)
                     if not batch:
                         return applied
-                    if batch[-1].position < target:
-                        pending = reader.submit(self.store.read_log, batch[-1].position,
-                                                self.batch_size, target)
+                    end = batch[-1].position
+                    ahead = None
+                    if end < target:
+                        ahead = (end, reader.submit(self.store.read_log, end, self.batch_size,
+                                                    target))
                     for projection in self.projections:
                         applied += self._apply(projection, batch)
-                    if batch[-1].position >= target:
-                        return applied
 
     def _apply(self, projection: Projection, batch: Sequence[LedgerEvent]) -> int:
         current = self.position(projection.name)
@@ -143,13 +155,24 @@ class ProjectionRunner:
         if not events:
             return 0
         if events[0].position != current + 1:
-            raise RuntimeError(f"projection {projection.name} at {current} was given "
-                               f"position {events[0].position}")
+            return 0  # a gap: this batch started before a moved position; re-read
         started = self._clock()
         last = events[-1]
-        with self.db.transaction() as tx:
-            projection.apply(tx, events)
-            write_position(tx, projection.name, last.position, last.recorded_at)
+        try:
+            with self.db.transaction() as tx:
+                committed = lock_position(tx, projection.name)
+                if committed != current:
+                    raise _Moved(committed)
+                projection.apply(tx, events)
+                write_position(tx, projection.name, last.position, last.recorded_at)
+        except _Moved as moved:
+            # Another process sharing the database applied these events
+            # first (its transaction held the tracking row): adopt its
+            # position and let the next round continue from there.
+            with self._changed:
+                self._positions[projection.name] = moved.position
+                self._changed.notify_all()
+            return 0
         # Listeners hear of the commit before waiters are released, so whoever
         # waited for a position also sees what the listeners did with it.
         if self.on_commit is not None:

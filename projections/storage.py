@@ -135,6 +135,23 @@ def read_position(tx: Tx, name: str) -> tuple[int, int]:
     return (int(rows[0][0]), int(rows[0][1])) if rows else (0, 0)
 
 
+def ensure_position(tx: Tx, name: str) -> None:
+    """A tracking row exists from the start, so there is always a row to lock."""
+    tx.execute(
+        f"INSERT INTO {tx.table(TRACKING_TABLE)} (name, position, recorded_at) "
+        "VALUES (?, 0, 0) ON CONFLICT (name) DO NOTHING", (name,))
+
+
+def lock_position(tx: Tx, name: str) -> int:
+    """The committed position, locked until the transaction ends, so two
+    processes sharing a PostgreSQL database never apply the same batch
+    (SQLite has a single writer anyway)."""
+    lock = " FOR UPDATE" if tx.is_postgres else ""
+    rows = tx.fetchall(
+        f"SELECT position FROM {tx.table(TRACKING_TABLE)} WHERE name = ?{lock}", (name,))
+    return int(rows[0][0]) if rows else 0
+
+
 def write_position(tx: Tx, name: str, position: int, recorded_at: int) -> None:
     tx.execute(
         f"INSERT INTO {tx.table(TRACKING_TABLE)} (name, position, recorded_at) VALUES (?, ?, ?) "

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ledger.adapters.eventstore import EventStore
+from ledger.adapters.eventstore import EventStore, open_store
 from ledger.application.ledger_service import LedgerService
 from ledger.application.reports import Cut, ReportService
 from ledger.domain.access import LOCAL_ADMIN
@@ -185,3 +185,28 @@ def test_a_rolled_back_batch_leaves_no_trace(store: EventStore, clock: Callable[
     live = dump(runner)
     runner.rebuild("sla")
     assert dump(runner) == live
+
+
+def test_two_processes_sharing_the_database_apply_each_batch_once(
+        store: EventStore, database_url: str, clock: Callable[[], int]) -> None:
+    """Two servers on one database each run the projections: each batch is
+    applied by whichever locks the tracking row first, the other adopts
+    its position, and the result equals a rebuild."""
+    other_store = open_store(database_url)
+    try:
+        service = LedgerService(store, clock)
+        register_herts(service)
+        first = ProjectionRunner(store, [SlaProjection(store)], batch_size=4)
+        second = ProjectionRunner(other_store, [SlaProjection(other_store)], batch_size=4)
+        for index, batch in enumerate(random_history(41, 15)):
+            with contextlib.suppress(DomainError):
+                service.append(LOCAL_ADMIN, [event_from_dict(e) for e in batch])
+            (first if index % 3 else second).run_once()
+        first.run_once()
+        second.run_once()
+        assert first.position("sla") == second.position("sla") == store.max_position()
+        live = dump(first)
+        first.rebuild("sla")
+        assert dump(first) == live
+    finally:
+        other_store.close()
