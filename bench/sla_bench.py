@@ -197,7 +197,7 @@ def main() -> None:
     parser.add_argument("--db", required=True)
     parser.add_argument("--year-incidents", type=int, default=100_000)
     parser.add_argument("--month-incidents", type=int, default=100_000)
-    parser.add_argument("--batch", type=int, default=5000)
+    parser.add_argument("--batch", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=100)
     parser.add_argument("--rate", type=float, default=50.0, help="appends per second (lag)")
     parser.add_argument("--appends", type=int, default=1000)

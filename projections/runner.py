@@ -67,7 +67,7 @@ class ProjectionRunner:
         store: EventStore,
         projections: Sequence[Projection],
         *,
-        batch_size: int = 2000,
+        batch_size: int = 10_000,
         poll_interval: float = 1.0,
         coalesce: float = 0.05,
         on_commit: CommitListener | None = None,

@@ -24,7 +24,7 @@ def add_parser(sub: Any, default_database: str | None) -> None:
     rebuild.add_argument("--database", default=default_database,
                          help="sqlite:///path.db or postgresql://... (default %(default)s)")
     rebuild.add_argument("--projection", choices=(*PROJECTIONS, "all"), default="all")
-    rebuild.add_argument("--batch", type=int, default=5000, help="events per transaction")
+    rebuild.add_argument("--batch", type=int, default=20_000, help="events per transaction")
 
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
