@@ -73,8 +73,8 @@ class SlaReadModel:
             else:
                 refold.setdefault(str(agreement_id), []).append(f"incident:{incident_id}")
         for agreement_id, streams in refold.items():
-            for start in range(0, len(streams), 500):
-                loaded = self.store.read_streams(agreement_id, streams[start:start + 500], position)
+            for chunk in chunked(streams):
+                loaded = self.store.read_streams(agreement_id, chunk, position)
                 out += [fold_incident(events, evaluated_at) for events in loaded.values()]
         return out
 
@@ -89,9 +89,9 @@ class SlaReadModel:
     ) -> dict[str, Any] | None:
         """The report at the model's position. `authorize` returns the
         history if the caller may see it and raises otherwise (also for an
-        unknown agreement). None when the model cannot
-        answer (an agreement whose amendments changed its time zone puts
-        incidents in periods the per-period tally does not follow)."""
+        unknown agreement). None when the model cannot answer: an agreement
+        whose amendments changed its time zone puts incidents in periods the
+        per-period tallies do not follow."""
         with self.db.snapshot() as tx:
             position = read_position(tx, NAME)[0]
             history = authorize(self.history_at(agreement_id, position))

@@ -15,6 +15,7 @@ from ledger.adapters.eventstore import EventStore, open_store
 from ledger.application.ledger_service import LedgerService
 from ledger.application.reports import Cut, ReportService
 from ledger.domain.access import LOCAL_ADMIN
+from ledger.domain.agreements import AgreementHistory
 from ledger.domain.codec import event_from_dict
 from ledger.domain.errors import DomainError, NotFound
 from ledger.domain.instants import parse_instant
@@ -210,3 +211,29 @@ def test_two_processes_sharing_the_database_apply_each_batch_once(
         assert dump(first) == live
     finally:
         other_store.close()
+
+
+def test_a_time_zone_change_falls_back_to_replay(store: EventStore,
+                                                 clock: Callable[[], int]) -> None:
+    """Periods follow the zone of their terms; the per-period tallies assume
+    one zone per agreement, so such an agreement is answered by replay, and
+    the answer is the same."""
+    service = LedgerService(store, clock)
+    register_herts(service)
+    raw = {**scenario()["agreements"][0], "timezone": "America/New_York"}
+    service.amend_agreement(LOCAL_ADMIN, "amend:zone", AGREEMENT,
+                            parse_instant("2026-10-20T00:00:00Z"), parse_terms(raw))
+    runner = ProjectionRunner(store, [SlaProjection(store)])
+    load(service, runner, seed=51, incidents=10)
+    model = SlaReadModel(store)
+    t = parse_instant("2026-11-05T00:00:00Z")
+
+    def anyone(history: AgreementHistory | None) -> AgreementHistory:
+        assert history is not None
+        return history
+
+    assert model.period_report(AGREEMENT, "2026-10", t, keep_ids=True, authorize=anyone) is None
+    from_model = ReportService(store, clock, model)
+    replayed = ReportService(store, clock)
+    assert from_model.period_report(LOCAL_ADMIN, AGREEMENT, "2026-10", t, None) == \
+        replayed.period_report(LOCAL_ADMIN, AGREEMENT, "2026-10", t, None)
