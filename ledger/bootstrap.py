@@ -62,6 +62,7 @@ async def start_ledger(
     audit: AuditConfig | None = None,
 ) -> Ledger:
     from ledger.application.audit import AuditService
+    from ledger.application.incident_list import IncidentListing
     from ledger.application.reports import ReportService
     from ledger.auditing import (
         AuditConfig,
@@ -98,10 +99,13 @@ async def start_ledger(
     executors = Executors()
 
     def register(server: grpc.aio.Server) -> list[str]:
-        names = register_all(server, service, executors, feed)
-        # Reports wait for the SLA models only, not for the Merkle leaves.
-        reports = ReportService(store, clock, SlaReadModel(store),
-                                catch_up=lambda p, t: runner.wait_for(p, t, (SlaProjection.name,)))
+        # Reports and listings wait for the SLA models only, not the Merkle leaves.
+        def sla_ready(position: int, timeout: float) -> bool:
+            return runner.wait_for(position, timeout, (SlaProjection.name,))
+
+        listing = IncidentListing(service, SlaReadModel(store), catch_up=sla_ready)
+        names = register_all(server, service, executors, feed, listing)
+        reports = ReportService(store, clock, SlaReadModel(store), catch_up=sla_ready)
         names += register_reports(server, reports, executors)
         names += register_audit(server, audit_service, executors)
         return names

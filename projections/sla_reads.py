@@ -184,6 +184,30 @@ class SlaReadModel:
                 return None
             return position, self.facts_at(tx, rows, evaluated_at, position)[0]
 
+    def incident_rows(self, agreements: list[str] | None, after: str, opened_from: int | None,
+                      opened_to: int | None, limit: int) -> list[tuple[IncidentFacts, int]]:
+        """(facts, last position) of incidents in id order after `after`, of
+        the given agreements (None: all), opened in [opened_from, opened_to)."""
+        if agreements is not None and not agreements:
+            return []
+        with self.db.snapshot() as tx:
+            conditions, params = ["incident_id > ?"], list[Any]([after])
+            if agreements is not None:
+                where, values = tx.in_list("agreement_id", agreements)
+                conditions.append(where)
+                params += values
+            if opened_from is not None:
+                conditions.append("opened_at >= ?")
+                params.append(opened_from)
+            if opened_to is not None:
+                conditions.append("opened_at < ?")
+                params.append(opened_to)
+            rows = tx.fetchall(
+                f"SELECT facts, last_position FROM {tx.table('sla_incident')} "
+                f"WHERE {' AND '.join(conditions)} ORDER BY incident_id LIMIT ?",
+                [*params, limit])
+        return [(facts_from_dict(json.loads(raw)), int(last)) for raw, last in rows]
+
     def running(self, agreement_id: str | None, evaluated_at: int) -> tuple[int, list[IncidentFacts]]:
         """Facts at T of every incident with a clock still running after its
         last known event (candidates for the at-risk list)."""

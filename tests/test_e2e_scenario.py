@@ -14,6 +14,7 @@ import pytest
 from ledger.adapters.scenario import read_scenario
 from ledger.cli.load import load_scenario
 from ledger.domain.instants import parse_instant
+from ledger.v1 import incidents_pb2
 from tests.ledger_server import ledger_client
 
 SCENARIOS = Path(__file__).resolve().parents[1] / "ledger" / "demo"
@@ -77,6 +78,18 @@ def test_worked_scenario_end_to_end(database_url: str) -> None:
         for incident_id, view in expected["incidents"].items():
             actual = client.incident_sla(incident_id, evaluated_at=T)
             assert_same(actual, without_position(view), f"{incident_id}.")
+
+        # Every incident, listed page by page (from the SLA read model).
+        listed: list[str] = []
+        token = ""
+        while True:
+            page = client.incidents.ListIncidents(incidents_pb2.ListIncidentsRequest(
+                agreement_id="herts-converged", page_size=5, page_token=token))
+            listed += [i.incident_id for i in page.incidents]
+            token = page.next_page_token
+            if not token:
+                break
+        assert listed == sorted(expected["incidents"])
 
         # Loading the same file twice stores nothing new.
         second = load_scenario(client, read_scenario(SCENARIO))

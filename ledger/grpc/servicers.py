@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 import grpc
 
+from ledger.application.incident_list import IncidentListing, IncidentQuery
 from ledger.application.incidents import IncidentSummary, summarise
 from ledger.application.ledger_service import LedgerService
 from ledger.application.log_feed import LogFeed
@@ -165,9 +166,11 @@ def summary_to_proto(summary: IncidentSummary) -> incidents_pb2.Incident:
 
 
 class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
-    def __init__(self, service: LedgerService, executors: Executors) -> None:
+    def __init__(self, service: LedgerService, executors: Executors,
+                 listing: IncidentListing | None = None) -> None:
         self.service = service
         self.executors = executors
+        self.listing = listing or IncidentListing(service)
 
     @translate_errors
     async def AppendEvents(self, request: Any, context: Any) -> Any:
@@ -203,26 +206,16 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
         opened_to = (convert.timestamp_to_micros(request.opened_to, "opened_to")
                      if request.HasField("opened_to") else None)
 
-        def keep(s: IncidentSummary) -> bool:
-            return ((status is None or s.status == status)
-                    and (opened_from is None or s.opened_at >= opened_from)
-                    and (opened_to is None or s.opened_at < opened_to)
-                    and (not request.custody or s.custody == request.custody))
+        query = IncidentQuery(
+            agreement_id=request.agreement_id or None, status=status, custody=request.custody,
+            opened_from=opened_from, opened_to=opened_to, after=after, size=size)
 
         def run() -> Any:
-            ids = [i for i in self.service.incident_ids(principal, request.agreement_id or None) if i > after]
-            found: list[IncidentSummary] = []
-            last = ""
-            for incident_id in ids:
-                last = incident_id
-                summary = summarise(self.service.incident_events(principal, incident_id))
-                if keep(summary):
-                    found.append(summary)
-                    if len(found) == size:
-                        break
-            response = incidents_pb2.ListIncidentsResponse(incidents=[summary_to_proto(s) for s in found])
-            if len(found) == size and last != ids[-1]:
-                response.next_page_token = _encode_token(last)
+            page = self.listing.page(principal, query)
+            response = incidents_pb2.ListIncidentsResponse(
+                incidents=[summary_to_proto(s) for s in page.incidents])
+            if page.next_after is not None:
+                response.next_page_token = _encode_token(page.next_after)
             return response
 
         return await self.executors.read(run)
@@ -268,9 +261,10 @@ class LogServicer(log_pb2_grpc.LogServiceServicer):
 
 
 def register_all(server: grpc.aio.Server, service: LedgerService, executors: Executors,
-                 feed: LogFeed) -> list[str]:
+                 feed: LogFeed, listing: IncidentListing | None = None) -> list[str]:
     agreements_pb2_grpc.add_AgreementServiceServicer_to_server(AgreementServicer(service, executors), server)
-    incidents_pb2_grpc.add_IncidentServiceServicer_to_server(IncidentServicer(service, executors), server)
+    incidents_pb2_grpc.add_IncidentServiceServicer_to_server(
+        IncidentServicer(service, executors, listing), server)
     log_pb2_grpc.add_LogServiceServicer_to_server(LogServicer(service, executors, feed), server)
     return [
         agreements_pb2.DESCRIPTOR.services_by_name["AgreementService"].full_name,

@@ -1,0 +1,106 @@
+"""Listing incidents a page at a time (IncidentService.ListIncidents).
+
+From the SLA read model when it holds every acknowledged event: one indexed
+query over `sla_incident` per page, whatever the number of incidents. From
+the incident streams otherwise (no read model, or it lags too far), which
+reads every stream name of the agreement first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ledger.application.incidents import IncidentSummary, summarise
+from ledger.application.ledger_service import LedgerService
+from ledger.domain.access import Principal
+from ledger.domain.sla.facts import IncidentFacts
+from projections.sla_reads import SlaReadModel
+
+CATCH_UP_SECONDS = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentQuery:
+    agreement_id: str | None = None
+    status: str | None = None  # open, resolved, closed, voided
+    custody: str = ""
+    opened_from: int | None = None
+    opened_to: int | None = None  # exclusive
+    after: str = ""  # incident id the previous page ended with
+    size: int = 100
+
+    def keep(self, summary: IncidentSummary) -> bool:
+        return ((self.status is None or summary.status == self.status)
+                and (self.opened_from is None or summary.opened_at >= self.opened_from)
+                and (self.opened_to is None or summary.opened_at < self.opened_to)
+                and (not self.custody or summary.custody == self.custody))
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentPage:
+    incidents: list[IncidentSummary]
+    next_after: str | None  # None: this was the last page
+
+
+def summary_from_facts(facts: IncidentFacts, last_position: int) -> IncidentSummary:
+    """The same summary `summarise` makes from the events, from folded facts."""
+    return IncidentSummary(
+        incident_id=facts.incident_id, agreement_id=facts.agreement_id, service=facts.service,
+        priority=facts.priority, status="voided" if facts.voided else facts.status,
+        opened_at=facts.opened_at, custody=facts.holders[-1].org if facts.holders else "",
+        paused=facts.paused_at_end(), root_cause=facts.root_cause or "",
+        last_position=last_position,
+    )
+
+
+class IncidentListing:
+    def __init__(self, service: LedgerService, model: SlaReadModel | None = None,
+                 catch_up: Callable[[int, float], bool] | None = None) -> None:
+        self.service = service
+        self.model = model
+        self.catch_up = catch_up
+
+    def page(self, principal: Principal, query: IncidentQuery) -> IncidentPage:
+        if query.agreement_id:
+            self.service.visible_agreement(principal, query.agreement_id)  # NotFound otherwise
+            agreements: list[str] | None = [query.agreement_id]
+        elif principal.reads_everything:
+            agreements = None
+        else:
+            agreements = self.service.agreement_ids(principal)
+        if self.model is not None and (self.catch_up is None or self.catch_up(
+                self.service.store.max_position(), CATCH_UP_SECONDS)):
+            return self._from_model(self.model, agreements, query)
+        return self._from_streams(principal, query)
+
+    @staticmethod
+    def _from_model(model: SlaReadModel, agreements: list[str] | None,
+                    query: IncidentQuery) -> IncidentPage:
+        found: list[IncidentSummary] = []
+        after, chunk = query.after, max(query.size * 2, 100)
+        while True:
+            rows = model.incident_rows(agreements, after, query.opened_from, query.opened_to,
+                                       chunk)
+            for index, (facts, last_position) in enumerate(rows):
+                after = facts.incident_id
+                summary = summary_from_facts(facts, last_position)
+                if query.keep(summary):
+                    found.append(summary)
+                    if len(found) == query.size:
+                        more = index + 1 < len(rows) or len(rows) == chunk
+                        return IncidentPage(found, after if more else None)
+            if len(rows) < chunk:
+                return IncidentPage(found, None)
+
+    def _from_streams(self, principal: Principal, query: IncidentQuery) -> IncidentPage:
+        ids = [i for i in self.service.incident_ids(principal, query.agreement_id)
+               if i > query.after]
+        found: list[IncidentSummary] = []
+        for incident_id in ids:
+            summary = summarise(self.service.incident_events(principal, incident_id))
+            if query.keep(summary):
+                found.append(summary)
+                if len(found) == query.size:
+                    return IncidentPage(found, incident_id if incident_id != ids[-1] else None)
+        return IncidentPage(found, None)
