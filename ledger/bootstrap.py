@@ -103,10 +103,9 @@ async def start_ledger(
         def sla_ready(position: int, timeout: float) -> bool:
             return runner.wait_for(position, timeout, (SlaProjection.name,))
 
-        listing = IncidentListing(service, SlaReadModel(store), catch_up=sla_ready)
-        names = register_all(server, service, executors, feed, listing)
-        reports = ReportService(store, clock, SlaReadModel(store), catch_up=sla_ready)
-        names += register_reports(server, reports, executors)
+        sla_model = SlaReadModel(store, ready=sla_ready)
+        names = register_all(server, service, executors, feed, IncidentListing(service, sla_model))
+        names += register_reports(server, ReportService(store, clock, sla_model), executors)
         names += register_audit(server, audit_service, executors)
         return names
 

@@ -19,8 +19,8 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
-from ledger.adapters.eventstore import EventStore, agreement_stream
-from ledger.application.agreements import history_from_events
+from ledger.adapters.eventstore import EventStore
+from ledger.application.agreements import load_history
 from ledger.domain import events as ev
 from ledger.domain.agreements import AgreementHistory
 from ledger.domain.sla.facts import IncidentFacts, facts_from_dict, fold_incident
@@ -110,9 +110,7 @@ class SlaProjection:
         cached = self._histories.get(agreement_id)
         if cached is not None and cached[0] == upto:
             return cached[1]
-        events = [e for e in self.store.load_stream(agreement_stream(agreement_id))
-                  if e.position <= upto]
-        history = history_from_events(agreement_id, events)
+        history = load_history(self.store, agreement_id, upto)
         self._histories[agreement_id] = (upto, history)
         return history
 

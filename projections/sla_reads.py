@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.adapters.eventstore import EventStore, agreement_stream
-from ledger.application.agreements import history_from_events
+from ledger.adapters.eventstore import EventStore
+from ledger.application.agreements import load_history
 from ledger.domain.agreements import AgreementHistory
 from ledger.domain.sla.api import cut_history
 from ledger.domain.sla.clocks import OUTCOMES
@@ -45,19 +45,30 @@ class ModelState:
     history: AgreementHistory
 
 
+CATCH_UP_SECONDS = 5.0
+
+
 class SlaReadModel:
-    def __init__(self, store: EventStore) -> None:
+    def __init__(self, store: EventStore,
+                 ready: Callable[[int, float], bool] | None = None) -> None:
+        """`ready(position, timeout)` waits until the SLA projection holds
+        `position` (the runner's wait_for); None: the caller keeps the model
+        up to date itself."""
         self.store = store
         self.db = ProjectionDatabase.of_store(store)
+        self._ready = ready
+
+    def caught_up(self) -> bool:
+        """Waits (briefly) until the model holds every event stored so far, so
+        a client reads its own writes; False if it lags too far for that."""
+        return self._ready is None or self._ready(self.store.max_position(), CATCH_UP_SECONDS)
 
     def position(self) -> int:
         with self.db.transaction(commit=False) as tx:
             return read_position(tx, NAME)[0]
 
     def history_at(self, agreement_id: str, position: int) -> AgreementHistory | None:
-        events = [e for e in self.store.load_stream(agreement_stream(agreement_id))
-                  if e.position <= position]
-        return history_from_events(agreement_id, events)
+        return load_history(self.store, agreement_id, position)
 
     def facts_at(self, tx: Tx, rows: Iterable[tuple[Any, ...]], evaluated_at: int,
                  position: int) -> list[IncidentFacts]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ledger.adapters.eventstore import EventStore, agreement_stream
 from ledger.domain import events as ev
 from ledger.domain.agreements import AgreementHistory, MaintenanceWindow, TermsVersion
 
@@ -26,3 +27,9 @@ def history_from_events(agreement_id: str, events: Sequence[ev.LedgerEvent]) -> 
     if not versions:
         return None
     return AgreementHistory(agreement_id, tuple(versions), tuple(windows))
+
+
+def load_history(store: EventStore, agreement_id: str, upto: int) -> AgreementHistory | None:
+    """The agreement as its own stream knows it at ledger position `upto`."""
+    events = [e for e in store.load_stream(agreement_stream(agreement_id)) if e.position <= upto]
+    return history_from_events(agreement_id, events)

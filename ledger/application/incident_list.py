@@ -8,7 +8,6 @@ reads every stream name of the agreement first.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from ledger.application.incidents import IncidentSummary, summarise
@@ -16,8 +15,6 @@ from ledger.application.ledger_service import LedgerService
 from ledger.domain.access import Principal
 from ledger.domain.sla.facts import IncidentFacts
 from projections.sla_reads import SlaReadModel
-
-CATCH_UP_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,11 +52,9 @@ def summary_from_facts(facts: IncidentFacts, last_position: int) -> IncidentSumm
 
 
 class IncidentListing:
-    def __init__(self, service: LedgerService, model: SlaReadModel | None = None,
-                 catch_up: Callable[[int, float], bool] | None = None) -> None:
+    def __init__(self, service: LedgerService, model: SlaReadModel | None = None) -> None:
         self.service = service
         self.model = model
-        self.catch_up = catch_up
 
     def page(self, principal: Principal, query: IncidentQuery) -> IncidentPage:
         if query.agreement_id:
@@ -69,8 +64,7 @@ class IncidentListing:
             agreements = None
         else:
             agreements = self.service.agreement_ids(principal)
-        if self.model is not None and (self.catch_up is None or self.catch_up(
-                self.service.store.max_position(), CATCH_UP_SECONDS)):
+        if self.model is not None and self.model.caught_up():
             return self._from_model(self.model, agreements, query)
         return self._from_streams(principal, query)
 

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.adapters.eventstore import EventStore, agreement_stream, incident_stream
-from ledger.application.agreements import history_from_events
+from ledger.adapters.eventstore import EventStore, incident_stream
+from ledger.application.agreements import history_from_events, load_history
 from ledger.domain import events as ev
 from ledger.domain.access import Principal
 from ledger.domain.agreements import AgreementHistory
@@ -31,7 +31,6 @@ from ledger.domain.sla.restatement import report_changes
 from projections.sla_reads import SlaReadModel
 
 _PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
-CATCH_UP_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,14 +55,11 @@ def _without_ids(report: dict[str, Any]) -> dict[str, Any]:
 
 class ReportService:
     def __init__(self, store: EventStore, clock: Callable[[], int],
-                 read_model: SlaReadModel | None = None,
-                 catch_up: Callable[[int, float], bool] | None = None) -> None:
-        """`catch_up(position, timeout)` waits until the read models hold
-        `position`; without a read model every report replays."""
+                 read_model: SlaReadModel | None = None) -> None:
+        """Without a read model every report replays."""
         self.store = store
         self.clock = clock
         self.read_model = read_model
-        self.catch_up = catch_up
 
     def resolve_cut(self, cut: Cut | None) -> tuple[int, Any]:
         """(position, as_recorded_at for the report) of a knowledge cut."""
@@ -85,10 +81,8 @@ class ReportService:
         """The read model, if it can answer this question now."""
         if self.read_model is None or not (cut is None or cut.latest):
             return None
-        if self.catch_up is not None and not self.catch_up(self.store.max_position(),
-                                                           CATCH_UP_SECONDS):
-            return None  # lagging too far: replay instead of answering stale
-        return self.read_model
+        # Lagging too far: replay rather than answer from stale rows.
+        return self.read_model if self.read_model.caught_up() else None
 
     @staticmethod
     def _visible_to(principal: Principal, agreement_id: str,
@@ -100,8 +94,7 @@ class ReportService:
         return check
 
     def _history(self, agreement_id: str, upto: int) -> AgreementHistory | None:
-        own = [e for e in self.store.load_stream(agreement_stream(agreement_id)) if e.position <= upto]
-        return history_from_events(agreement_id, own)
+        return load_history(self.store, agreement_id, upto)
 
     def _agreement_events(self, principal: Principal, agreement_id: str,
                           upto: int) -> tuple[AgreementHistory, dict[str, list[ev.LedgerEvent]]]:

@@ -115,10 +115,9 @@ def instrument(ledger: Any, metrics: LedgerMetrics | None = None, reports: Any =
         # Imported by name so this package type-checks without the application layer.
         module = importlib.import_module("ledger.application.reports")
         if runner is not None:
-            model = importlib.import_module("projections.sla_reads").SlaReadModel(ledger.store)
-            reports = module.ReportService(
-                ledger.store, service.clock, model,
-                catch_up=lambda p, t: runner.wait_for(p, t, ("sla",)))
+            model = importlib.import_module("projections.sla_reads").SlaReadModel(
+                ledger.store, ready=lambda p, t: runner.wait_for(p, t, ("sla",)))
+            reports = module.ReportService(ledger.store, service.clock, model)
         else:
             reports = module.ReportService(ledger.store, service.clock)
     m.set_sla_source(sla_source(reports, service))
