@@ -34,7 +34,6 @@ from projections.sla_rows import (
     decode_shares,
     encode_shares,
     incident_row,
-    merge_tally,
     row_columns,
     tally_from_columns,
 )
@@ -220,7 +219,7 @@ class SlaProjection:
                 f"SELECT met, missed, pending, excused, shares_sum FROM {table} "
                 "WHERE agreement_id = ? AND period = ? AND level_id = ?", key)
             tally = tally_from_columns(*found[0]) if found else LevelTally(keep_ids=False)
-            merge_tally(tally, deltas[key])
+            tally.merge(deltas[key])
             counts = tally.counts
             if not any(counts.values()) and not tally.shares_sum:
                 # Gone entirely, as if never tallied: a rebuild has no row.

@@ -200,17 +200,6 @@ def tally_from_columns(met: int, missed: int, pending: int, excused: int,
     return tally
 
 
-def merge_tally(into: LevelTally, delta: LevelTally) -> None:
-    for outcome, count in delta.counts.items():
-        into.counts[outcome] += count
-    for org, share in delta.shares_sum.items():
-        total = into.shares_sum.get(org, Fraction(0)) + share
-        if total:
-            into.shares_sum[org] = total
-        else:
-            into.shares_sum.pop(org, None)
-
-
 CLOCK_COLUMNS = ("incident_id, level_id, agreement_id, period, outcome, settled_from, shares, "
                  "base_at, flip_at, running")
 

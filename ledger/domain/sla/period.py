@@ -160,6 +160,13 @@ class LevelTally:
             for org, share in shares.items():
                 self._pending.setdefault(org, []).append(share if sign > 0 else -share)
 
+    def merge(self, other: LevelTally) -> None:
+        """Adds another tally's counts and share sums (not its ids)."""
+        for outcome, count in other.counts.items():
+            self.counts[outcome] += count
+        for org, share in other.shares_sum.items():
+            self._pending.setdefault(org, []).append(share)
+
     def mean_shares(self) -> dict[str, Fraction]:
         """Unweighted mean of the missed clocks' shares (10.14); a missed
         clock without shares still counts in the denominator."""
