@@ -106,6 +106,11 @@ class ProjectionRunner:
         with self._changed:
             return dict(self._positions)
 
+    def _set_position(self, name: str, position: int) -> None:
+        with self._changed:
+            self._positions[name] = position
+            self._changed.notify_all()
+
     def wait_for(self, position: int, timeout: float,
                  names: tuple[str, ...] | None = None) -> bool:
         """Block until the named projections (default: all) have applied
@@ -169,18 +174,14 @@ class ProjectionRunner:
             # Another process sharing the database applied these events
             # first (its transaction held the tracking row): adopt its
             # position and let the next round continue from there.
-            with self._changed:
-                self._positions[projection.name] = moved.position
-                self._changed.notify_all()
+            self._set_position(projection.name, moved.position)
             return 0
         # Listeners hear of the commit before waiters are released, so whoever
         # waited for a position also sees what the listeners did with it.
         if self.on_commit is not None:
             self.on_commit(projection.name, last.position, last.recorded_at, len(events),
                            self._clock() - started)
-        with self._changed:
-            self._positions[projection.name] = last.position
-            self._changed.notify_all()
+        self._set_position(projection.name, last.position)
         return len(events)
 
     def rebuild(self, name: str) -> int:
@@ -190,8 +191,7 @@ class ProjectionRunner:
             with self.db.transaction() as tx:
                 projection.clear(tx)
                 write_position(tx, name, 0, 0)
-            with self._changed:
-                self._positions[name] = 0
+            self._set_position(name, 0)
         return self.run_once()
 
     # -- following -----------------------------------------------------------
