@@ -112,3 +112,36 @@ def test_bad_report_requests_answer_precisely(database_url: str) -> None:
         with pytest.raises(grpc.RpcError) as info:
             client.incident_sla("INC-404", evaluated_at=T)
         assert info.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_restatement_between_two_cuts(database_url: str) -> None:
+    """What the last events changed, computed by the server (GetRestatement)."""
+    expected = json.loads(EXPECTED.read_text())
+    with ledger_client(database_url, fixed_clock) as (_, client):
+        summary = load_scenario(client, read_scenario(SCENARIO))
+        cut, last = summary.position_after(81), summary.position_after(111)
+        result = client.restatement("herts-converged", "2026-10", evaluated_at=T,
+                                    from_cut={"as_recorded_position": cut})
+        assert (result["from_position"], result["to_position"]) == (cut, last)
+        assert [e["position"] for e in result["events"]] == list(range(cut + 1, last + 1))
+        before, after = expected["reports"][1], expected["reports"][0]
+        moved = {c["field"]: c for c in result["changes"] if "before" in c}
+        assert "service_levels.p1-response.met" in moved
+        for level_before, level_after in zip(before["service_levels"], after["service_levels"],
+                                             strict=True):
+            for field in ("met", "missed", "pending", "excused"):
+                if field in level_after and level_before[field] != level_after[field]:
+                    change = moved[f"service_levels.{level_after['id']}.{field}"]
+                    assert (change["before"], change["after"]) == \
+                        (level_before[field], level_after[field])
+                    assert change["delta"] == str(level_after[field] - level_before[field])
+
+        bad = [({"from_cut": {}}, grpc.StatusCode.INVALID_ARGUMENT),
+               ({"from_cut": {"as_recorded_position": last + 1}}, grpc.StatusCode.OUT_OF_RANGE),
+               ({"from_cut": {"as_recorded_position": last},
+                 "to_cut": {"as_recorded_position": cut}}, grpc.StatusCode.INVALID_ARGUMENT)]
+        for kwargs, code in bad:
+            with pytest.raises(grpc.RpcError) as info:
+                client.restatement("herts-converged", "2026-10", evaluated_at=T,
+                                   **kwargs)  # type: ignore[arg-type]
+            assert info.value.code() == code, kwargs
