@@ -31,9 +31,7 @@ from ledger.domain.instants import parse_instant
 from ledger.domain.terms_parsing import parse_terms
 from ledger.domain.validation import check_incident_timeline
 
-SCENARIO = Path("/work/shared/scenarios/herts-2026-10.json")
-if not SCENARIO.exists():  # the same file ships with the demo
-    SCENARIO = Path(__file__).resolve().parents[1] / "ledger" / "demo" / "herts-2026-10.json"
+SCENARIO = Path(__file__).resolve().parents[1] / "ledger" / "demo" / "herts-2026-10.json"
 AGREEMENT = "herts-converged"
 MINUTE = 60_000_000
 
