@@ -5,12 +5,15 @@
 
 It fills missing event_ids (once, before the first attempt, so a retried call
 carries the same keys), sets a deadline on every call, and retries
-UNAVAILABLE and ABORTED: safe because appends are idempotent.
+UNAVAILABLE and ABORTED: safe because appends are idempotent. Between
+attempts it waits with jittered exponential backoff, never less than the
+delay the server asked for (``google.rpc.RetryInfo``).
 """
 
 from __future__ import annotations
 
 import json
+import random
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -25,6 +28,7 @@ from ledger.audit_client import AuditClient
 from ledger.domain.agreements import AgreementTerms
 from ledger.domain.events import LedgerEvent
 from ledger.grpc import convert
+from ledger.grpc.errors import decode_error
 from ledger.v1 import (
     agreements_pb2,
     agreements_pb2_grpc,
@@ -39,6 +43,18 @@ from ledger.v1 import (
 
 T = TypeVar("T")
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED)
+#: No single wait between attempts grows beyond this (seconds).
+MAX_BACKOFF = 5.0
+
+
+def retry_delay(error: grpc.RpcError, attempt: int, backoff: float,
+                rand: Callable[[], float] = random.random) -> float:
+    """Seconds to wait before attempt ``attempt + 1``: exponential backoff with
+    full jitter on top of the server's RetryInfo delay, so clients that failed
+    together do not all come back at the same instant."""
+    asked = float(decode_error(error).get("retry_delay_seconds", 0.0))
+    ceiling = min(backoff * 2.0 ** (attempt - 1), MAX_BACKOFF)
+    return asked + ceiling * rand()
 
 
 class LedgerClient:
@@ -51,7 +67,7 @@ class LedgerClient:
         client_key: bytes | None = None,
         client_certificate: bytes | None = None,
         timeout: float = 30.0,
-        attempts: int = 5,
+        attempts: int = 8,
         backoff: float = 0.2,
         log_key: Verifier | str | None = None,
         trusted_checkpoint: str | None = None,
@@ -68,6 +84,7 @@ class LedgerClient:
         self.timeout = timeout
         self.attempts = attempts
         self.backoff = backoff
+        self.sleep: Callable[[float], None] = time.sleep
         self.agreements = agreements_pb2_grpc.AgreementServiceStub(self.channel)
         self.incidents = incidents_pb2_grpc.IncidentServiceStub(self.channel)
         self.log = log_pb2_grpc.LogServiceStub(self.channel)
@@ -92,7 +109,7 @@ class LedgerClient:
             except grpc.RpcError as exc:
                 if exc.code() not in RETRYABLE or attempt == self.attempts:
                     raise
-                time.sleep(self.backoff * 2 ** (attempt - 1))
+                self.sleep(retry_delay(exc, attempt, self.backoff))
         raise AssertionError("unreachable")
 
     # -- agreements ------------------------------------------------------------

@@ -164,7 +164,11 @@ class ProjectionRunner:
         started = self._clock()
         last = events[-1]
         try:
-            with self.db.transaction() as tx:
+            # The projection's reads of the log (agreement terms, incident
+            # streams) run on this transaction's connection: asking the pool
+            # for a second one while holding the writer could wait for an
+            # append that waits for this writer.
+            with self.db.transaction() as tx, self.store.bound(tx.cursor):
                 committed = lock_position(tx, projection.name)
                 if committed != current:
                     raise _Moved(committed)

@@ -20,6 +20,10 @@ TRACKING_TABLE = "projection_tracking"
 class Tx(Protocol):
     is_postgres: bool
 
+    @property
+    def cursor(self) -> Any:
+        """The DB-API cursor of the transaction (to bind the store's reads to it)."""
+
     def table(self, name: str) -> str: ...
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None: ...
@@ -48,6 +52,10 @@ class _Tx:
         self._cursor = cursor
         self.is_postgres = is_postgres
         self._schema = schema
+
+    @property
+    def cursor(self) -> Any:
+        return self._cursor
 
     def table(self, name: str) -> str:
         return f'"{self._schema}".{name}' if self._schema else name

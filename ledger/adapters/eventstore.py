@@ -103,10 +103,27 @@ class EventStore:
         self._sql_agreement = (f"{select} WHERE l.agreement_id = ? AND l.position > ? "
                                "AND l.position <= ? ORDER BY l.position")
         self._write_lock = threading.Lock()
+        self._bound = threading.local()
 
     # -- reads ---------------------------------------------------------------
     @contextmanager
+    def bound(self, cursor: Any) -> Iterator[None]:
+        """Reads made by this thread inside the block run on `cursor` (an open
+        transaction's), so whoever holds a connection never waits for a
+        second one while holding it."""
+        previous = getattr(self._bound, "cursor", None)
+        self._bound.cursor = cursor
+        try:
+            yield
+        finally:
+            self._bound.cursor = previous
+
+    @contextmanager
     def cursor(self) -> Iterator[Any]:
+        bound = getattr(self._bound, "cursor", None)
+        if bound is not None:
+            yield bound
+            return
         if self.is_postgres:
             datastore: Any = self.recorder.datastore
             with datastore.get_connection() as conn, conn.cursor() as curs:

@@ -13,11 +13,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from time import monotonic
 from typing import Any
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import (
+    ConnectionPoolClosedError,
+    ConnectionUnavailableError,
+    StoredEvent,
+)
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
+from eventsourcing.sqlite import (
+    SQLiteApplicationRecorder,
+    SQLiteConnection,
+    SQLiteConnectionPool,
+    SQLiteCursor,
+    SQLiteDatastore,
+)
 from psycopg.sql import SQL, Identifier
 
 
@@ -140,8 +151,50 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         return ids
 
 
+class SQLitePool(SQLiteConnectionPool):
+    """The library's pool without its lock-order inversion.
+
+    The library queues every request behind one fair semaphore and keeps
+    holding it while a writer waits for the writer lock. A projection batch
+    holding the writer that asked for a second (reader) connection then
+    waited behind that append, which waited for the projection: both stalled
+    until the pool timeout. Here a writer waits for the writer lock alone,
+    readers never wait for the writer (WAL lets them read beside it), and
+    nobody waits while holding the queue.
+    """
+
+    def get_connection(
+        self, timeout: float | None = None, *, is_writer: bool | None = None
+    ) -> SQLiteConnection:
+        if self._closed:
+            raise ConnectionPoolClosedError
+        timeout = self.pool_timeout if timeout is None else timeout
+        started = monotonic()
+        if is_writer is True:
+            if not self._writer_lock.acquire(timeout=timeout):
+                raise ConnectionUnavailableError("Timed out waiting for the writer connection")
+            try:
+                conn = self._get_connection(timeout=max(timeout - (monotonic() - started), 0.0))
+            except BaseException:
+                self._writer_lock.release()
+                raise
+            with self._no_readers:
+                self._num_writers += 1
+        else:
+            conn = self._get_connection(timeout=timeout)
+            if is_writer is False:
+                with self._no_readers:
+                    self._num_readers += 1
+        conn.is_writer = is_writer
+        return conn
+
+
 def make_sqlite_recorder(path: str) -> SQLiteLedgerRecorder:
     datastore = SQLiteDatastore(path, lock_timeout=10, pool_size=4)
+    # Swap in the pool without the inversion (same settings as the library's).
+    datastore.pool.close()
+    datastore.pool = SQLitePool(db_name=path, lock_timeout=10, pool_size=4, max_overflow=10,
+                                pool_timeout=5.0)
     recorder = SQLiteLedgerRecorder(datastore)
     recorder.create_table()
     return recorder

@@ -48,8 +48,18 @@ class OutOfRange(DomainError):
 
 
 class Unavailable(DomainError):
-    """Not answerable yet (e.g. a read model catching up); retry later."""
+    """Not answerable yet (a read model catching up, the database unreachable
+    or out of connections); retry after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Conflict(DomainError):
-    """Concurrent writers kept colliding; the caller may safely retry."""
+    """Concurrent writers collided (or a lock wait timed out); nothing was
+    stored and the caller may safely retry after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: float = 0.05) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

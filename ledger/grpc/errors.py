@@ -32,10 +32,12 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, NotRequired, TypedDict, TypeVar, cast
 
 import grpc
+import structlog
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from ledger.adapters.db_errors import database_error
 from ledger.domain.errors import (
     AlreadyExists,
     Conflict,
@@ -47,6 +49,8 @@ from ledger.domain.errors import (
     TimelineViolation,
     Unavailable,
 )
+
+log = structlog.get_logger("ledger.grpc.errors")
 
 DOMAIN = "sla-ledger"
 DETAILS_KEY = "grpc-status-details-bin"
@@ -64,6 +68,12 @@ def _error_info(reason: str, metadata: Mapping[str, str] | None = None) -> any_p
     return _pack(
         error_details_pb2.ErrorInfo(reason=reason, domain=DOMAIN, metadata=dict(metadata or {}))
     )
+
+
+def _retry_info(seconds: float) -> any_pb2.Any:
+    delay = duration_pb2.Duration()
+    delay.FromNanoseconds(max(int(seconds * 1e9), 0))
+    return _pack(error_details_pb2.RetryInfo(retry_delay=delay))
 
 
 def _index_metadata(index: int | None) -> dict[str, str]:
@@ -123,13 +133,13 @@ def rich_status(error: DomainError) -> status_pb2.Status:
         code = code_pb2.ABORTED
         details = [
             _error_info("CONFLICT"),
-            _pack(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(nanos=50_000_000))),
+            _retry_info(error.retry_after),
         ]
     elif isinstance(error, Unavailable):
         code = code_pb2.UNAVAILABLE
         details = [
             _error_info("UNAVAILABLE"),
-            _pack(error_details_pb2.RetryInfo(retry_delay=duration_pb2.Duration(seconds=1))),
+            _retry_info(error.retry_after),
         ]
     else:
         code = code_pb2.FAILED_PRECONDITION
@@ -163,7 +173,9 @@ def translate_errors(method: F) -> F:
     Works on ``async def m(self, request_or_iterator, context)`` (unary and
     client-streaming responses) and on async generator methods (server
     streaming); for a stream, the messages yielded before the error are still
-    delivered. Other exceptions propagate (gRPC answers UNKNOWN and logs them).
+    delivered. A database condition (contention, no connection, a lost
+    connection) ends the RPC as ABORTED or UNAVAILABLE with a retry delay
+    (``ledger.adapters.db_errors``); other exceptions propagate.
     """
     if inspect.isasyncgenfunction(method):
         gen_method = cast(Callable[..., AsyncIterator[Any]], method)
@@ -175,6 +187,8 @@ def translate_errors(method: F) -> F:
                     yield item
             except DomainError as error:
                 await abort_with(context, error)
+            except Exception as exc:
+                await abort_with(context, _retryable_or_raise(exc))
 
         return cast(F, stream_wrapper)
 
@@ -187,8 +201,20 @@ def translate_errors(method: F) -> F:
             return await method(self, request, context)
         except DomainError as error:
             await abort_with(context, error)
+        except Exception as exc:
+            await abort_with(context, _retryable_or_raise(exc))
 
     return cast(F, unary_wrapper)
+
+
+def _retryable_or_raise(exc: Exception) -> DomainError:
+    """The retryable error for a database condition; re-raises anything else."""
+    mapped = database_error(exc)
+    if mapped is None:
+        raise exc
+    log.warning("database condition answered as retryable", error=repr(exc),
+                status=type(mapped).__name__)
+    return mapped
 
 
 class FieldViolation(TypedDict):
