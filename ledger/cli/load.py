@@ -49,7 +49,8 @@ def _digest(value: Any) -> str:
 
 
 def load_scenario(client: LedgerClient, scenario: Scenario,
-                  progress: Callable[[int, int], None] | None = None) -> LoadSummary:
+                  progress: Callable[[int, int], None] | None = None,
+                  batch_size: int = BATCH) -> LoadSummary:
     summary = LoadSummary()
     current: dict[str, dict[str, Any]] = {}
     for i, raw in enumerate(scenario.agreements):
@@ -72,18 +73,12 @@ def load_scenario(client: LedgerClient, scenario: Scenario,
             parsed.append((index, event_from_dict(raw, f"events[{index}]")))
         except InvalidArgument as exc:
             summary.rejected.append(_rejection(scenario, index, raw, f"invalid_argument: {exc}"))
-    done = 0
+    done = len(scenario.events) - len(parsed)
     total = len(scenario.events)
-    pending = parsed
-    while pending:
-        batch, pending = pending[:BATCH], pending[BATCH:]
-        bad = _append_batch(client, scenario, batch, summary)
-        if bad is not None:
-            # Store the part before the bad event, record it, go on after it.
-            pending = batch[bad + 1 :] + pending
-            done += bad + 1
-        else:
-            done += len(batch)
+    for start in range(0, len(parsed), batch_size):
+        batch = parsed[start : start + batch_size]
+        _settle(client, scenario, batch, summary)
+        done += len(batch)
         if progress is not None:
             progress(min(done, total), total)
     return summary
@@ -109,35 +104,43 @@ def _append_terms(summary: LoadSummary, current: dict[str, dict[str, Any]], wher
     current[agreement_id] = terms_to_dict(terms)
 
 
-def _append_batch(client: LedgerClient, scenario: Scenario,
-                  batch: list[tuple[int, LedgerEvent]], summary: LoadSummary) -> int | None:
-    """Appends the batch; on a rejected event appends the events before it and
-    returns its offset in the batch."""
-    try:
-        results = client.append([e for _, e in batch])
-    except grpc.RpcError as exc:
-        if exc.code() in FATAL:
-            raise
-        offset = _offending(exc, len(batch))
-        if offset is None:
-            if len(batch) > 1:
-                # The error names no event: settle each one on its own.
-                for item in batch:
-                    _append_batch(client, scenario, [item], summary)
-                return None
-            offset = 0
-        if offset:
-            _append_batch(client, scenario, batch[:offset], summary)
-        index, _ = batch[offset]
-        summary.rejected.append(_rejection(scenario, index, scenario.events[index], _reason(exc)))
-        return offset
-    for (index, _), result in zip(batch, results, strict=True):
-        summary.positions[index] = result.position
-        if result.duplicate:
-            summary.duplicates += 1
-        else:
-            summary.stored += 1
-    return None
+def _settle(client: LedgerClient, scenario: Scenario,
+            batch: list[tuple[int, LedgerEvent]], summary: LoadSummary) -> None:
+    """Appends the batch until every event of it is stored, a duplicate or
+    rejected with its reason.
+
+    A batch is atomic, so a rejection stores nothing: the events before the
+    one named are settled on their own (they may hold another bad event: the
+    server may name a later conflicting id before an earlier invalid event),
+    and the events after it are tried again.
+    """
+    while batch:
+        try:
+            results = client.append([e for _, e in batch])
+        except grpc.RpcError as exc:
+            if exc.code() in FATAL:
+                raise
+            offset = _offending(exc, len(batch))
+            if offset is None:
+                if len(batch) == 1:
+                    offset = 0
+                else:
+                    # The error names no event: settle each one on its own.
+                    for item in batch:
+                        _settle(client, scenario, [item], summary)
+                    return
+            _settle(client, scenario, batch[:offset], summary)
+            index, _ = batch[offset]
+            summary.rejected.append(_rejection(scenario, index, scenario.events[index], _reason(exc)))
+            batch = batch[offset + 1 :]
+            continue
+        for (index, _), result in zip(batch, results, strict=True):
+            summary.positions[index] = result.position
+            if result.duplicate:
+                summary.duplicates += 1
+            else:
+                summary.stored += 1
+        return
 
 
 def _offending(exc: grpc.RpcError, size: int) -> int | None:
