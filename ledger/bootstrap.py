@@ -47,7 +47,9 @@ class Ledger:
 
     async def stop(self, grace: float | None = None) -> None:
         await self.running.stop(grace)
-        self.executors.shutdown()
+        # Handlers were cancelled at the end of the grace period; a thread
+        # still in the database finishes within its statement timeout.
+        await asyncio.to_thread(self.executors.shutdown, 5.0)
         for close in self.extras:
             close()
         self.store.close()
@@ -110,7 +112,7 @@ async def start_ledger(
         return names
 
     try:
-        running = await build_server(config, register, extra_interceptors=interceptors)
+        running = await build_server(config, register, extra_interceptors=interceptors, clock=clock)
     except BaseException:
         executors.shutdown()
         store.close()

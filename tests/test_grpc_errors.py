@@ -145,11 +145,12 @@ def test_conflict_carries_retry_delay() -> None:
     assert 0 < decoded["retry_delay_seconds"] < 1
 
 
-def test_non_domain_exceptions_are_not_translated() -> None:
+def test_a_bug_answers_internal_with_the_request_id_never_unknown_or_a_class_name() -> None:
     code, decoded = _call(b"boom")
-    assert code == grpc.StatusCode.UNKNOWN
+    assert code == grpc.StatusCode.INTERNAL
+    assert decoded["message"].startswith("internal error (request id ")
+    assert "RuntimeError" not in decoded["message"] and "bug" not in decoded["message"]
     assert decoded["field_violations"] == []
-    assert "reason" not in decoded
 
 
 def test_success_passes_through() -> None:

@@ -278,6 +278,8 @@ def open_store(url: str) -> EventStore:
             password=unquote(parsed.password or ""),
             schema=schema,
             pool_size=int(options.get("pool_size", ["5"])[0]),
+            statement_timeout=float(options.get("statement_timeout", ["30"])[0]),
+            idle_in_transaction_timeout=float(options.get("idle_in_transaction_timeout", ["10"])[0]),
         )
         return EventStore(recorder, url)
     raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path or postgresql://...")

@@ -200,14 +200,27 @@ def make_sqlite_recorder(path: str) -> SQLiteLedgerRecorder:
     return recorder
 
 
+#: No statement runs longer, and no session sits idle inside a transaction
+#: longer, than these (seconds): a client that stalls mid-transaction (or a
+#: process that is killed) cannot hold the events table's write lock and
+#: freeze every other writer. Both are per connection, set at connect time.
+STATEMENT_TIMEOUT_SECONDS = 30.0
+IDLE_IN_TRANSACTION_SECONDS = 10.0
+
+
 def make_postgres_recorder(
     *, dbname: str, host: str, port: int, user: str, password: str, schema: str,
     pool_size: int = 5, max_overflow: int = 10,
+    statement_timeout: float = STATEMENT_TIMEOUT_SECONDS,
+    idle_in_transaction_timeout: float = IDLE_IN_TRANSACTION_SECONDS,
 ) -> PostgresLedgerRecorder:
     datastore = PostgresDatastore(
         dbname, host, port, user, password, schema=schema, pool_size=pool_size,
         max_overflow=max_overflow, lock_timeout=10,
+        idle_in_transaction_session_timeout=idle_in_transaction_timeout,
     )
+    connect_args: Any = datastore.pool.kwargs
+    connect_args["options"] = f"-c statement_timeout={int(statement_timeout * 1000)}"
     recorder = PostgresLedgerRecorder(datastore, events_table_name="ledger_events")
     recorder.create_table()
     return recorder

@@ -188,6 +188,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_FAILED
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`sla-ledger events | head`): nothing more to
+        # say. Point stdout at /dev/null so the interpreter's final flush
+        # does not fail a second time and print a traceback.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 def demo_scenario_path() -> str:

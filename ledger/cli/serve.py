@@ -43,7 +43,13 @@ async def serve(args: argparse.Namespace) -> int:
     log = structlog.get_logger("ledger.serve")
     config = ServerConfig(listen=args.listen, principals=args.principals, tls_cert=args.tls_cert,
                           tls_key=args.tls_key, tls_client_ca=args.tls_client_ca)
-    interceptors, stop_metrics = _observability(args.metrics_listen)
+    try:
+        interceptors, stop_metrics = _observability(args.metrics_listen)
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        print(f"sla-ledger serve: cannot serve metrics on {args.metrics_listen!r}: {reason} "
+              "(choose another --metrics-listen)", file=sys.stderr)
+        return 2
     if args.checkpoint_interval <= 0:
         print("sla-ledger serve: --checkpoint-interval must be positive", file=sys.stderr)
         return 2

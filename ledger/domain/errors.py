@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+#: How much of a caller's value an error message repeats: enough to recognise
+#: it, never enough to push a status past a client's metadata limit.
+QUOTE_CHARS = 48
+
+
+def quote(value: str, limit: int = QUOTE_CHARS) -> str:
+    """``repr`` of at most the first ``limit`` characters of a caller's value."""
+    if len(value) <= limit:
+        return repr(value)
+    return repr(value[:limit]) + f"... ({len(value)} characters)"
+
 
 class DomainError(Exception):
     """Base of every rule the domain can refuse."""
@@ -28,7 +39,7 @@ class TimelineViolation(DomainError):
 
 class NotFound(DomainError):
     def __init__(self, kind: str, ident: str) -> None:
-        super().__init__(f"{kind} {ident!r} not found")
+        super().__init__(f"{kind} {quote(ident)} not found")
         self.kind = kind
         self.ident = ident
 

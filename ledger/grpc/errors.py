@@ -80,9 +80,18 @@ def _index_metadata(index: int | None) -> dict[str, str]:
     return {} if index is None else {"index": str(index)}
 
 
+#: A status message longer than this is cut: it travels in a trailer, and a
+#: client refuses trailers past its metadata limit (8 KiB by default).
+MAX_MESSAGE_CHARS = 1024
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 3] + "..."
+
+
 def rich_status(error: DomainError) -> status_pb2.Status:
     """The ``google.rpc.Status`` for a domain error (the mapping table above)."""
-    message = str(error)
+    message = _cut(str(error))
     details: list[any_pb2.Any]
     if isinstance(error, InvalidArgument):
         code = code_pb2.INVALID_ARGUMENT
@@ -91,7 +100,7 @@ def rich_status(error: DomainError) -> status_pb2.Status:
                 error_details_pb2.BadRequest(
                     field_violations=[
                         error_details_pb2.BadRequest.FieldViolation(
-                            field=error.field, description=error.message
+                            field=_cut(error.field), description=_cut(error.message)
                         )
                     ]
                 )
@@ -104,7 +113,7 @@ def rich_status(error: DomainError) -> status_pb2.Status:
                 error_details_pb2.PreconditionFailure(
                     violations=[
                         error_details_pb2.PreconditionFailure.Violation(
-                            type="TIMELINE", subject=error.rule, description=error.message
+                            type="TIMELINE", subject=error.rule, description=_cut(error.message)
                         )
                     ]
                 )
@@ -116,7 +125,7 @@ def rich_status(error: DomainError) -> status_pb2.Status:
         details = [
             _pack(
                 error_details_pb2.ResourceInfo(
-                    resource_type=error.kind, resource_name=error.ident, description=message
+                    resource_type=error.kind, resource_name=_cut(error.ident), description=message
                 )
             )
         ]
@@ -143,7 +152,7 @@ def rich_status(error: DomainError) -> status_pb2.Status:
         ]
     else:
         code = code_pb2.FAILED_PRECONDITION
-        details = [_error_info("DOMAIN_RULE", {"error": type(error).__name__})]
+        details = [_error_info("DOMAIN_RULE")]
     return status_pb2.Status(code=code, message=message, details=details)
 
 

@@ -35,6 +35,8 @@ from grpc_reflection.v1alpha import reflection
 
 from ledger.adapters.principals_file import PrincipalDirectory, load_principals
 from ledger.grpc.auth import AuthInterceptor
+from ledger.grpc.guard import GuardInterceptor
+from ledger.grpc.limits import DEFAULT_LIMITS, Limits
 
 log = structlog.get_logger("ledger.grpc.server")
 
@@ -63,6 +65,8 @@ class ServerConfig:
     """How long in-flight calls may run on after shutdown begins."""
     extra_options: tuple[tuple[str, Any], ...] = field(default=())
     """Additional grpc channel arguments (override the defaults by name)."""
+    limits: Limits = DEFAULT_LIMITS
+    """Bounds on one request (events per append, id lengths, instants...)."""
 
 
 def is_loopback(listen: str) -> bool:
@@ -172,11 +176,14 @@ async def build_server(
     config: ServerConfig,
     register: Callable[[grpc.aio.Server], list[str]],
     extra_interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    clock: Callable[[], int] | None = None,
 ) -> RunningServer:
     """Builds, binds and starts the server.
 
-    Interceptor order: ``extra_interceptors`` (outermost, e.g. observability)
-    then authentication. Raises ``ServerConfigError`` for an unsafe or broken
+    Interceptor order: ``extra_interceptors`` (outermost, e.g. observability),
+    authentication, then the guard (limits and the status of every failure,
+    ledger.grpc.guard); ``clock`` (epoch microseconds) is the guard's "now".
+    Raises ``ServerConfigError`` for an unsafe or broken
     configuration, ``PrincipalsFileError`` for a bad principals file.
     """
     if config.principals is None and not is_loopback(config.listen):
@@ -190,8 +197,9 @@ async def build_server(
     directory = load_principals(config.principals) if config.principals is not None else None
     credentials = server_credentials(config)
 
+    guard = GuardInterceptor(config.limits) if clock is None else GuardInterceptor(config.limits, clock)
     server = grpc.aio.server(
-        interceptors=[*extra_interceptors, AuthInterceptor(directory)],
+        interceptors=[*extra_interceptors, AuthInterceptor(directory), guard],
         options=server_options(config),
     )
     services = tuple(register(server))

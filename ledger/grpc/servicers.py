@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -49,9 +50,17 @@ class Executors:
     async def read(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.readers, fn)
 
-    def shutdown(self) -> None:
-        self.writer.shutdown(wait=True)
-        self.readers.shutdown(wait=True)
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Drops queued work and waits up to ``timeout`` seconds (None: for
+        ever) for running calls: every database call ends within the
+        statement timeout, so a bounded wait loses nothing committed."""
+        self.writer.shutdown(wait=False, cancel_futures=True)
+        self.readers.shutdown(wait=False, cancel_futures=True)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for pool in (self.writer, self.readers):
+            for thread in list(getattr(pool, "_threads", ())):
+                left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+                thread.join(left)
 
 
 def _page(size: int) -> int:
@@ -222,15 +231,31 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
 
 
 class LogServicer(log_pb2_grpc.LogServiceServicer):
+    """ReadLog writes each message itself, with a bound on how long one write
+    may wait: a reader that stops reading fills the transport's flow-control
+    window (a few MB at most, never an unbounded queue), and once a write has
+    waited ``stall_seconds`` the stream ends RESOURCE_EXHAUSTED so it holds
+    nothing further. A reader that resumes after that reconnects from its
+    last position."""
+
     def __init__(self, service: LedgerService, executors: Executors, feed: LogFeed,
-                 poll_seconds: float = 1.0) -> None:
+                 poll_seconds: float = 1.0, stall_seconds: float = 30.0) -> None:
         self.service = service
         self.executors = executors
         self.feed = feed
         self.poll_seconds = poll_seconds
+        self.stall_seconds = stall_seconds
+
+    async def _write(self, context: Any, message: Any) -> None:
+        try:
+            await asyncio.wait_for(context.write(message), self.stall_seconds)
+        except TimeoutError:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED,
+                                f"the reader took longer than {self.stall_seconds:g} s to accept "
+                                "an event; resume with after_position set to the last one received")
 
     @translate_errors
-    async def ReadLog(self, request: Any, context: Any) -> AsyncIterator[Any]:
+    async def ReadLog(self, request: Any, context: Any) -> None:  # type: ignore[override]
         principal = current_principal()
         if request.after_position < 0 or request.to_position < 0:
             raise InvalidArgument("after_position", "positions are not negative")
@@ -250,7 +275,8 @@ class LogServicer(log_pb2_grpc.LogServiceServicer):
                 if request.incident_id and event.incident_id != request.incident_id:
                     continue
                 if visible(event):
-                    yield log_pb2.ReadLogResponse(event=convert.recorded_to_proto(event))
+                    await self._write(context, log_pb2.ReadLogResponse(
+                        event=convert.recorded_to_proto(event)))
             if len(batch) == 500:
                 continue
             if not request.follow or (upto is not None and after >= upto):

@@ -82,6 +82,16 @@ def _status_code(value: Any) -> grpc.StatusCode | None:
     return grpc.StatusCode.UNKNOWN
 
 
+def _peer_of(context: Any) -> str | None:
+    if context is None:
+        return None
+    try:
+        peer = context.peer()
+    except Exception:  # a call already torn down: the log line goes without it
+        return None
+    return peer if isinstance(peer, str) else None
+
+
 class _Call:
     """The bookkeeping of one RPC: started, messages, end (metrics + log line)."""
 
@@ -99,6 +109,10 @@ class _Call:
         self.received = 0
         self.sent = 0
         self._saved: dict[str, Any] = {}
+        # Read while the call is alive: after a client cancels or resets a
+        # stream, cygrpc frees the call and context.peer() dereferences it
+        # (a segfault, not an exception). Nothing in finish() may touch it.
+        self._peer = _peer_of(context)
         self._started = 0.0
         self._done = False
 
@@ -159,8 +173,8 @@ class _Call:
             "duration_ms": round(elapsed * 1000.0, 3),
             "request_id": self.request_id,
         }
-        if self._context is not None:
-            fields["peer"] = self._context.peer()
+        if self._peer is not None:
+            fields["peer"] = self._peer
         if grpc_kind != "unary":
             fields["messages_received"] = self.received
             fields["messages_sent"] = self.sent
