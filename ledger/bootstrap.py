@@ -106,7 +106,8 @@ async def start_ledger(
             return runner.wait_for(position, timeout, (SlaProjection.name,))
 
         sla_model = SlaReadModel(store, ready=sla_ready)
-        names = register_all(server, service, executors, feed, IncidentListing(service, sla_model))
+        names = register_all(server, service, executors, feed, IncidentListing(service, sla_model),
+                             stall_seconds=config.limits.follower_stall_seconds)
         names += register_reports(server, ReportService(store, clock, sla_model), executors)
         names += register_audit(server, audit_service, executors)
         return names

@@ -60,6 +60,9 @@ class Limits:
     max_evaluation_ahead: int = 366 * MICROS_PER_DAY
     """How far after now an ``evaluated_at`` may lie (microseconds)."""
     max_page_size: int = 1000
+    follower_stall_seconds: float = 30.0
+    """How long one ReadLog write may wait on a reader before the stream ends
+    RESOURCE_EXHAUSTED (the transport buffers at most its flow-control window)."""
 
 
 DEFAULT_LIMITS = Limits()

@@ -287,11 +287,13 @@ class LogServicer(log_pb2_grpc.LogServiceServicer):
 
 
 def register_all(server: grpc.aio.Server, service: LedgerService, executors: Executors,
-                 feed: LogFeed, listing: IncidentListing | None = None) -> list[str]:
+                 feed: LogFeed, listing: IncidentListing | None = None,
+                 stall_seconds: float = 30.0) -> list[str]:
     agreements_pb2_grpc.add_AgreementServiceServicer_to_server(AgreementServicer(service, executors), server)
     incidents_pb2_grpc.add_IncidentServiceServicer_to_server(
         IncidentServicer(service, executors, listing), server)
-    log_pb2_grpc.add_LogServiceServicer_to_server(LogServicer(service, executors, feed), server)
+    log_pb2_grpc.add_LogServiceServicer_to_server(
+        LogServicer(service, executors, feed, stall_seconds=stall_seconds), server)
     return [
         agreements_pb2.DESCRIPTOR.services_by_name["AgreementService"].full_name,
         incidents_pb2.DESCRIPTOR.services_by_name["IncidentService"].full_name,
