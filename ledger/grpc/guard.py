@@ -11,7 +11,7 @@ authentication, around every ledger method:
   (ledger.grpc.limits);
 - whatever the servicer raises is mapped by ``status_for_exception``: domain
   errors as in ledger.grpc.errors; database unavailability, timeouts and
-  contention to UNAVAILABLE / ABORTED with ``RetryInfo``; values out of range
+  contention to UNAVAILABLE / ABORTED with ``RetryInfo`` (ledger.adapters.db_errors); values out of range
   to INVALID_ARGUMENT; anything else to INTERNAL with the request's id, the
   exception logged. No answer is UNKNOWN and no message names an internal
   class; messages are cut to ``MAX_MESSAGE_CHARS``.
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -35,7 +34,8 @@ from google.protobuf.message import Message
 from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
 
-from ledger.domain.errors import Conflict, DomainError, InvalidArgument, Unavailable
+from ledger.adapters.db_errors import database_error
+from ledger.domain.errors import DomainError, InvalidArgument
 from ledger.grpc.errors import MAX_MESSAGE_CHARS, rich_status
 from ledger.grpc.limits import DEFAULT_LIMITS, Limits, check_request
 
@@ -66,34 +66,6 @@ def _wrap_deserializer(deserialize: Callable[[bytes], Any] | None) -> Callable[[
     return safe
 
 
-def _db_error_kind(exc: BaseException) -> str | None:
-    """'contention', 'unavailable' or None, looking through the cause chain."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        module = type(current).__module__ or ""
-        name = type(current).__name__
-        if name in ("SerializationFailure", "DeadlockDetected", "TransactionRollbackError"):
-            return "contention"
-        if isinstance(current, sqlite3.OperationalError):
-            return "contention" if "locked" in str(current) or "busy" in str(current) else "unavailable"
-        if module.startswith(("psycopg", "psycopg_pool")) and name in (
-            "OperationalError", "InterfaceError", "PoolTimeout", "PoolClosed", "TooManyRequests",
-            "QueryCanceled", "LockNotAvailable", "AdminShutdown", "ConnectionTimeout",
-        ):
-            return "unavailable"
-        if module.startswith("eventsourcing") and name in (
-            "OperationalError", "InterfaceError", "ConnectionNotFromPool", "PoolClosedError",
-            "ConnectionUnavailableError", "ConnectionPoolExhaustedError", "PersistenceError",
-        ):
-            return "unavailable"
-        if isinstance(current, ConnectionError | TimeoutError):
-            return "unavailable"
-        current = current.__cause__ or current.__context__
-    return None
-
-
 def _client_gone(context: Any, exc: BaseException) -> bool:
     if type(exc).__name__ == "ExecuteBatchError":
         return True
@@ -111,11 +83,9 @@ def status_for_exception(exc: BaseException, request_id: str) -> status_pb2.Stat
     """The status for anything a servicer raised (never UNKNOWN, no class names)."""
     if isinstance(exc, DomainError):
         return rich_status(exc)
-    kind = _db_error_kind(exc)
-    if kind == "contention":
-        return rich_status(Conflict("the database was busy with a concurrent write; retry"))
-    if kind == "unavailable":
-        return rich_status(Unavailable("the database is unavailable or timed out; retry"))
+    retryable = database_error(exc)
+    if retryable is not None:
+        return rich_status(retryable)
     if isinstance(exc, OverflowError | ValueError | UnicodeError | RecursionError):
         return rich_status(InvalidArgument("request", "a value is out of the range the ledger computes"))
     return _with_code(code_pb2.INTERNAL, f"internal error (request id {request_id})")
