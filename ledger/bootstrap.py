@@ -20,6 +20,9 @@ from ledger.grpc.servicers import Executors, register_all
 
 if TYPE_CHECKING:
     from ledger.application.audit import AuditService
+    from ledger.application.incident_list import IncidentListing
+    from ledger.application.reports import ReportService
+    from ledger.application.statements import StatementService
     from ledger.auditing import AuditConfig
     from projections.runner import ProjectionRunner
 
@@ -40,6 +43,10 @@ class Ledger:
     extras: list[Callable[[], None]] = field(default_factory=list)
     runner: ProjectionRunner | None = None
     audit: AuditService | None = None
+    # What the web console reads through: the services the servicers use.
+    reports: ReportService | None = None
+    statements: StatementService | None = None
+    listing: IncidentListing | None = None
 
     @property
     def port(self) -> int:
@@ -66,6 +73,7 @@ async def start_ledger(
     from ledger.application.audit import AuditService
     from ledger.application.incident_list import IncidentListing
     from ledger.application.reports import ReportService
+    from ledger.application.statements import StatementService
     from ledger.auditing import (
         AuditConfig,
         checkpoint_periodically,
@@ -100,15 +108,19 @@ async def start_ledger(
     audit_service = AuditService(store, audit_log, service, clock, catch_up=runner.run_once)
     executors = Executors()
 
-    def register(server: grpc.aio.Server) -> list[str]:
-        # Reports and listings wait for the SLA models only, not the Merkle leaves.
-        def sla_ready(position: int, timeout: float) -> bool:
-            return runner.wait_for(position, timeout, (SlaProjection.name,))
+    # Reports and listings wait for the SLA models only, not the Merkle leaves.
+    def sla_ready(position: int, timeout: float) -> bool:
+        return runner.wait_for(position, timeout, (SlaProjection.name,))
 
-        sla_model = SlaReadModel(store, ready=sla_ready)
-        names = register_all(server, service, executors, feed, IncidentListing(service, sla_model),
+    sla_model = SlaReadModel(store, ready=sla_ready)
+    listing = IncidentListing(service, sla_model)
+    reports = ReportService(store, clock, sla_model)
+    statements = StatementService(reports, audit_service)
+
+    def register(server: grpc.aio.Server) -> list[str]:
+        names = register_all(server, service, executors, feed, listing,
                              stall_seconds=config.limits.follower_stall_seconds)
-        names += register_reports(server, ReportService(store, clock, sla_model), executors)
+        names += register_reports(server, reports, executors, statements)
         names += register_audit(server, audit_service, executors)
         return names
 
@@ -128,4 +140,5 @@ async def start_ledger(
         final_checkpoint(runner, audit_service)
 
     return Ledger(running, store, service, executors, feed,
-                  extras=[stop_audit], runner=runner, audit=audit_service)
+                  extras=[stop_audit], runner=runner, audit=audit_service,
+                  reports=reports, statements=statements, listing=listing)

@@ -57,6 +57,21 @@ def retry_delay(error: grpc.RpcError, attempt: int, backoff: float,
     return asked + ceiling * rand()
 
 
+R = TypeVar("R")
+
+
+def _when(request: R, evaluated_at: int | None, position: int | None, instant: int | None) -> R:
+    """Sets a report request's evaluation instant and knowledge cut."""
+    if evaluated_at is not None:
+        request.evaluated_at.CopyFrom(convert.micros_to_timestamp(evaluated_at))  # type: ignore[attr-defined]
+    if position is not None:
+        request.as_recorded_at.position = position  # type: ignore[attr-defined]
+    if instant is not None:
+        request.as_recorded_at.recorded_at.CopyFrom(  # type: ignore[attr-defined]
+            convert.micros_to_timestamp(instant))
+    return request
+
+
 class LedgerClient:
     def __init__(
         self,
@@ -176,14 +191,9 @@ class LedgerClient:
                       as_recorded_position: int | None = None,
                       as_recorded_instant: int | None = None,
                       include_incidents: bool = True) -> dict[str, Any]:
-        request = reports_pb2.GetPeriodReportRequest(agreement_id=agreement_id, period=period,
-                                                     omit_incident_ids=not include_incidents)
-        if evaluated_at is not None:
-            request.evaluated_at.CopyFrom(convert.micros_to_timestamp(evaluated_at))
-        if as_recorded_position is not None:
-            request.as_recorded_at.position = as_recorded_position
-        if as_recorded_instant is not None:
-            request.as_recorded_at.recorded_at.CopyFrom(convert.micros_to_timestamp(as_recorded_instant))
+        request = _when(reports_pb2.GetPeriodReportRequest(
+            agreement_id=agreement_id, period=period, omit_incident_ids=not include_incidents),
+            evaluated_at, as_recorded_position, as_recorded_instant)
         response = self._call(self.reports.GetPeriodReport, request)
         result: dict[str, Any] = json.loads(response.report_json)
         return result
@@ -203,6 +213,15 @@ class LedgerClient:
                 target.recorded_at.CopyFrom(convert.micros_to_timestamp(cut["as_recorded_instant"]))
         response = self._call(self.reports.GetRestatement, request)
         result: dict[str, Any] = json.loads(response.restatement_json)
+        return result
+
+    def statement(self, agreement_id: str, period: str, *, evaluated_at: int | None = None,
+                  as_recorded_position: int | None = None,
+                  as_recorded_instant: int | None = None) -> dict[str, Any]:
+        request = _when(reports_pb2.GetStatementRequest(agreement_id=agreement_id, period=period),
+                        evaluated_at, as_recorded_position, as_recorded_instant)
+        response = self._call(self.reports.GetStatement, request)
+        result: dict[str, Any] = json.loads(response.statement_json)
         return result
 
     def incident_sla(self, incident_id: str, *, evaluated_at: int | None = None,

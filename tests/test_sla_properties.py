@@ -20,6 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.domain.instants import format_instant, from_datetime, parse_instant
+from ledger.domain.sla.api import compute_downtime_timeline
 from ledger.domain.sla import (
     facts_from_dict,
     facts_to_dict,
@@ -332,6 +333,18 @@ def test_availability_matches_minute_reference(
     assert sl["downtime_by_provider_seconds"] == {
         org: _seconds(v) for org, v in sorted(expected.items()) if v > 0}
     assert sl["downtime_seconds"] == _seconds(sum(expected.values(), Fraction(0)))
+    # The statement's timeline: ordered, disjoint slices adding up to the same
+    # downtime per provider.
+    slices = compute_downtime_timeline(book.history, book.events, "2026-03", parse_instant(at(t)),
+                                       book.position)["net-availability"]
+    by_org: dict[str, Decimal] = {}
+    for earlier, later in zip(slices, slices[1:], strict=False):
+        assert parse_instant(earlier["to"]) <= parse_instant(later["from"])
+    for piece in slices:
+        assert parse_instant(piece["from"]) < parse_instant(piece["to"])
+        by_org[piece["org"]] = by_org.get(piece["org"], Decimal(0)) + Decimal(piece["downtime_seconds"])
+    assert {o: Decimal(v) for o, v in sl["downtime_by_provider_seconds"].items()} == \
+        {o: v for o, v in by_org.items() if v}
 
 
 @settings(max_examples=200, deadline=None)

@@ -53,6 +53,18 @@ class AuditService:
             return self.log.sign(self.clock())
         return latest
 
+    def checkpoint_covering(self, position: int) -> SignedCheckpoint:
+        """A signed checkpoint whose tree holds every event up to `position`:
+        the latest if it does, else a new one."""
+        latest = self.log.latest()
+        if latest is not None and latest.checkpoint.size >= position:
+            return latest
+        return self.checkpoint(refresh=True)
+
+    @property
+    def key_id(self) -> str:
+        return f"{self.log.signer.key_id:08x}"
+
     def checkpoint_if_due(self, interval: int) -> SignedCheckpoint | None:
         """Signs when the log grew and `interval` µs passed since the last one."""
         now = self.clock()

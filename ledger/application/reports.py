@@ -25,7 +25,12 @@ from ledger.domain.agreements import AgreementHistory
 from ledger.domain.codec import event_to_dict
 from ledger.domain.errors import InvalidArgument, NotFound, OutOfRange
 from ledger.domain.instants import format_instant
-from ledger.domain.sla.api import compute_incident_view, compute_period_report, cut_history
+from ledger.domain.sla.api import (
+    compute_downtime_timeline,
+    compute_incident_view,
+    compute_period_report,
+    cut_history,
+)
 from ledger.domain.sla.render import incident_view
 from ledger.domain.sla.restatement import report_changes
 from projections.sla_reads import SlaReadModel
@@ -123,6 +128,22 @@ class ReportService:
         history, incidents = self._agreement_events(principal, agreement_id, upto)
         report = compute_period_report(history, incidents, period, when, upto, as_recorded)
         return report if include_incidents else _without_ids(report)
+
+    def parties(self, principal: Principal, agreement_id: str, upto: int) -> tuple[str, ...]:
+        """(customer, *providers) of the agreement's latest terms at `upto`."""
+        history = self._visible_to(principal, agreement_id)(self._history(agreement_id, upto))
+        return history.current.parties()
+
+    def downtime_timeline(self, principal: Principal, agreement_id: str, period: str,
+                          evaluated_at: int | None, cut: Cut | None) -> dict[str, list[dict[str, Any]]]:
+        """The slices of downtime each availability level's figures add up to
+        (replayed: statements ask it once, at the report's position)."""
+        if not _PERIOD.fullmatch(period or ""):
+            raise InvalidArgument("period", f"must be YYYY-MM, got {period!r}")
+        when = self.clock() if evaluated_at is None else evaluated_at
+        upto, _ = self.resolve_cut(cut)
+        history, incidents = self._agreement_events(principal, agreement_id, upto)
+        return compute_downtime_timeline(history, incidents, period, when, upto)
 
     def incident_view(self, principal: Principal, incident_id: str, evaluated_at: int | None,
                       cut: Cut | None) -> dict[str, Any]:

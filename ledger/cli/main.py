@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
                        default=float(_env("CHECKPOINT_INTERVAL", "60") or 60),
                        help="sign a checkpoint at least every SECONDS while the log grows "
                        "(default %(default)s)")
+    serve.add_argument("--http-listen", default=_env("HTTP_LISTEN"),
+                       help="host:port of the read-only web console (default: no console)")
     serve.add_argument("--demo", action="store_true",
                        help="load the worked Hertfordshire scenario once the server is up")
 
@@ -91,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--as-recorded-at", help="knowledge cut: ledger position or RFC 3339 instant")
     report.add_argument("--format", choices=("table", "json", "csv"), default="table")
     client_flags(report)
+
+    statement = sub.add_parser("statement", help="the monthly statement as one self-contained HTML file")
+    statement.add_argument("--agreement", required=True)
+    statement.add_argument("--period", required=True, help="YYYY-MM in the agreement's time zone")
+    statement.add_argument("--evaluated-at", help="RFC 3339 instant (default now)")
+    statement.add_argument("--as-recorded-at", help="knowledge cut: ledger position or RFC 3339 instant")
+    statement.add_argument("--out", required=True, help="the HTML file to write ('-': standard output)")
+    client_flags(statement)
 
     restatement = sub.add_parser("restatement", help="what changed in a period report between two knowledge cuts")
     restatement.add_argument("--agreement", required=True)
@@ -169,12 +179,12 @@ def cmd_events(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     from ledger.cli.audit import cmd_export, cmd_replay, cmd_verify
     from ledger.cli.projections import cmd_rebuild
-    from ledger.cli.reports import cmd_incident, cmd_report, cmd_restatement
+    from ledger.cli.reports import cmd_incident, cmd_report, cmd_restatement, cmd_statement
 
     args = build_parser().parse_args(argv)
     handlers = {"serve": cmd_serve, "load": cmd_load, "incident": cmd_incident,
                 "agreement": cmd_agreement, "events": cmd_events, "report": cmd_report,
-                "restatement": cmd_restatement, "export": cmd_export, "verify": cmd_verify,
+                "restatement": cmd_restatement, "statement": cmd_statement, "export": cmd_export, "verify": cmd_verify,
                 "replay": cmd_replay, "rebuild": cmd_rebuild}
     try:
         return handlers[args.command](args)

@@ -11,6 +11,8 @@ import sys
 from typing import Any
 
 from ledger.domain.instants import parse_instant
+from ledger.formats import money as _money
+from ledger.formats import pct as _pct
 
 
 def _cut(text: str | None) -> dict[str, int]:
@@ -36,6 +38,29 @@ def cmd_report(args: argparse.Namespace) -> int:
     with make_client(args) as client:
         report = client.period_report(args.agreement, args.period, evaluated_at=evaluated, **cut)
     print_report(report, args.format)
+    return 0
+
+
+def cmd_statement(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from ledger.cli.main import make_client
+    from ledger.web.render import render_statement_file
+
+    try:
+        evaluated, cut = _evaluated(args.evaluated_at), _cut(args.as_recorded_at)
+    except ValueError as exc:
+        print(f"sla-ledger statement: {exc}", file=sys.stderr)
+        return 2
+    with make_client(args) as client:
+        statement = client.statement(args.agreement, args.period, evaluated_at=evaluated, **cut)
+    page = render_statement_file(statement)
+    if args.out == "-":
+        sys.stdout.write(page)
+    else:
+        Path(args.out).write_text(page, "utf-8")
+        print(f"{args.out}: statement of {args.agreement} {args.period} at ledger position "
+              f"{statement['report']['recorded_position']}", file=sys.stderr)
     return 0
 
 
@@ -79,21 +104,6 @@ def cmd_restatement(args: argparse.Namespace) -> int:
                                     from_cut=_cut(args.from_cut), to_cut=_cut(args.to_cut))
     print(json.dumps(result, indent=2, ensure_ascii=False))
     return 0
-
-
-def _money(units: int | str, currency: str) -> str:
-    value = int(units)
-    sign = "-" if value < 0 else ""
-    whole, minor = divmod(abs(value), 100)
-    return f"{sign}{currency} {whole:,}.{minor:02d}"
-
-
-def _pct(ratio: str | None) -> str:
-    if ratio in (None, ""):
-        return "n/a"
-    from decimal import Decimal
-
-    return f"{Decimal(str(ratio)) * 100:.3f}%"
 
 
 def report_table(report: dict[str, Any]) -> str:

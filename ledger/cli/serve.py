@@ -37,6 +37,11 @@ Try:
 Stop with Ctrl-C.
 """
 
+CONSOLE = """The web console is on {url}/
+  the worked agreement's October statement:
+  {url}/agreements/herts-converged/2026-10?evaluated_at=2026-11-05T00:00:00Z
+"""
+
 
 async def serve(args: argparse.Namespace) -> int:
     _configure_logging()
@@ -69,15 +74,29 @@ async def serve(args: argparse.Namespace) -> int:
     install_signal_handlers(ledger.running, asyncio.get_running_loop())
     host = args.listen.rsplit(":", 1)[0]
     target = f"{host}:{ledger.port}"
+    console = None
+    if args.http_listen:
+        from ledger.web.server import start_console
+        try:
+            console = await start_console(ledger, args.http_listen)
+        except ServerConfigError as exc:
+            await ledger.stop()
+            stop_metrics()
+            print(f"sla-ledger serve: {exc}", file=sys.stderr)
+            return 2
     if args.demo:
         summary = await asyncio.to_thread(_load_demo, target)
         log.info("demo scenario loaded", stored=summary.stored, duplicates=summary.duplicates,
                  rejected=len(summary.rejected))
     print(HOW_TO_QUERY.format(target=target, database=redact_url(args.database)),
           file=sys.stderr, flush=True)
+    if console is not None:
+        print(CONSOLE.format(url=console.url), file=sys.stderr, flush=True)
     try:
         await ledger.running.wait_for_termination()
     finally:
+        if console is not None:
+            await console.stop()
         await ledger.stop()
         stop_metrics()
     return 0

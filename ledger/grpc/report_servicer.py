@@ -7,6 +7,7 @@ from typing import Any
 import grpc
 
 from ledger.application.reports import Cut, ReportService, canonical_json
+from ledger.application.statements import StatementService
 from ledger.domain.instants import parse_instant
 from ledger.grpc import convert
 from ledger.grpc.auth import current_principal
@@ -22,6 +23,14 @@ def cut_from_proto(msg: Any, field: str) -> Cut | None:
     if which == "recorded_at":
         return Cut(recorded_at=convert.timestamp_to_micros(msg.recorded_at, f"{field}.recorded_at"))
     return None
+
+
+def _question(request: Any) -> tuple[int | None, Cut | None]:
+    """(evaluated_at, knowledge cut) of a report request; None: now, everything."""
+    evaluated = (convert.timestamp_to_micros(request.evaluated_at, "evaluated_at")
+                 if request.HasField("evaluated_at") else None)
+    cut = cut_from_proto(request.as_recorded_at, "as_recorded_at") if request.HasField("as_recorded_at") else None
+    return evaluated, cut
 
 
 def _money(raw: dict[str, Any]) -> common_pb2.Money:
@@ -54,16 +63,16 @@ def report_to_proto(report: dict[str, Any]) -> reports_pb2.PeriodReport:
 
 
 class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
-    def __init__(self, reports: ReportService, executors: Executors) -> None:
+    def __init__(self, reports: ReportService, executors: Executors,
+                 statements: StatementService | None = None) -> None:
         self.reports = reports
         self.executors = executors
+        self.statements = statements or StatementService(reports)
 
     @translate_errors
     async def GetPeriodReport(self, request: Any, context: Any) -> Any:
         principal = current_principal()
-        evaluated = (convert.timestamp_to_micros(request.evaluated_at, "evaluated_at")
-                     if request.HasField("evaluated_at") else None)
-        cut = cut_from_proto(request.as_recorded_at, "as_recorded_at") if request.HasField("as_recorded_at") else None
+        evaluated, cut = _question(request)
         report = await self.executors.read(lambda: self.reports.period_report(
             principal, request.agreement_id, request.period, evaluated, cut,
             include_incidents=not request.omit_incident_ids))
@@ -73,9 +82,7 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
     @translate_errors
     async def GetIncidentSla(self, request: Any, context: Any) -> Any:
         principal = current_principal()
-        evaluated = (convert.timestamp_to_micros(request.evaluated_at, "evaluated_at")
-                     if request.HasField("evaluated_at") else None)
-        cut = cut_from_proto(request.as_recorded_at, "as_recorded_at") if request.HasField("as_recorded_at") else None
+        evaluated, cut = _question(request)
         view = await self.executors.read(lambda: self.reports.incident_view(
             principal, request.incident_id, evaluated, cut))
         return reports_pb2.GetIncidentSlaResponse(incident_json=canonical_json(view))
@@ -110,6 +117,17 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
         return reports_pb2.GetRestatementResponse(restatement_json=canonical_json(result))
 
 
-def register_reports(server: grpc.aio.Server, reports: ReportService, executors: Executors) -> list[str]:
-    reports_pb2_grpc.add_ReportServiceServicer_to_server(ReportServicer(reports, executors), server)
+    @translate_errors
+    async def GetStatement(self, request: Any, context: Any) -> Any:
+        principal = current_principal()
+        evaluated, cut = _question(request)
+        statement = await self.executors.read(lambda: self.statements.statement(
+            principal, request.agreement_id, request.period, evaluated, cut))
+        return reports_pb2.GetStatementResponse(statement_json=canonical_json(statement))
+
+
+def register_reports(server: grpc.aio.Server, reports: ReportService, executors: Executors,
+                     statements: StatementService | None = None) -> list[str]:
+    reports_pb2_grpc.add_ReportServiceServicer_to_server(
+        ReportServicer(reports, executors, statements), server)
     return [reports_pb2.DESCRIPTOR.services_by_name["ReportService"].full_name]

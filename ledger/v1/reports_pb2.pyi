@@ -487,3 +487,60 @@ class GetRestatementResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetRestatementResponse: _TypeAlias = GetRestatementResponse  # noqa: Y015
+
+@_typing.final
+class GetStatementRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGREEMENT_ID_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    EVALUATED_AT_FIELD_NUMBER: _builtins.int
+    AS_RECORDED_AT_FIELD_NUMBER: _builtins.int
+    agreement_id: _builtins.str
+    period: _builtins.str
+    """Calendar month in the agreement's zone, "YYYY-MM"."""
+    @_builtins.property
+    def evaluated_at(self) -> _timestamp_pb2.Timestamp:
+        """Unset means now (ledger clock)."""
+
+    @_builtins.property
+    def as_recorded_at(self) -> Global___KnowledgeCut:
+        """Unset means everything stored."""
+
+    def __init__(
+        self,
+        *,
+        agreement_id: _builtins.str = ...,
+        period: _builtins.str = ...,
+        evaluated_at: _timestamp_pb2.Timestamp | None = ...,
+        as_recorded_at: Global___KnowledgeCut | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_recorded_at", b"as_recorded_at", "evaluated_at", b"evaluated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agreement_id", b"agreement_id", "as_recorded_at", b"as_recorded_at", "evaluated_at", b"evaluated_at", "period", b"period"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetStatementRequest: _TypeAlias = GetStatementRequest  # noqa: Y015
+
+@_typing.final
+class GetStatementResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATEMENT_JSON_FIELD_NUMBER: _builtins.int
+    statement_json: _builtins.str
+    """Canonical JSON; its "report" is exactly GetPeriodReport's report_json
+    at the statement's recorded_position.
+    """
+    def __init__(
+        self,
+        *,
+        statement_json: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["statement_json", b"statement_json"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetStatementResponse: _TypeAlias = GetStatementResponse  # noqa: Y015

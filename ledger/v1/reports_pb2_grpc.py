@@ -55,6 +55,11 @@ class ReportServiceStub:
                 request_serializer=ledger_dot_v1_dot_reports__pb2.GetRestatementRequest.SerializeToString,
                 response_deserializer=ledger_dot_v1_dot_reports__pb2.GetRestatementResponse.FromString,
                 _registered_method=True)
+        self.GetStatement = channel.unary_unary(
+                '/ledger.v1.ReportService/GetStatement',
+                request_serializer=ledger_dot_v1_dot_reports__pb2.GetStatementRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_reports__pb2.GetStatementResponse.FromString,
+                _registered_method=True)
 
 
 class ReportServiceServicer:
@@ -96,6 +101,16 @@ class ReportServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetStatement(self, request, context):
+        """The monthly statement: the period report at one ledger position with the
+        missed incidents' custody, the downtime timeline, six periods of
+        attainment and the signed checkpoint covering the position.
+        Returns INVALID_ARGUMENT, NOT_FOUND, OUT_OF_RANGE, UNAUTHENTICATED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReportServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -118,6 +133,11 @@ def add_ReportServiceServicer_to_server(servicer, server):
                     servicer.GetRestatement,
                     request_deserializer=ledger_dot_v1_dot_reports__pb2.GetRestatementRequest.FromString,
                     response_serializer=ledger_dot_v1_dot_reports__pb2.GetRestatementResponse.SerializeToString,
+            ),
+            'GetStatement': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStatement,
+                    request_deserializer=ledger_dot_v1_dot_reports__pb2.GetStatementRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_reports__pb2.GetStatementResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -229,6 +249,33 @@ class ReportService:
             '/ledger.v1.ReportService/GetRestatement',
             ledger_dot_v1_dot_reports__pb2.GetRestatementRequest.SerializeToString,
             ledger_dot_v1_dot_reports__pb2.GetRestatementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStatement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.ReportService/GetStatement',
+            ledger_dot_v1_dot_reports__pb2.GetStatementRequest.SerializeToString,
+            ledger_dot_v1_dot_reports__pb2.GetStatementResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -52,6 +52,12 @@ class ReportServiceStub:
     """What changed in a period report between two knowledge cuts.
     Returns INVALID_ARGUMENT, NOT_FOUND, OUT_OF_RANGE, UNAUTHENTICATED.
     """
+    GetStatement: _grpc.UnaryUnaryMultiCallable[_reports_pb2.GetStatementRequest, _reports_pb2.GetStatementResponse]
+    """The monthly statement: the period report at one ledger position with the
+    missed incidents' custody, the downtime timeline, six periods of
+    attainment and the signed checkpoint covering the position.
+    Returns INVALID_ARGUMENT, NOT_FOUND, OUT_OF_RANGE, UNAUTHENTICATED.
+    """
 
 @_typing.type_check_only
 class ReportServiceAsyncStub(ReportServiceStub):
@@ -75,6 +81,12 @@ class ReportServiceAsyncStub(ReportServiceStub):
     """
     GetRestatement: _aio.UnaryUnaryMultiCallable[_reports_pb2.GetRestatementRequest, _reports_pb2.GetRestatementResponse]  # type: ignore[assignment]
     """What changed in a period report between two knowledge cuts.
+    Returns INVALID_ARGUMENT, NOT_FOUND, OUT_OF_RANGE, UNAUTHENTICATED.
+    """
+    GetStatement: _aio.UnaryUnaryMultiCallable[_reports_pb2.GetStatementRequest, _reports_pb2.GetStatementResponse]  # type: ignore[assignment]
+    """The monthly statement: the period report at one ledger position with the
+    missed incidents' custody, the downtime timeline, six periods of
+    attainment and the signed checkpoint covering the position.
     Returns INVALID_ARGUMENT, NOT_FOUND, OUT_OF_RANGE, UNAUTHENTICATED.
     """
 
@@ -121,6 +133,18 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_reports_pb2.GetRestatementResponse, _abc.Awaitable[_reports_pb2.GetRestatementResponse]]:
         """What changed in a period report between two knowledge cuts.
+        Returns INVALID_ARGUMENT, NOT_FOUND, OUT_OF_RANGE, UNAUTHENTICATED.
+        """
+
+    @_abc_1.abstractmethod
+    def GetStatement(
+        self,
+        request: _reports_pb2.GetStatementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_reports_pb2.GetStatementResponse, _abc.Awaitable[_reports_pb2.GetStatementResponse]]:
+        """The monthly statement: the period report at one ledger position with the
+        missed incidents' custody, the downtime timeline, six periods of
+        attainment and the signed checkpoint covering the position.
         Returns INVALID_ARGUMENT, NOT_FOUND, OUT_OF_RANGE, UNAUTHENTICATED.
         """
 

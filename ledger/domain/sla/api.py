@@ -17,7 +17,7 @@ from ledger.domain.agreements import AgreementHistory
 from ledger.domain.events import LedgerEvent
 from ledger.domain.sla.facts import IncidentFacts, fold_incident
 from ledger.domain.sla.period import evaluate_period
-from ledger.domain.sla.render import incident_view, period_report
+from ledger.domain.sla.render import downtime_timeline, incident_view, period_report
 
 
 def _known(position: int, recorded_position: int) -> bool:
@@ -94,3 +94,17 @@ def compute_period_report_from_facts(
     known_history = cut_history(history, recorded_position)
     result = evaluate_period(known_history, facts, period, evaluated_at)
     return period_report(result, recorded_position, as_recorded_at)
+
+
+def compute_downtime_timeline(
+    history: AgreementHistory,
+    incidents: Mapping[str, Sequence[LedgerEvent]],
+    period: str,
+    evaluated_at: int,
+    recorded_position: int,
+) -> dict[str, list[dict[str, Any]]]:
+    """Per availability level, the slices of downtime the report's totals
+    add up to, each with the org charged (the statement's timeline)."""
+    known_history = cut_history(history, recorded_position)
+    facts = fold_all(incidents, evaluated_at, recorded_position)
+    return downtime_timeline(evaluate_period(known_history, facts, period, evaluated_at))

@@ -58,12 +58,30 @@ class OutageSpan:
 
 
 @dataclass(frozen=True, slots=True)
+class DowntimeSlice:
+    """A stretch of scheduled time in which one outage owned the downtime and
+    one org was charged for it: the pieces the totals are the sum of."""
+
+    start: int
+    end: int
+    org: str
+    incident_id: str
+    weight: Fraction
+
+    @property
+    def downtime(self) -> Fraction:
+        return self.weight * (self.end - self.start)
+
+
+@dataclass(frozen=True, slots=True)
 class AvailabilityResult:
     service: str
     scheduled: int  # µs
     downtime: Fraction  # µs
     downtime_by_org: dict[str, Fraction]  # only orgs with positive downtime
     windows: tuple[WindowStatus, ...]
+    # What the statement's timeline draws; downtime is exactly their sum.
+    slices: tuple[DowntimeSlice, ...] = ()
 
     @property
     def availability(self) -> Fraction | None:
@@ -162,6 +180,7 @@ def evaluate_availability(
     )
     downtime = Fraction(0)
     by_org: dict[str, Fraction] = {}
+    slices: list[DowntimeSlice] = []
     relevant = [o for o in outages if o.end > start and o.start < horizon]
     for piece_start, piece_end in scheduled:
         here = [o for o in relevant if o.start < piece_end and o.end > piece_start]
@@ -182,10 +201,24 @@ def evaluate_availability(
             downtime += amount
             org = owner.charged_at(a)
             by_org[org] = by_org.get(org, Fraction(0)) + amount
+            _extend(slices, DowntimeSlice(a, b, org, owner.incident_id, owner.weight))
     return AvailabilityResult(
         service=service,
         scheduled=iv.length(scheduled),
         downtime=downtime,
         downtime_by_org={org: d for org, d in sorted(by_org.items()) if d > 0},
         windows=statuses,
+        slices=tuple(slices),
     )
+
+
+def _extend(slices: list[DowntimeSlice], piece: DowntimeSlice) -> None:
+    """Appends, merging with the previous slice when nothing but the sweep's
+    breakpoint separates them."""
+    if slices:
+        last = slices[-1]
+        if (last.end, last.org, last.incident_id, last.weight) == \
+                (piece.start, piece.org, piece.incident_id, piece.weight):
+            slices[-1] = DowntimeSlice(last.start, piece.end, last.org, last.incident_id, last.weight)
+            return
+    slices.append(piece)

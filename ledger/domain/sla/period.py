@@ -54,7 +54,7 @@ def period_bounds(zone: str, period: str) -> tuple[int, int]:
     return _local_midnight(tz, year, month), _local_midnight(tz, *nxt)
 
 
-def _shift(period: str, months: int) -> str:
+def shift_period(period: str, months: int) -> str:
     year, month = _parse_period(period)
     index = year * 12 + (month - 1) + months
     return f"{index // 12:04d}-{index % 12 + 1:02d}"
@@ -67,9 +67,9 @@ def period_of(zone: str, instant: int) -> str:
     period = f"{local.year:04d}-{local.month:02d}"
     start, end = period_bounds(zone, period)
     if instant < start:
-        return _shift(period, -1)
+        return shift_period(period, -1)
     if instant >= end:
-        return _shift(period, 1)
+        return shift_period(period, 1)
     return period
 
 

@@ -210,3 +210,15 @@ def period_report(
         "credit_cap": fmt_money(currency, result.credits.cap),
         "credits_by_provider": dict(result.credits.by_provider),
     }
+
+
+def downtime_timeline(result: PeriodResult) -> dict[str, list[dict[str, Any]]]:
+    return {
+        summary.level.id: [
+            {"from": format_instant(s.start), "to": format_instant(s.end), "org": s.org,
+             "incident_id": s.incident_id, "impact": fmt_ratio(s.weight),
+             "downtime_seconds": fmt_seconds(s.downtime)}
+            for s in summary.result.slices
+        ]
+        for summary in result.levels if isinstance(summary, AvailabilityLevelSummary)
+    }
