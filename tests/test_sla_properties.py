@@ -9,6 +9,7 @@ the interval algebra and the sweep implement the rules, not the example.
 
 from __future__ import annotations
 
+import itertools
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,7 +21,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.domain.instants import format_instant, from_datetime, parse_instant
-from ledger.domain.sla.api import compute_downtime_timeline
 from ledger.domain.sla import (
     facts_from_dict,
     facts_to_dict,
@@ -29,6 +29,7 @@ from ledger.domain.sla import (
     period_bounds,
     period_of,
 )
+from ledger.domain.sla.api import compute_downtime_timeline
 from tests.test_sla_rules import Book, level
 
 BASE = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)  # a Monday
@@ -338,7 +339,7 @@ def test_availability_matches_minute_reference(
     slices = compute_downtime_timeline(book.history, book.events, "2026-03", parse_instant(at(t)),
                                        book.position)["net-availability"]
     by_org: dict[str, Decimal] = {}
-    for earlier, later in zip(slices, slices[1:], strict=False):
+    for earlier, later in itertools.pairwise(slices):
         assert parse_instant(earlier["to"]) <= parse_instant(later["from"])
     for piece in slices:
         assert parse_instant(piece["from"]) < parse_instant(piece["to"])
