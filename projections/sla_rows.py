@@ -29,7 +29,7 @@ from ledger.domain.calendars import business_add, business_elapsed
 from ledger.domain.sla.clocks import Outcome, evaluate_clock, incident_shares
 from ledger.domain.sla.clocks import applicable_levels as clock_levels
 from ledger.domain.sla.facts import IncidentFacts, facts_to_dict
-from ledger.domain.sla.period import LevelTally, period_of
+from ledger.domain.sla.period import LevelTally, incident_period
 
 OPEN_END = 2**62  # an outage still running: overlaps every later period
 
@@ -120,11 +120,6 @@ def decode_shares(text: str) -> dict[str, Fraction]:
     return {org: decode_fraction(s) for org, s in raw.items()}
 
 
-def incident_period(history: AgreementHistory, opened_at: int) -> str:
-    terms = history.terms_at(opened_at) or history.current
-    return period_of(terms.timezone, opened_at)
-
-
 def incident_row(facts: IncidentFacts, history: AgreementHistory, last_position: int) -> IncidentRow:
     outages_from = outages_until = None
     if facts.outages:
@@ -146,9 +141,9 @@ def clock_rows(facts: IncidentFacts, history: AgreementHistory) -> list[ClockRow
     if not facts.counts or terms is None:
         return []
     t = facts.valid_from if facts.valid_from is not None else facts.opened_at
-    period = period_of(terms.timezone, facts.opened_at)
+    period = incident_period(history, facts.opened_at)
     rows: list[ClockRow] = []
-    for level in clock_levels(terms, facts.priority):
+    for level in clock_levels(terms, facts.priority, facts.service):
         clock = evaluate_clock(facts, level, terms, t, with_due=False)
         settled = clock.stopped or facts.excused or facts.paused_at_end()
         flip_at: int | None = None

@@ -66,7 +66,8 @@ class ServiceLevel:
     # response/resolution only
     priority: str | None = None
     threshold: int | None = None
-    # availability only
+    # availability: the service measured; response/resolution: None, or the
+    # only service whose incidents the level applies to (10.26)
     service: str | None = None
 
 

@@ -1,9 +1,10 @@
 """Business-time arithmetic on integer-microsecond instants (spec 2, 10.17).
 
-The working time of a calendar is a set of UTC instants: the union, over every
-local date D that is not a holiday, of D's merged weekly intervals mapped to
-UTC with fold=0.  Every function here is a question about that one set, so
-additivity and the add/elapsed inverse hold by construction.
+The working time of a calendar is a set of UTC instants: the weekly intervals
+of every local date that is not a holiday, merged in local wall time (across
+midnight too), each merged interval then mapped to UTC with fold=0 (10.24).
+Every function here is a question about that one set, so additivity and the
+add/elapsed inverse hold by construction.
 
 The set is materialised lazily in fixed UTC blocks.  Each block stores its
 clipped, coalesced intervals plus running totals, so elapsed time inside a
@@ -87,9 +88,10 @@ class _Compiled:
         return found
 
     def _wall_to_utc(self, day: date, minute: int) -> int:
-        # "24:00" is the midnight that starts the next local date.
-        if minute == _MINUTES_PER_DAY:
-            day, minute = day + timedelta(days=1), 0
+        """The wall time `minute` minutes after local midnight starting
+        `day` (so "24:00" is the midnight that starts the next date)."""
+        days, minute = divmod(minute, _MINUTES_PER_DAY)
+        day += timedelta(days=days)
         hour, minute = divmod(minute, 60)
         return from_datetime(
             datetime(day.year, day.month, day.day, hour, minute, tzinfo=self.zone, fold=0)
@@ -98,18 +100,29 @@ class _Compiled:
     def _build(self, k: int) -> _Block:
         lo, hi = k * _BLOCK, (k + 1) * _BLOCK
         first = _EPOCH_DATE + timedelta(days=k * _BLOCK_DAYS - _DAY_MARGIN)
-        pieces: list[tuple[int, int]] = []
+        # Merged in local wall time first, across midnight too (a day
+        # ending at 24:00 and the next starting at 00:00 are one interval),
+        # and only then mapped to UTC (10.24): in a DST gap the two
+        # mappings differ. Wall times count minutes from `first`.
+        wall: list[tuple[int, int]] = []
         for offset in range(_BLOCK_DAYS + 2 * _DAY_MARGIN):
             day = first + timedelta(days=offset)
             if day in self.holidays:
                 continue
+            base = offset * _MINUTES_PER_DAY
             for start_min, end_min in self.local[day.weekday()]:
-                start = max(self._wall_to_utc(day, start_min), lo)
-                end = min(self._wall_to_utc(day, end_min), hi)
-                # Covers both the DST-gap rule (fold=0 end not after start)
-                # and pieces of neighbouring dates falling outside the block.
-                if end > start:
-                    pieces.append((start, end))
+                if wall and base + start_min <= wall[-1][1]:
+                    wall[-1] = (wall[-1][0], max(wall[-1][1], base + end_min))
+                else:
+                    wall.append((base + start_min, base + end_min))
+        pieces: list[tuple[int, int]] = []
+        for wall_start, wall_end in wall:
+            start = max(self._wall_to_utc(first, wall_start), lo)
+            end = min(self._wall_to_utc(first, wall_end), hi)
+            # Covers both the DST-gap rule (fold=0 end not after start)
+            # and pieces of neighbouring dates falling outside the block.
+            if end > start:
+                pieces.append((start, end))
         pieces.sort()
         starts: list[int] = []
         ends: list[int] = []

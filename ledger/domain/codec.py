@@ -15,7 +15,13 @@ from ledger.domain import events as ev
 from ledger.domain.agreements import PRIORITIES
 from ledger.domain.errors import InvalidArgument
 from ledger.domain.instants import format_instant, parse_instant
-from ledger.domain.terms_parsing import parse_decimal, parse_id, parse_terms, terms_to_dict
+from ledger.domain.terms_parsing import (
+    decimal_text,
+    parse_decimal,
+    parse_id,
+    parse_terms,
+    terms_to_dict,
+)
 
 ENVELOPE = ("event_id", "incident_id", "agreement", "type", "occurred_at", "actor")
 
@@ -54,7 +60,9 @@ def _root_cause(raw: Mapping[str, Any], field: str, *, required: bool) -> str | 
     return parse_id(value, f"{field}.root_cause")
 
 
-def payload_from_dict(kind: str, raw: Mapping[str, Any], field: str) -> ev.Payload:
+def payload_from_dict(kind: str, raw: Mapping[str, Any], field: str, *,
+                      strict: bool = True) -> ev.Payload:
+    """`strict=False` only for the ledger's own stored rows (parse_decimal)."""
     if kind == "opened":
         return ev.Opened(service=parse_id(raw.get("service"), f"{field}.service"),
                          priority=_priority(raw, field),
@@ -69,9 +77,13 @@ def payload_from_dict(kind: str, raw: Mapping[str, Any], field: str) -> ev.Paylo
     if kind == "priority_changed":
         return ev.PriorityChanged(priority=_priority(raw, field))
     if kind == "outage_started":
-        impact = raw.get("impact") or "1"
+        # Absent means a full outage; proto3 cannot tell absent from "".
+        impact = raw.get("impact")
+        if impact is None or impact == "":
+            impact = "1"
         return ev.OutageStarted(impact=parse_decimal(impact, f"{field}.impact", low=Decimal(0),
-                                                     high=Decimal(1), low_inclusive=False))
+                                                     high=Decimal(1), low_inclusive=False,
+                                                     strict=strict))
     if kind == "resolved":
         return ev.Resolved(root_cause=_root_cause(raw, field, required=False))
     if kind == "root_cause_assigned":
@@ -90,7 +102,7 @@ def payload_from_dict(kind: str, raw: Mapping[str, Any], field: str) -> ev.Paylo
     if kind in ("agreement_registered", "agreement_amended"):
         cls = ev.AgreementRegistered if kind == "agreement_registered" else ev.AgreementAmended
         return cls(effective_from=_instant(raw, "effective_from", field),
-                   terms=parse_terms(raw.get("terms") or {}, f"{field}.terms"))
+                   terms=parse_terms(raw.get("terms") or {}, f"{field}.terms", strict=strict))
     simple = ev.PAYLOAD_TYPES.get(kind)
     if simple is None:
         raise InvalidArgument(f"{field}.type", f"unknown event type {kind!r}")
@@ -138,7 +150,8 @@ def event_from_stored(raw: Mapping[str, Any]) -> ev.LedgerEvent:
     return ev.LedgerEvent(
         event_id=raw["event_id"], agreement_id=raw.get("agreement") or "",
         incident_id=raw.get("incident_id") or "", occurred_at=parse_instant(raw["occurred_at"]),
-        actor=raw.get("actor") or "", payload=payload_from_dict(raw["type"], raw, "event"),
+        actor=raw.get("actor") or "",
+        payload=payload_from_dict(raw["type"], raw, "event", strict=False),
         position=int(raw.get("position") or 0),
         recorded_at=parse_instant(raw["recorded_at"]) if raw.get("recorded_at") else 0,
         submitted_by=str(raw.get("submitted_by") or ""),
@@ -147,7 +160,7 @@ def event_from_stored(raw: Mapping[str, Any]) -> ev.LedgerEvent:
 
 def payload_to_dict(payload: ev.Payload) -> dict[str, Any]:
     if isinstance(payload, ev.OutageStarted):
-        return {"impact": str(payload.impact)}
+        return {"impact": decimal_text(payload.impact)}
     if isinstance(payload, ev.MaintenanceScheduled):
         return {"service": payload.service, "start": format_instant(payload.start),
                 "end": format_instant(payload.end)}

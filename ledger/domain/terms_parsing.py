@@ -35,8 +35,17 @@ def parse_id(value: Any, field: str) -> str:
     return value
 
 
+_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
+
+
 def parse_decimal(value: Any, field: str, *, low: Decimal, high: Decimal | None = None,
-                  low_inclusive: bool = True) -> Decimal:
+                  low_inclusive: bool = True, strict: bool = True) -> Decimal:
+    """A decimal string: digits, optionally a point and more digits (10.21).
+    `strict=False` is for the ledger's own stored rows, written before
+    decimals were stored in fixed-point form."""
+    if strict and not (isinstance(value, str) and _DECIMAL.fullmatch(value)):
+        raise InvalidArgument(field, f"must be a decimal string (digits, optionally a point "
+                                     f"and more digits), got {value!r}")
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise InvalidArgument(field, f"must be a decimal string, got {value!r}")
     try:
@@ -49,6 +58,12 @@ def parse_decimal(value: Any, field: str, *, low: Decimal, high: Decimal | None 
         bounds = f"{'[' if low_inclusive else '('}{low}, {high if high is not None else 'inf'}]"
         raise InvalidArgument(field, f"must be in {bounds}, got {value!r}")
     return number
+
+
+def decimal_text(value: Decimal) -> str:
+    """The canonical decimal string of a value: fixed point, no trailing
+    zeros, so equal values give equal text (10.29)."""
+    return format(value.normalize(), "f")
 
 
 def parse_zone(value: Any, field: str) -> str:
@@ -94,7 +109,7 @@ def parse_calendar(cal_id: str, raw: Mapping[str, Any], field: str) -> Calendar:
 
 
 def parse_service_level(raw: Mapping[str, Any], field: str, calendars: set[str],
-                        services: set[str]) -> ServiceLevel:
+                        services: set[str], *, strict: bool = True) -> ServiceLevel:
     sl_id = parse_id(raw.get("id"), f"{field}.id")
     kind = raw.get("kind")
     if kind not in ("response", "resolution", "availability"):
@@ -103,9 +118,9 @@ def parse_service_level(raw: Mapping[str, Any], field: str, calendars: set[str],
     if calendar != ALWAYS and calendar not in calendars:
         raise InvalidArgument(f"{field}.calendar", f"unknown calendar {calendar!r}")
     objective = parse_decimal(raw.get("objective"), f"{field}.objective", low=Decimal(0),
-                              high=Decimal(1))
+                              high=Decimal(1), strict=strict)
     credit = parse_decimal(raw.get("credit_percent", "0"), f"{field}.credit_percent",
-                           low=Decimal(0), high=Decimal(100))
+                           low=Decimal(0), high=Decimal(100), strict=strict)
     if kind == "availability":
         service = raw.get("service")
         if service not in services:
@@ -120,12 +135,20 @@ def parse_service_level(raw: Mapping[str, Any], field: str, calendars: set[str],
         raise InvalidArgument(f"{field}.threshold", str(exc)) from None
     if threshold <= 0:
         raise InvalidArgument(f"{field}.threshold", "must be positive")
+    # Optional: the level then applies only to incidents of that service (10.26).
+    only = raw.get("service")
+    if only in (None, ""):
+        only = None
+    elif only not in services:
+        raise InvalidArgument(f"{field}.service", f"not a service of the agreement: {only!r}")
     return ServiceLevel(sl_id, kind, calendar, objective, credit, priority=priority,
-                        threshold=threshold)
+                        threshold=threshold, service=only)
 
 
-def parse_terms(raw: Mapping[str, Any], field: str = "agreement") -> AgreementTerms:
-    """Terms from the scenario-format dict (calendars keyed by id)."""
+def parse_terms(raw: Mapping[str, Any], field: str = "agreement", *,
+                strict: bool = True) -> AgreementTerms:
+    """Terms from the scenario-format dict (calendars keyed by id).
+    `strict=False`: the ledger's own stored rows (see parse_decimal)."""
     customer = parse_id(raw.get("customer"), f"{field}.customer")
     providers = raw.get("providers")
     if not isinstance(providers, list) or not providers:
@@ -143,7 +166,7 @@ def parse_terms(raw: Mapping[str, Any], field: str = "agreement") -> AgreementTe
     if not isinstance(units, int) or isinstance(units, bool) or units < 0:
         raise InvalidArgument(f"{field}.monthly_charge.minor_units", "must be a non-negative integer")
     at_risk = parse_decimal(raw.get("at_risk_percent", "100"), f"{field}.at_risk_percent",
-                            low=Decimal(0), high=Decimal(100))
+                            low=Decimal(0), high=Decimal(100), strict=strict)
     policy = raw.get("policy", "custody")
     if policy not in ("custody", "root_cause"):
         raise InvalidArgument(f"{field}.policy", f"must be custody or root_cause, got {policy!r}")
@@ -165,7 +188,8 @@ def parse_terms(raw: Mapping[str, Any], field: str = "agreement") -> AgreementTe
     )
     cal_ids = {c.id for c in calendars}
     levels = tuple(
-        parse_service_level(sl, f"{field}.service_levels[{i}]", cal_ids, set(services))
+        parse_service_level(sl, f"{field}.service_levels[{i}]", cal_ids, set(services),
+                            strict=strict)
         for i, sl in enumerate(raw.get("service_levels") or [])
     )
     if len({sl.id for sl in levels}) != len(levels):
@@ -192,7 +216,7 @@ def terms_to_dict(terms: AgreementTerms) -> dict[str, Any]:
         "timezone": terms.timezone,
         "monthly_charge": {"currency": terms.monthly_charge.currency,
                            "minor_units": terms.monthly_charge.minor_units},
-        "at_risk_percent": str(terms.at_risk_percent),
+        "at_risk_percent": decimal_text(terms.at_risk_percent),
         "policy": terms.policy,
         "services": list(terms.services),
         "calendars": {
@@ -210,12 +234,14 @@ def terms_to_dict(terms: AgreementTerms) -> dict[str, Any]:
         out["maintenance_notice"] = format_duration(terms.maintenance_notice)
     for sl in terms.service_levels:
         item: dict[str, Any] = {"id": sl.id, "kind": sl.kind, "calendar": sl.calendar,
-                                "objective": str(sl.objective),
-                                "credit_percent": str(sl.credit_percent)}
+                                "objective": decimal_text(sl.objective),
+                                "credit_percent": decimal_text(sl.credit_percent)}
         if sl.kind == "availability":
             item["service"] = sl.service
         else:
             item["priority"] = sl.priority
             item["threshold"] = format_duration(sl.threshold or 0)
+            if sl.service is not None:
+                item["service"] = sl.service
         out["service_levels"].append(item)
     return out

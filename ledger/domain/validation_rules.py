@@ -30,6 +30,8 @@ RULES: tuple[tuple[str, str], ...] = (
     ("not_handoff_receiver", "handoff_rejected by an org other than the last handoff's receiver"),
     ("already_paused", "clock_paused while the clock is already paused (no nesting)"),
     ("not_paused", "clock_resumed while the clock is not paused"),
+    # No longer raised (10.19: a change to the same priority is accepted and
+    # changes nothing); kept because rule ids are never reused.
     ("same_priority", "priority_changed to the priority the incident already has"),
     ("outage_already_open", "outage_started while the incident already has an open outage"),
     ("no_open_outage", "outage_ended while the incident has no open outage"),
@@ -44,6 +46,8 @@ RULES: tuple[tuple[str, str], ...] = (
     ("target_has_dependents", "the timeline without the retracted event would be invalid"),
 )
 RULE_IDS: frozenset[str] = frozenset(rule for rule, _ in RULES)
+# Listed for partners that still branch on them, never raised any more.
+RETIRED_RULES: frozenset[str] = frozenset({"same_priority"})
 
 # A violation found while replaying: the offending event, its rule, the text.
 Violation = tuple[ev.LedgerEvent, str, str]
@@ -69,13 +73,12 @@ def first_violation(timeline: Iterable[ev.LedgerEvent]) -> Violation | None:
     holder = ""
     pending: tuple[str, str] | None = None  # (sender, receiver) of a rejectable handoff
     paused = outage = False
-    priority = ""
     for event in timeline:
         payload, kind = event.payload, event.type
         if not status:
             if not isinstance(payload, ev.Opened):
                 return event, "before_opened", f"{kind} dated before the incident is opened"
-            status, holder, priority = _OPEN, payload.custody, payload.priority
+            status, holder = _OPEN, payload.custody
             continue
         if status == _CLOSED and not isinstance(payload, ev.RootCauseAssigned):
             return event, "after_closed", f"{kind} after closed"
@@ -109,11 +112,10 @@ def first_violation(timeline: Iterable[ev.LedgerEvent]) -> Violation | None:
                 if not paused:
                     return event, "not_paused", "clock_resumed while not paused"
                 paused = False
-            case ev.PriorityChanged(priority=new_priority):
-                if new_priority == priority:
-                    return (event, "same_priority",
-                            f"priority_changed to {new_priority}, already the priority")
-                priority = new_priority
+            case ev.PriorityChanged():
+                # A change to the priority it already has is accepted and
+                # changes nothing (10.19): partner systems re-send fields.
+                pass
             case ev.OutageStarted():
                 if outage:
                     return (event, "outage_already_open",

@@ -16,7 +16,7 @@ from ledger.domain.agreements import AgreementHistory, AgreementTerms
 from ledger.domain.codec import event_from_dict, payload_to_dict
 from ledger.domain.errors import InvalidArgument
 from ledger.domain.instants import format_duration, format_instant
-from ledger.domain.terms_parsing import WEEKDAYS, parse_terms, terms_to_dict
+from ledger.domain.terms_parsing import WEEKDAYS, decimal_text, parse_terms, terms_to_dict
 from ledger.v1 import agreements_pb2, common_pb2, events_pb2
 
 _PRIORITY_NAMES = {1: "P1", 2: "P2", 3: "P3", 4: "P4"}
@@ -181,6 +181,8 @@ def terms_from_proto(msg: agreements_pb2.AgreementTerms, field: str) -> Agreemen
             item["priority"] = _PRIORITY_NAMES.get(sl.priority, "")
             item["threshold"] = format_duration(
                 duration_to_micros(sl.threshold, f"{field}.service_levels[{i}].threshold"))
+            if sl.service:
+                item["service"] = sl.service
         raw["service_levels"].append(item)
     return parse_terms(raw, field)
 
@@ -207,8 +209,8 @@ def terms_to_proto(terms: AgreementTerms) -> agreements_pb2.AgreementTerms:
     for sl in terms.service_levels:
         level = agreements_pb2.ServiceLevel(
             id=sl.id, kind=_KIND_VALUES[sl.kind],  # type: ignore[arg-type]
-            calendar=sl.calendar, objective=str(sl.objective),
-            credit_percent=str(sl.credit_percent), service=sl.service or "",
+            calendar=sl.calendar, objective=decimal_text(sl.objective),
+            credit_percent=decimal_text(sl.credit_percent), service=sl.service or "",
         )
         if sl.priority:
             level.priority = _PRIORITY_VALUES[sl.priority]  # type: ignore[assignment]

@@ -178,7 +178,9 @@ class ServiceLevel(_message.Message):
     credit_percent: _builtins.str
     """Decimal percent string, e.g. "2.5"."""
     service: _builtins.str
-    """Availability levels only: the service measured."""
+    """Availability levels: the service measured. Response and resolution
+    levels: empty, or the only service whose incidents the level applies to.
+    """
     @_builtins.property
     def threshold(self) -> _duration_pb2.Duration:
         """Response and resolution levels only."""

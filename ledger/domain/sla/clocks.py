@@ -145,11 +145,14 @@ def evaluate_clock(
     )
 
 
-def applicable_levels(terms: AgreementTerms, priority: str) -> tuple[ServiceLevel, ...]:
-    """The clock levels of the (final) priority, in the terms' order."""
+def applicable_levels(terms: AgreementTerms, priority: str,
+                      service: str) -> tuple[ServiceLevel, ...]:
+    """The clock levels of the (final) priority, in the terms' order; a
+    level naming a service applies only to that service's incidents (10.26)."""
     return tuple(
         sl for sl in terms.service_levels
         if sl.kind in ("response", "resolution") and sl.priority == priority
+        and (sl.service is None or sl.service == service)
     )
 
 
@@ -162,5 +165,5 @@ def incident_clocks(
         return ()
     return tuple(
         evaluate_clock(facts, sl, terms, evaluated_at, with_due=with_due)
-        for sl in applicable_levels(terms, facts.priority)
+        for sl in applicable_levels(terms, facts.priority, facts.service)
     )

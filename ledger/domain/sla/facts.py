@@ -110,12 +110,20 @@ def facts_valid_at(facts: IncidentFacts, evaluated_at: int) -> bool:
     )
 
 
+def held_time(holders: Iterable[Holding]) -> list[Holding]:
+    """The holdings that hold time: a closed one of zero length (a handoff
+    at the instant of opened, two events at one instant) is left out of
+    every list (10.20); an open one is kept (shown with `to: null`)."""
+    return [h for h in holders if h.end is None or h.end > h.start]
+
+
 def charged_custody(facts: IncidentFacts) -> list[tuple[str, int, int | None]]:
     """Charged custody intervals: misrouted time goes to the sender, and
     neighbouring intervals charged to the same org are joined (a rejected
-    handoff leaves one unbroken stretch for the sender)."""
+    handoff leaves one unbroken stretch for the sender). Stretches that hold
+    no time are left out first (10.20), so they never split a stretch."""
     out: list[tuple[str, int, int | None]] = []
-    for holding in facts.holders:
+    for holding in held_time(facts.holders):
         org = holding.charged_to
         if out and out[-1][0] == org and out[-1][2] == holding.start:
             out[-1] = (org, out[-1][1], holding.end)

@@ -10,7 +10,7 @@ towards the period level with the same id.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from ledger.domain.agreements import AgreementHistory, AgreementTerms, ServiceLevel
 from ledger.domain.errors import OutOfRange
-from ledger.domain.instants import from_datetime, to_datetime
+from ledger.domain.instants import format_instant, from_datetime, to_datetime
 from ledger.domain.sla.availability import (
     AvailabilityResult,
     OutageSpan,
@@ -73,28 +73,74 @@ def period_of(zone: str, instant: int) -> str:
     return period
 
 
+def _next_midnight(zone: str, period: str) -> int:
+    """Local midnight on the first of the month after `period`, in `zone`."""
+    return period_bounds(zone, _shift(period, 1))[0]
+
+
+def _months(history: AgreementHistory) -> Iterator[tuple[str, int, int, AgreementTerms]]:
+    """Every period from the one holding effective_from on: (period, start,
+    end, terms in force at its start), chained by reading 10.25. A month
+    ends at local midnight on the first of the next month in the zone it
+    started in; the next month starts there, in the zone of the terms in
+    force at that instant. The first period uses the first terms (10.23)."""
+    first = history.effective_from
+    terms = history.terms_at(first)
+    assert terms is not None  # the registration is in force at effective_from
+    period = period_of(terms.timezone, first)
+    start = period_bounds(terms.timezone, period)[0]
+    while True:
+        end = _next_midnight(terms.timezone, period)
+        yield period, start, end, terms
+        period, start = _shift(period, 1), end
+        terms = history.terms_at(start) or terms
+
+
+def _one_zone(history: AgreementHistory) -> str | None:
+    zones = {v.terms.timezone for v in history.versions}
+    return next(iter(zones)) if len(zones) == 1 else None
+
+
+def first_period(history: AgreementHistory) -> str:
+    """The period holding the agreement's effective_from: the first with a
+    report (10.23)."""
+    return next(_months(history))[0]
+
+
 def period_terms(history: AgreementHistory, period: str) -> tuple[AgreementTerms, int, int]:
-    """The terms in force at the period start, and the period bounds in
-    their zone. The zone depends on the terms and the start on the zone, so
-    look for the fixed point; a period that begins before the agreement
-    takes the terms the agreement started with."""
-    first = min(v.effective_from for v in history.versions)
-    zone = history.current.timezone
-    terms: AgreementTerms | None = None
-    start = end = 0
-    for _ in range(len(history.versions) + 1):
+    """The terms in force at the period start, and the period's bounds
+    (10.13, 10.23, 10.25). A period that ends at or before effective_from
+    has no report: OutOfRange, naming the first period."""
+    year, month = _parse_period(period)
+    period = f"{year:04d}-{month:02d}"
+    months = _months(history)
+    first, start, end, terms = next(months)
+    if period < first:
+        raise OutOfRange(
+            f"agreement {history.agreement_id!r} takes effect at "
+            f"{format_instant(history.effective_from)}: its first period is {first}, "
+            f"there is no report for {period}")
+    zone = _one_zone(history)
+    if zone is not None:
         start, end = period_bounds(zone, period)
-        if first >= end:
-            break
-        terms = history.terms_at(max(start, first))
-        if terms is None or terms.timezone == zone:
-            break
-        zone = terms.timezone
-    if terms is None or first >= end:
-        # A domain error, not a bug: the caller asked about a month before
-        # the agreement existed.
-        raise OutOfRange(f"agreement {history.agreement_id!r} has no terms in period {period}")
+        found = history.terms_at(max(start, history.effective_from))
+        assert found is not None
+        return found, start, end
+    while first != period:
+        first, start, end, terms = next(months)
     return terms, start, end
+
+
+def incident_period(history: AgreementHistory, instant: int) -> str:
+    """The period whose bounds hold `instant` (10.25): where an incident
+    opened at `instant` is counted, and the period its view names."""
+    zone = _one_zone(history)
+    if zone is not None:
+        return period_of(zone, instant)
+    for period, _start, end, _terms in _months(history):
+        if instant < end:
+            return period
+    raise AssertionError("unreachable: the months never end")
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,8 +342,10 @@ def evaluate_tallied_period(
             own_terms = history.terms_at(f.opened_at)
             providers = own_terms.providers if own_terms is not None else terms.providers
             spans.extend(outage_spans(f, service, providers, t))
+        # The first period's scheduled time starts at effective_from (10.23).
         result = evaluate_availability(
-            terms.calendar(level.calendar), service, start, end, evaluated_at=t,
+            terms.calendar(level.calendar), service, max(start, history.effective_from), end,
+            evaluated_at=t,
             windows=history.maintenance, notice=terms.maintenance_notice, outages=spans,
         )
         attainment = result.availability

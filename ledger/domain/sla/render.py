@@ -17,12 +17,12 @@ from ledger.domain.agreements import AgreementHistory, ServiceLevel
 from ledger.domain.instants import MICROS_PER_SECOND, format_instant
 from ledger.domain.money import round_half_even
 from ledger.domain.sla.clocks import OUTCOMES, ClockResult, incident_clocks
-from ledger.domain.sla.facts import IncidentFacts, charged_custody
+from ledger.domain.sla.facts import IncidentFacts, charged_custody, held_time
 from ledger.domain.sla.period import (
     AvailabilityLevelSummary,
     ClockLevelSummary,
     PeriodResult,
-    period_of,
+    incident_period,
 )
 
 RATIO_DIGITS = 12
@@ -96,12 +96,11 @@ def incident_view(
         out["service_levels"] = {}
         return out
     terms = history.terms_at(facts.opened_at)
-    zone = (terms or history.current).timezone
     out |= {
         "voided": facts.voided,
         "service": facts.service,
         "opened_at": format_instant(facts.opened_at),
-        "period": period_of(zone, facts.opened_at),
+        "period": incident_period(history, facts.opened_at),
     }
     if facts.voided:
         out["service_levels"] = {}
@@ -120,12 +119,12 @@ def incident_view(
         "holders": [
             {"org": h.org, "from": format_instant(h.start), "to": fmt_instant(h.end),
              "misrouted": h.misrouted}
-            for h in facts.holders
+            for h in held_time(facts.holders)
         ],
         "outages": [
             {"from": format_instant(o.start), "to": fmt_instant(o.end),
              "impact": fmt_ratio(o.impact)}
-            for o in facts.outages
+            for o in facts.outages if o.end is None or o.end > o.start
         ],
         "service_levels": {c.level_id: clock_view(c) for c in clocks},
     }
@@ -142,6 +141,8 @@ def _level_head(level: ServiceLevel) -> dict[str, Any]:
     else:
         head["priority"] = level.priority
         head["threshold_seconds"] = fmt_seconds(level.threshold or 0)
+        if level.service is not None:
+            head["service"] = level.service
     head["calendar"] = level.calendar
     head["objective"] = str(level.objective)
     return head
