@@ -75,7 +75,7 @@ def period_of(zone: str, instant: int) -> str:
 
 def _next_midnight(zone: str, period: str) -> int:
     """Local midnight on the first of the month after `period`, in `zone`."""
-    return period_bounds(zone, _shift(period, 1))[0]
+    return period_bounds(zone, shift_period(period, 1))[0]
 
 
 def _months(history: AgreementHistory) -> Iterator[tuple[str, int, int, AgreementTerms]]:
@@ -92,7 +92,7 @@ def _months(history: AgreementHistory) -> Iterator[tuple[str, int, int, Agreemen
     while True:
         end = _next_midnight(terms.timezone, period)
         yield period, start, end, terms
-        period, start = _shift(period, 1), end
+        period, start = shift_period(period, 1), end
         terms = history.terms_at(start) or terms
 
 
