@@ -21,15 +21,34 @@ from ledger.grpc.server import ServerConfig
 def running_ledger(database: str, clock: Callable[[], int],
                    config: ServerConfig | None = None,
                    audit: AuditConfig | None = None) -> Iterator[tuple[Ledger, str]]:
+    with running_ledger_and_console(database, clock, config, audit, console=False) as (ledger, target, _):
+        yield ledger, target
+
+
+@contextmanager
+def running_ledger_and_console(database: str, clock: Callable[[], int],
+                               config: ServerConfig | None = None,
+                               audit: AuditConfig | None = None, *,
+                               console: bool = True) -> Iterator[tuple[Ledger, str, str]]:
+    """The ledger, and with `console` its web console on an ephemeral
+    loopback port: (ledger, gRPC target, console URL or "")."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     cfg = config or ServerConfig(listen="127.0.0.1:0")
     ledger = asyncio.run_coroutine_threadsafe(start_ledger(database, cfg, clock=clock, audit=audit),
                                               loop).result(30)
+    web = None
     try:
-        yield ledger, f"127.0.0.1:{ledger.port}"
+        if console:
+            from ledger.web.server import start_console
+
+            web = asyncio.run_coroutine_threadsafe(
+                start_console(ledger, "127.0.0.1:0", clock), loop).result(30)
+        yield ledger, f"127.0.0.1:{ledger.port}", web.url if web else ""
     finally:
+        if web is not None:
+            asyncio.run_coroutine_threadsafe(web.stop(), loop).result(30)
         asyncio.run_coroutine_threadsafe(ledger.stop(1.0), loop).result(30)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(10)

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import parse_qs, quote
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -225,9 +225,11 @@ def build_app(services: ConsoleServices, directory: PrincipalDirectory | None) -
     async def login(request: Request) -> Response:
         if request.method == "GET":
             return HTMLResponse(render.render("login.html", principal=None, error="", next="/"))
-        form = await request.form()
-        token = str(form.get("token", "")).strip()
-        target = str(form.get("next", "/"))
+        # One urlencoded form of two fields: parsed here rather than
+        # pulling in a multipart parser.
+        form = parse_qs((await request.body())[:8192].decode("utf-8", "replace"))
+        token = (form.get("token") or [""])[0].strip()
+        target = (form.get("next") or ["/"])[0]
         if not target.startswith("/") or target.startswith("//"):
             target = "/"
         if directory is not None and directory.by_token(token) is None:
