@@ -179,7 +179,7 @@ def test_every_page_renders_and_the_period_page_equals_the_json_report(
     visit(browser, f"{world.url}/at-risk", shots, "at-risk")
 
 
-def test_the_late_handoff_of_INC_1003_stands_where_it_happened(  # noqa: N802
+def test_the_late_handoff_of_INC_1003_stands_where_it_happened(
         browser: Any, world: World, shots: Path) -> None:
     from selenium.webdriver.common.by import By
 
