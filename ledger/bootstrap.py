@@ -7,13 +7,15 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import grpc
 
 from ledger.adapters.eventstore import EventStore, open_store
+from ledger.application.group_commit import GroupCommitter
 from ledger.application.ledger_service import LedgerService
 from ledger.application.log_feed import LogFeed
+from ledger.application.observer import LedgerObserver, Observers
 from ledger.domain.events import LedgerEvent
 from ledger.grpc.server import RunningServer, ServerConfig, build_server
 from ledger.grpc.servicers import Executors, register_all
@@ -47,6 +49,7 @@ class Ledger:
     reports: ReportService | None = None
     statements: StatementService | None = None
     listing: IncidentListing | None = None
+    observers: Observers = field(default_factory=Observers)
 
     @property
     def port(self) -> int:
@@ -62,6 +65,18 @@ class Ledger:
         self.store.close()
 
 
+def build_projections(store: EventStore, observer: LedgerObserver | None = None,
+                      **options: Any) -> ProjectionRunner:
+    """The read models every process keeps (server, rebuild, tests), behind one runner."""
+    from projections.merkle import MerkleProjection
+    from projections.runner import ProjectionRunner
+    from projections.sla_projection import SlaProjection
+
+    on_commit = observer.projected if observer is not None else None
+    return ProjectionRunner(store, [MerkleProjection(), SlaProjection(store)],
+                            on_commit=on_commit, **options)
+
+
 async def start_ledger(
     database: str,
     config: ServerConfig,
@@ -69,7 +84,10 @@ async def start_ledger(
     clock: Callable[[], int] = wall_clock_micros,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
     audit: AuditConfig | None = None,
+    observers: Sequence[LedgerObserver] = (),
 ) -> Ledger:
+    """Builds and starts the whole ledger; `observers` hear of every append,
+    stored batch, projection commit and signed checkpoint."""
     from ledger.application.audit import AuditService
     from ledger.application.incident_list import IncidentListing
     from ledger.application.reports import ReportService
@@ -82,8 +100,7 @@ async def start_ledger(
     )
     from ledger.grpc.audit_servicer import register_audit
     from ledger.grpc.report_servicer import register_reports
-    from projections.merkle import AuditLog, MerkleProjection
-    from projections.runner import ProjectionRunner
+    from projections.merkle import AuditLog
     from projections.sla_projection import SlaProjection
     from projections.sla_reads import SlaReadModel
 
@@ -91,22 +108,26 @@ async def start_ledger(
     feed = LogFeed(asyncio.get_running_loop())
     feed.last_position = await asyncio.to_thread(store.max_position)
     audit_config = audit or AuditConfig()
+    observer = Observers(observers)
     try:
         signer = await asyncio.to_thread(checkpoint_signer, store, audit_config)
-        runner = await asyncio.to_thread(
-            ProjectionRunner, store, [MerkleProjection(), SlaProjection(store)])
+        runner = await asyncio.to_thread(build_projections, store, observer)
         audit_log = await asyncio.to_thread(AuditLog, runner.db, signer, origin=audit_config.origin)
     except BaseException:
         store.close()
         raise
+    audit_log.on_signed = observer.checkpoint_signed
 
-    def stored(events: list[LedgerEvent]) -> None:
-        feed.notify(events[-1].position)
-        runner.notify(events[-1].position)
+    class Wake(LedgerObserver):
+        def stored(self, events: Sequence[LedgerEvent]) -> None:
+            feed.notify(events[-1].position)
+            runner.notify(events[-1].position)
 
-    service = LedgerService(store, clock, on_stored=stored)
+    # Followers wake before the observers count the batch.
+    observer.observers.insert(0, Wake())
+    service = LedgerService(store, clock, on_stored=observer.stored)
     audit_service = AuditService(store, audit_log, service, clock, catch_up=runner.run_once)
-    executors = Executors()
+    executors = Executors(GroupCommitter(service, observer))
 
     # Reports and listings wait for the SLA models only, not the Merkle leaves.
     def sla_ready(position: int, timeout: float) -> bool:
@@ -141,4 +162,5 @@ async def start_ledger(
 
     return Ledger(running, store, service, executors, feed,
                   extras=[stop_audit], runner=runner, audit=audit_service,
-                  reports=reports, statements=statements, listing=listing)
+                  reports=reports, statements=statements, listing=listing,
+                  observers=observer)

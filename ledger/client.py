@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import grpc
 
-from ledger.application.ledger_service import AppendResult
+from ledger.application.appends import AppendResult
 from ledger.audit.checkpoint import Verifier
 from ledger.audit_client import AuditClient
 from ledger.domain.agreements import AgreementTerms

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
+from ledger.application.observer import LedgerObserver
 from ledger.auditing import AuditConfig
 from ledger.bootstrap import Ledger, start_ledger
 from ledger.client import LedgerClient
@@ -20,8 +21,10 @@ from ledger.grpc.server import ServerConfig
 @contextmanager
 def running_ledger(database: str, clock: Callable[[], int],
                    config: ServerConfig | None = None,
-                   audit: AuditConfig | None = None) -> Iterator[tuple[Ledger, str]]:
-    with running_ledger_and_console(database, clock, config, audit, console=False) as (ledger, target, _):
+                   audit: AuditConfig | None = None,
+                   observers: Sequence[LedgerObserver] = ()) -> Iterator[tuple[Ledger, str]]:
+    with running_ledger_and_console(database, clock, config, audit, console=False,
+                                    observers=observers) as (ledger, target, _):
         yield ledger, target
 
 
@@ -29,14 +32,17 @@ def running_ledger(database: str, clock: Callable[[], int],
 def running_ledger_and_console(database: str, clock: Callable[[], int],
                                config: ServerConfig | None = None,
                                audit: AuditConfig | None = None, *,
-                               console: bool = True) -> Iterator[tuple[Ledger, str, str]]:
+                               console: bool = True,
+                               observers: Sequence[LedgerObserver] = (),
+                               ) -> Iterator[tuple[Ledger, str, str]]:
     """The ledger, and with `console` its web console on an ephemeral
     loopback port: (ledger, gRPC target, console URL or "")."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     cfg = config or ServerConfig(listen="127.0.0.1:0")
-    ledger = asyncio.run_coroutine_threadsafe(start_ledger(database, cfg, clock=clock, audit=audit),
+    ledger = asyncio.run_coroutine_threadsafe(start_ledger(database, cfg, clock=clock, audit=audit,
+                                                           observers=observers),
                                               loop).result(30)
     web = None
     try:

@@ -250,11 +250,11 @@ def test_checkpoint_metrics_follow_the_signatures(tmp_path: Path) -> None:
 
     clock = FakeClock(T)
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    with running_ledger(url, clock, audit=config(tmp_path)) as (ledger, target), \
-            LedgerClient(target) as client:
+    metrics = Metrics()
+    observer = wiring.MetricsObserver(metrics)  # type: ignore[arg-type]
+    with running_ledger(url, clock, audit=config(tmp_path), observers=[observer]) as (
+            ledger, target), LedgerClient(target) as client:
         assert ledger.audit is not None
-        metrics = Metrics()
-        wiring._observe_checkpoints(ledger.audit.log, metrics)  # type: ignore[arg-type]
         load_scenario(client, read_scenario(SCENARIO))
         clock.advance(SECOND)
         client.audit.checkpoint(refresh=True)

@@ -72,16 +72,16 @@ def test_a_database_condition_is_answered_with_retry_info_and_retried(
     with running_ledger(database, clock) as (ledger, target):
         with LedgerClient(target) as client:
             _register(client)
-        service: Any = ledger.service
-        real = service.append
+        recorder: Any = ledger.store.recorder
+        real = recorder.write_group
         failures = [ConnectionUnavailableError("Timed out waiting for return of writer")] * 2
 
-        def flaky(principal: Any, events: Any) -> Any:
+        def flaky(*args: Any) -> Any:
             if failures:
                 raise failures.pop()
-            return real(principal, events)
+            return real(*args)
 
-        service.append = flaky
+        recorder.write_group = flaky
         with LedgerClient(target, attempts=1) as once, pytest.raises(grpc.RpcError) as raised:
             once.append([opened("e-1", "INC-1")])
         decoded = decode_error(raised.value)

@@ -234,12 +234,12 @@ class GatedStore:
     def gate_next_append(self) -> None:
         self.local.gated = True
 
-    def append(self, writes: Any, recorded_at: int) -> list[int]:
+    def append(self, writes: Any, recorded_at: int, expect: Any = None) -> list[int]:
         if getattr(self.local, "gated", False):
             self.local.gated = False
             self.barrier.wait(timeout=60)
         try:
-            return self.inner.append(writes, recorded_at)
+            return self.inner.append(writes, recorded_at, expect)
         except VersionConflict:
             self.conflicts.append(threading.current_thread().name)
             raise

@@ -495,7 +495,7 @@ def test_interceptor_counts_a_cancelled_stream() -> None:
 # --------------------------------------------------------------------------- wiring
 
 
-def test_instrument_hooks_appends_pool_and_sla_figures() -> None:
+def test_observer_and_instrument_feed_appends_pool_and_sla_figures() -> None:
     from types import SimpleNamespace
 
     from ledger.domain.errors import InvalidArgument, OutOfRange, TimelineViolation
@@ -503,32 +503,11 @@ def test_instrument_hooks_appends_pool_and_sla_figures() -> None:
     from ledger.observability import wiring
 
     report = _expected_report()
-    event = SimpleNamespace  # what instrument reads of an event: type, event_id, position
+    event = SimpleNamespace  # what the observer reads of an event: type, event_id, position
 
     class Service:
-        def __init__(self) -> None:
-            self.notified: list[int] = []
-            self.on_stored: Callable[[list[Any]], None] | None = lambda events: (
-                self.notified.append(events[-1].position)
-            )
-
         def clock(self) -> int:
             return parse_instant("2026-11-05T00:00:00Z")
-
-        def append(self, principal: object, events: list[Any]) -> list[Any]:
-            if events[0].type == "clock_resumed":
-                raise TimelineViolation("not_paused", "clock_resumed while not paused", index=0)
-            if events[0].type == "bad":
-                raise InvalidArgument("events[1].actor", "is required")
-            stored = [
-                event(type=e.type, event_id=e.event_id, position=10 + i)
-                for i, e in enumerate(events)
-            ]
-            assert self.on_stored is not None
-            self.on_stored(stored)
-            return [
-                SimpleNamespace(event_id=e.event_id, duplicate=e.event_id == "dup") for e in events
-            ]
 
         def agreement_ids(self, principal: object) -> list[str]:
             return ["herts-converged"]
@@ -550,23 +529,26 @@ def test_instrument_hooks_appends_pool_and_sla_figures() -> None:
         max_position=lambda: 9,
         recorder=SimpleNamespace(datastore=SimpleNamespace(pool=Pool())),
     )
-    service = Service()
     m = fresh()
-    wiring.instrument(SimpleNamespace(service=service, store=store), m, reports=Reports())
+    observer = wiring.observer(m)
+    observers = SimpleNamespace(observers=[observer])
+    wiring.instrument(SimpleNamespace(service=Service(), store=store, observers=observers), m,
+                      reports=Reports())
     assert value(m, "ledger_log_size_events") == 9
     assert value(m, "ledger_db_pool_connections_in_use") == 2
 
-    service.append(
-        None, [event(type="opened", event_id="a"), event(type="responded", event_id="dup")]
-    )
-    assert service.notified == [11]  # the application's own callback still runs
-    with pytest.raises(TimelineViolation):
-        service.append(None, [event(type="clock_resumed", event_id="b")])
-    with pytest.raises(InvalidArgument):
-        service.append(None, [event(type="bad", event_id="c"), event(type="opened", event_id="d")])
+    sent = [event(type="opened", event_id="a"), event(type="responded", event_id="dup")]
+    observer.stored([event(type="opened", event_id="a", position=10)])
+    observer.appended(sent, [SimpleNamespace(duplicate=False), SimpleNamespace(duplicate=True)],
+                      0.01)
+    observer.rejected([event(type="clock_resumed", event_id="b")],
+                      TimelineViolation("not_paused", "clock_resumed while not paused", index=0),
+                      0.01)
+    observer.rejected([event(type="bad", event_id="c"), event(type="opened", event_id="d")],
+                      InvalidArgument("events[1].actor", "is required"), 0.01)
 
     assert value(m, "ledger_events_appended_total", type="opened") == 1
-    assert value(m, "ledger_log_size_events") == 11
+    assert value(m, "ledger_log_size_events") == 10
     assert value(m, "ledger_events_duplicate_total", type="responded") == 1
     assert value(m, "ledger_events_rejected_total", type="clock_resumed", reason="not_paused") == 1
     assert value(m, "ledger_events_rejected_total", type="opened", reason="invalid_argument") == 1

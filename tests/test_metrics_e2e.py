@@ -63,6 +63,7 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
             ServerConfig(listen="127.0.0.1:0"),
             clock=lambda: NOW,
             interceptors=interceptors,
+            observers=[wiring.observer()],
         ),
         loop,
     ).result(30)

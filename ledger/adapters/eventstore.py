@@ -25,6 +25,7 @@ from ledger.adapters.recorders import (
     LogRow,
     PostgresLedgerRecorder,
     SQLiteLedgerRecorder,
+    StreamMoved,
     make_postgres_recorder,
     make_sqlite_recorder,
 )
@@ -220,35 +221,66 @@ class EventStore:
         return sorted(str(r[0]) for r in self.query(sql + " ORDER BY stream", params))
 
     # -- writes --------------------------------------------------------------
-    def append(self, writes: Sequence[StreamWrite], recorded_at: int) -> list[int]:
+    def append(self, writes: Sequence[StreamWrite], recorded_at: int,
+               expect: dict[str, int] | None = None) -> list[int]:
         """Store every write in one transaction; returns positions in order.
 
+        `expect` maps stream names the writes were validated against (and do
+        not write to, e.g. an agreement's terms) to the version they had.
         Raises VersionConflict if any stream moved or an event_id was taken.
         """
-        stored: list[StoredEvent] = []
         rows: list[LogRow] = []
         for write in writes:
             for offset, (event, digest) in enumerate(
                 zip(write.events, write.content_hashes, strict=True), start=1
             ):
-                stored.append(
-                    StoredEvent(
-                        originator_id=write.stream,
-                        originator_version=write.expected_version + offset,
-                        topic=f"ledger.v1/{event.type}",
-                        state=encode_state(replace(event, recorded_at=recorded_at)),
-                    )
+                stored = StoredEvent(
+                    originator_id=write.stream,
+                    originator_version=write.expected_version + offset,
+                    topic=f"ledger.v1/{event.type}",
+                    state=encode_state(replace(event, recorded_at=recorded_at)),
                 )
-                rows.append(LogRow(event.event_id, digest, write.name, event.agreement_id))
-        positions: list[int] = []
+                rows.append(LogRow(stored, event.event_id, digest, write.name,
+                                   event.agreement_id))
+        if not rows:
+            return []
+        versions = {stream_for(name): v for name, v in (expect or {}).items()}
         try:
             with self._write_lock:
-                self.recorder.insert_events(
-                    stored, log_rows=rows, recorded_at=recorded_at, positions_out=positions
-                )
-        except IntegrityError as exc:
-            raise VersionConflict(str(exc)) from exc
-        return positions
+                first = self.recorder.write_group(rows, recorded_at, versions)
+        except (IntegrityError, StreamMoved) as exc:
+            raise VersionConflict(str(exc) or "a stream moved") from exc
+        return list(range(first, first + len(rows)))
+
+    def stream_versions(self, names: Sequence[str]) -> dict[str, int]:
+        """The current version (event count) of each named stream; 0 if empty."""
+        out = dict.fromkeys(names, 0)
+        keys = {self._stream_key(stream_for(n)): n for n in names}
+        for start in range(0, len(names), 500):
+            chunk = list(keys)[start:start + 500]
+            rows = self.query(
+                f"SELECT originator_id, MAX(originator_version) FROM {self.events_table} "
+                f"WHERE originator_id IN ({','.join('?' * len(chunk))}) GROUP BY originator_id",
+                chunk)
+            for key, version in rows:
+                out[keys[key if self.is_postgres else str(key)]] = int(version)
+        return out
+
+    def load_streams(self, names: Sequence[str]) -> dict[str, list[LedgerEvent]]:
+        """Several whole streams in one query per 500 names."""
+        out: dict[str, list[LedgerEvent]] = {n: [] for n in names}
+        keys = {self._stream_key(stream_for(n)): n for n in names}
+        ordered = list(keys)
+        for start in range(0, len(ordered), 500):
+            chunk = ordered[start:start + 500]
+            rows = self.query(
+                f"SELECT l.originator_id, l.position, e.state {self._join} "
+                f"WHERE l.originator_id IN ({','.join('?' * len(chunk))}) "
+                "ORDER BY l.originator_id, l.originator_version", chunk)
+            for key, pos, state in rows:
+                out[keys[key if self.is_postgres else str(key)]].append(
+                    decode_state(bytes(state), int(pos)))
+        return out
 
     def close(self) -> None:
         self.recorder.datastore.close()

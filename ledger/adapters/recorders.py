@@ -11,6 +11,8 @@ EXCLUSIVE table lock on PostgreSQL, the single writer connection on SQLite).
 
 from __future__ import annotations
 
+import sqlite3
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from time import monotonic
@@ -19,6 +21,7 @@ from typing import Any
 from eventsourcing.persistence import (
     ConnectionPoolClosedError,
     ConnectionUnavailableError,
+    IntegrityError,
     StoredEvent,
 )
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
@@ -26,7 +29,6 @@ from eventsourcing.sqlite import (
     SQLiteApplicationRecorder,
     SQLiteConnection,
     SQLiteConnectionPool,
-    SQLiteCursor,
     SQLiteDatastore,
 )
 from psycopg.sql import SQL, Identifier
@@ -34,12 +36,21 @@ from psycopg.sql import SQL, Identifier
 
 @dataclass(frozen=True, slots=True)
 class LogRow:
-    """Index row for one stored event, aligned with its StoredEvent."""
+    """One event to store: the library's stored event and the ledger's index row."""
 
+    stored: StoredEvent
     event_id: str
     content_hash: str
     stream: str
     agreement_id: str
+
+
+def _key(originator_id: uuid.UUID | str) -> str:
+    return originator_id.hex if isinstance(originator_id, uuid.UUID) else originator_id
+
+
+class StreamMoved(Exception):
+    """A stream the caller validated against has another version now."""
 
 
 LOG_TABLE = "ledger_log"
@@ -65,25 +76,52 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             "(originator_id, originator_version)",
         ]
 
-    def _insert_events(
-        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        ids = super()._insert_events(c, stored_events, **kwargs)
-        log_rows: Sequence[LogRow] = kwargs["log_rows"]
-        recorded_at: int = kwargs["recorded_at"]
-        c.execute(f"SELECT COALESCE(MAX(position), 0) FROM {LOG_TABLE}")
-        first = int(c.fetchone()[0]) + 1
-        c.executemany(
-            f"INSERT INTO {LOG_TABLE} VALUES (?,?,?,?,?,?,?,?)",
-            [
-                (first + i, row.event_id, row.content_hash, s.originator_id.hex
-                 if hasattr(s.originator_id, "hex") else s.originator_id,
-                 s.originator_version, recorded_at, row.stream, row.agreement_id)
-                for i, (row, s) in enumerate(zip(log_rows, stored_events, strict=True))
-            ],
-        )
-        kwargs["positions_out"].extend(range(first, first + len(stored_events)))
-        return ids
+    def _write_group(self, c: Any, rows: Sequence[LogRow], recorded_at: int,
+                     expect: dict[uuid.UUID, int]) -> int:
+        if expect:
+            keys = [k.hex for k in expect]
+            c.execute(
+                "SELECT originator_id, MAX(originator_version) FROM stored_events "
+                f"WHERE originator_id IN ({','.join('?' * len(keys))}) GROUP BY originator_id",
+                keys)
+            found = {uuid.UUID(str(r[0])): int(r[1]) for r in c.fetchall()}
+            if any(found.get(k, 0) != v for k, v in expect.items()):
+                raise StreamMoved
+        try:
+            c.executemany(
+                "INSERT INTO stored_events VALUES (?,?,?,?)",
+                [(_key(r.stored.originator_id), r.stored.originator_version, r.stored.topic,
+                  r.stored.state) for r in rows])
+            c.execute(f"SELECT COALESCE(MAX(position), 0) FROM {LOG_TABLE}")
+            first = int(c.fetchone()[0]) + 1
+            c.executemany(
+                f"INSERT INTO {LOG_TABLE} VALUES (?,?,?,?,?,?,?,?)",
+                [(first + i, r.event_id, r.content_hash, _key(r.stored.originator_id),
+                  r.stored.originator_version, recorded_at, r.stream, r.agreement_id)
+                 for i, r in enumerate(rows)])
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityError(exc) from exc
+        return first
+
+    def write_group(self, rows: Sequence[LogRow], recorded_at: int,
+                    expect: dict[uuid.UUID, int]) -> int:
+        """Stores the rows in one transaction; returns the first position.
+
+        Raises StreamMoved if a stream in `expect` is not at that version,
+        IntegrityError if a (stream, version) or an event_id is taken.
+        """
+        with self.datastore.get_connection(commit=True) as conn, conn.cursor() as c:
+            # IMMEDIATE: take the write lock first (waiting for another
+            # process's writer up to the busy timeout), so the versions read
+            # below are still current when the rows go in.
+            c.execute("BEGIN IMMEDIATE")
+            try:
+                first = self._write_group(c, rows, recorded_at, expect)
+                conn.commit()
+            except BaseException:
+                conn.rollback()
+                raise
+        return first
 
 
 class PostgresLedgerRecorder(PostgresApplicationRecorder):
@@ -122,33 +160,64 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             ).format(idx=Identifier(f"{LOG_TABLE}_originator"), schema=schema,
                      log=Identifier(LOG_TABLE))
         )
-        self._select_max = SQL("SELECT COALESCE(MAX(position), 0) AS m FROM {0}.{1}").format(
-            schema, Identifier(LOG_TABLE)
-        )
-        self._insert_log = SQL("INSERT INTO {0}.{1} VALUES (%s,%s,%s,%s,%s,%s,%s,%s)").format(
-            schema, Identifier(LOG_TABLE)
-        )
+        events = SQL("{0}.{1}").format(schema, Identifier(self.events_table_name))
+        log = SQL("{0}.{1}").format(schema, Identifier(LOG_TABLE))
+        #: Other processes LISTEN here to follow the log at once.
+        self.log_channel = f"{self.datastore.schema}_{LOG_TABLE}"
+        self.notify_sql = "SELECT pg_notify(%s, %s)"
+        self._group_prelude = [
+            SQL("SET LOCAL lock_timeout = '{0}s'").format(self.datastore.lock_timeout or 10),
+            # EXCLUSIVE (readers go on): commit order is position order, and
+            # MAX(position) + 1 below cannot race another writer.
+            SQL("LOCK TABLE {0} IN EXCLUSIVE MODE").format(events),
+        ]
+        self._check_versions = SQL(
+            "SELECT x.id FROM unnest(%s::uuid[], %s::bigint[]) AS x(id, v) "
+            "WHERE COALESCE((SELECT MAX(e.originator_version) FROM {0} e "
+            "WHERE e.originator_id = x.id), 0) <> x.v").format(events)
+        self._insert_group_events = SQL(
+            "INSERT INTO {0} (originator_id, originator_version, topic, state) "
+            "SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[])"
+        ).format(events)
+        self._insert_group_log = SQL(
+            "INSERT INTO {0} (position, event_id, content_hash, originator_id, "
+            "originator_version, recorded_at, stream, agreement_id) "
+            "SELECT m.base + t.n, t.event_id, t.hash, t.oid, t.ver, %s, t.stream, t.agreement "
+            "FROM unnest(%s::text[], %s::text[], %s::uuid[], %s::bigint[], %s::text[], "
+            "%s::text[]) WITH ORDINALITY AS t(event_id, hash, oid, ver, stream, agreement, n), "
+            "(SELECT COALESCE(MAX(position), 0) AS base FROM {0}) AS m "
+            "RETURNING position"
+        ).format(log)
 
-    def _fetch_ids_after_insert_events(
-        self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any
-    ) -> Sequence[int] | None:
-        ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
-        # Still inside the transaction that holds the EXCLUSIVE lock on the
-        # events table, so MAX(position)+1 cannot race another writer.
-        curs.execute(self._select_max)
-        first = int(curs.fetchone()["m"]) + 1
-        log_rows: Sequence[LogRow] = kwargs["log_rows"]
-        recorded_at: int = kwargs["recorded_at"]
-        curs.executemany(
-            self._insert_log,
-            [
-                (first + i, row.event_id, row.content_hash, s.originator_id,
-                 s.originator_version, recorded_at, row.stream, row.agreement_id)
-                for i, (row, s) in enumerate(zip(log_rows, stored_events, strict=True))
-            ],
-        )
-        kwargs["positions_out"].extend(range(first, first + len(stored_events)))
-        return ids
+    def write_group(self, rows: Sequence[LogRow], recorded_at: int,
+                    expect: dict[uuid.UUID, int]) -> int:
+        """Stores the rows in one transaction (one pipelined round trip plus
+        the commit); returns the first position. Raises StreamMoved if a
+        stream in `expect` is not at that version, IntegrityError if a
+        (stream, version) or an event_id is taken."""
+        with self.datastore.get_connection() as conn, conn.pipeline() as pipeline, \
+                conn.transaction(), conn.cursor() as curs, conn.cursor() as log:
+            for statement in self._group_prelude:
+                curs.execute(statement)
+            if expect:
+                curs.execute(self._check_versions, (list(expect), list(expect.values())))
+                pipeline.sync()
+                if curs.fetchall():
+                    raise StreamMoved
+            curs.execute(self._insert_group_events, (
+                [r.stored.originator_id for r in rows],
+                [r.stored.originator_version for r in rows],
+                [r.stored.topic for r in rows],
+                [r.stored.state for r in rows]))
+            log.execute(self._insert_group_log, (
+                recorded_at,
+                [r.event_id for r in rows], [r.content_hash for r in rows],
+                [r.stored.originator_id for r in rows],
+                [r.stored.originator_version for r in rows],
+                [r.stream for r in rows], [r.agreement_id for r in rows]))
+            curs.execute(self.notify_sql, (self.log_channel, str(len(rows))))
+            first = min(int(r["position"]) for r in log.fetchall())
+        return first
 
 
 class SQLitePool(SQLiteConnectionPool):

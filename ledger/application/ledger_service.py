@@ -13,8 +13,9 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
+from ledger.adapters.db_errors import database_error
 from ledger.adapters.eventstore import (
     EventStore,
     StreamWrite,
@@ -22,23 +23,25 @@ from ledger.adapters.eventstore import (
     stream_for,
 )
 from ledger.application.agreements import history_from_events
+from ledger.application.appends import AppendResult, Group, stream_name
 from ledger.domain import events as ev
 from ledger.domain.access import Principal
 from ledger.domain.agreements import AgreementHistory, AgreementTerms
 from ledger.domain.codec import event_to_dict
-from ledger.domain.errors import AlreadyExists, Conflict, InvalidArgument, NotFound, PermissionDenied
+from ledger.domain.errors import (
+    AlreadyExists,
+    Conflict,
+    DomainError,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
 from ledger.domain.instants import MICROS_PER_MINUTE
-from ledger.domain.validation import check_incident_event, check_maintenance_event
+
+__all__ = ["AppendResult", "LedgerService", "content_hash"]
 
 MAX_ATTEMPTS = 5
 DEFAULT_SKEW = 5 * MICROS_PER_MINUTE
-
-
-@dataclass(frozen=True, slots=True)
-class AppendResult:
-    event_id: str
-    position: int
-    duplicate: bool
 
 
 def content_hash(event: ev.LedgerEvent) -> str:
@@ -64,6 +67,14 @@ class _Streams:
         events = self.store.load_stream(stream_for(name))
         self.put(name, events)
         return list(events)
+
+    def peek(self, name: str) -> list[ev.LedgerEvent] | None:
+        """The cached stream (not copied: callers must not mutate it), or None."""
+        with self._lock:
+            cached = self._items.get(name)
+            if cached is not None:
+                self._items.move_to_end(name)
+            return cached
 
     def put(self, name: str, events: list[ev.LedgerEvent]) -> None:
         with self._lock:
@@ -91,6 +102,7 @@ class LedgerService:
         self.clock = clock
         self.max_skew = max_skew
         self.streams = _Streams(store)
+        self._histories: dict[str, tuple[int, str, AgreementHistory | None]] = {}
         self.on_stored = on_stored
 
     # -- agreements ------------------------------------------------------------
@@ -169,24 +181,48 @@ class LedgerService:
     # -- service events ------------------------------------------------------
     def append(self, principal: Principal, events: Sequence[ev.LedgerEvent]) -> list[AppendResult]:
         """Append a batch atomically: every new event is stored, or none."""
-        principal.require_writer()
-        prepared: list[ev.LedgerEvent] = []
-        for index, event in enumerate(events):
+        (outcome,) = self.append_group([(principal, events)])
+        if isinstance(outcome, DomainError):
+            raise outcome
+        return outcome
+
+    def append_group(
+        self, calls: Sequence[tuple[Principal, Sequence[ev.LedgerEvent]]],
+    ) -> list[list[AppendResult] | DomainError]:
+        """Check the calls in order and store the accepted ones in one
+        transaction; each call is answered on its own (its results or the
+        rule it broke). If the transaction fails on a database condition,
+        nothing is stored and every accepted call gets its retryable error."""
+        outcomes: list[list[AppendResult] | DomainError] = []
+        prepared: dict[int, list[ev.LedgerEvent]] = {}
+        for key, (principal, events) in enumerate(calls):
             try:
-                actor = principal.actor_for(event.actor)
-            except PermissionDenied as exc:
-                raise PermissionDenied(f"events[{index}].actor: {exc}") from None
-            if not event.event_id:
-                raise InvalidArgument(f"events[{index}].event_id", "is required")
-            if not isinstance(event.payload, (*ev.INCIDENT_EVENT_TYPES, ev.MaintenanceScheduled)):
-                raise InvalidArgument(f"events[{index}]", f"{event.type} is not a service event")
-            prepared.append(replace(event, actor=actor, submitted_by=principal.name, position=0))
-        for _ in range(MAX_ATTEMPTS):
+                prepared[key] = self._prepare(principal, events)
+                outcomes.append([])
+            except DomainError as exc:
+                outcomes.append(exc)
+        for attempt in range(MAX_ATTEMPTS):
+            answers: dict[int, list[AppendResult] | DomainError] = {}
             try:
-                return self._append_once(principal, prepared)
+                self._group_once(calls, prepared, answers, careful=attempt > 0)
             except VersionConflict:
-                continue
-        raise Conflict("the incidents kept changing concurrently; retry")
+                continue  # another process moved a stream: re-read and re-check
+            except Exception as exc:
+                retryable = database_error(exc)
+                if retryable is None:
+                    raise
+                # Nothing was stored: refused calls keep their own answer,
+                # the accepted ones may simply be sent again.
+                for key in prepared:
+                    found = answers.get(key)
+                    outcomes[key] = found if isinstance(found, DomainError) else retryable
+                return outcomes
+            for key, outcome in answers.items():
+                outcomes[key] = outcome
+            return outcomes
+        for key in prepared:
+            outcomes[key] = Conflict("the incidents kept changing concurrently; retry")
+        return outcomes
 
     def _duplicate_of(self, events: Sequence[ev.LedgerEvent]) -> list[AppendResult]:
         known = self.store.lookup_event_ids([e.event_id for e in events])
@@ -201,66 +237,98 @@ class LedgerService:
                 results.append(AppendResult(event.event_id, position, True))
         return results
 
-    def _append_once(self, principal: Principal, events: list[ev.LedgerEvent]) -> list[AppendResult]:
-        known = {r.event_id: r for r in self._duplicate_of(events)}
-        now = self.clock()
-        pending: dict[str, list[ev.LedgerEvent]] = {}
-        base: dict[str, list[ev.LedgerEvent]] = {}
-        batch_hashes: dict[str, str] = {}
-        plan: list[tuple[int, str]] = []  # (index, stream name) of events to store
-        first_index: dict[str, int] = {}  # event_id -> its first index in the batch
+    @staticmethod
+    def _prepare(principal: Principal, events: Sequence[ev.LedgerEvent]) -> list[ev.LedgerEvent]:
+        principal.require_writer()
+        prepared: list[ev.LedgerEvent] = []
         for index, event in enumerate(events):
-            if event.event_id in known:
-                continue
-            digest = content_hash(event)
-            if event.event_id in batch_hashes:
-                if batch_hashes[event.event_id] != digest:
-                    raise AlreadyExists(
-                        f"events[{index}]: event_id {event.event_id!r} appears twice in the "
-                        "batch with different content", index)
-                plan.append((index, ""))
-                continue
-            batch_hashes[event.event_id] = digest
-            first_index[event.event_id] = index
-            checked = self._check(principal, index, event, now, base, pending)
-            events[index] = checked
-            name = self._stream_name(checked)
-            pending.setdefault(name, []).append(checked)
-            plan.append((index, name))
-        # One write per event, in request order, so positions follow the
-        # request (a knowledge cut "after the first N events" must hold
-        # exactly those); versions still count up per stream.
-        writes: list[StreamWrite] = []
-        next_version = {name: len(base[name]) for name in pending}
-        for index, name in plan:
-            if not name:
-                continue
-            event = events[index]
-            # Hash the content as submitted (before the ledger filled in the
-            # agreement id), so a re-sent event is recognised as identical.
-            writes.append(StreamWrite(name, stream_for(name), next_version[name], (event,),
-                                      (batch_hashes[event.event_id],)))
-            next_version[name] += 1
+            try:
+                actor = principal.actor_for(event.actor)
+            except PermissionDenied as exc:
+                raise PermissionDenied(f"events[{index}].actor: {exc}") from None
+            if not event.event_id:
+                raise InvalidArgument(f"events[{index}].event_id", "is required")
+            if not isinstance(event.payload, (*ev.INCIDENT_EVENT_TYPES, ev.MaintenanceScheduled)):
+                raise InvalidArgument(f"events[{index}]", f"{event.type} is not a service event")
+            prepared.append(replace(event, actor=actor, submitted_by=principal.name, position=0))
+        return prepared
+
+    def _group_once(
+        self, calls: Sequence[tuple[Principal, Sequence[ev.LedgerEvent]]],
+        prepared: dict[int, list[ev.LedgerEvent]],
+        outcomes: dict[int, list[AppendResult] | DomainError], *, careful: bool,
+    ) -> None:
+        every = [e for events in prepared.values() for e in events]
+        known = self.store.lookup_event_ids([e.event_id for e in every]) if every else {}
+        base = self._streams_for(every, careful=careful)
+        group = Group(base, known, self.clock(), self.max_skew, self._history)
+        for key, events in prepared.items():
+            try:
+                group.check_call(key, calls[key][0], events, content_hash)
+            except DomainError as exc:
+                outcomes[key] = exc
+        writes = group.writes(list(prepared))
         positions: list[int] = []
         if writes:
             try:
-                positions = self.store.append(writes, self.clock())
+                positions = self.store.append(writes, self.clock(), group.expected_versions())
             except VersionConflict:
-                self.streams.forget(list(pending))
+                self.streams.forget([*group.pending, *group.read_only])
                 raise
         by_event = {w.events[0].event_id: p for w, p in zip(writes, positions, strict=True)}
-        stored_groups = [
-            (name, base[name], new, [by_event[e.event_id] for e in new]) for name, new in pending.items()
-        ]
-        self._stored(stored_groups)
-        results = []
-        for index, event in enumerate(events):
-            if event.event_id in known:
-                results.append(known[event.event_id])
+        self._stored([(name, base.get(name, []), new, [by_event[e.event_id] for e in new])
+                      for name, new in group.pending.items()])
+        for key in group.plans:
+            outcomes[key] = group.results(key, by_event)
+
+    def _streams_for(self, events: Sequence[ev.LedgerEvent], *,
+                     careful: bool) -> dict[str, list[ev.LedgerEvent]]:
+        """The streams a group needs, from the cache or in one read (two if
+        an incident's agreement is not cached). An incident being opened is
+        presumed new without a read: if it is not, its first version is
+        taken and the insert fails, and the careful retry reads it."""
+        names: dict[str, bool] = {}  # name -> may be presumed empty
+        for event in events:
+            name = stream_name(event)
+            presume = isinstance(event.payload, ev.Opened) and not careful
+            names[name] = names.get(name, True) and presume
+            if event.agreement_id:
+                names.setdefault(f"agreement:{event.agreement_id}", False)
+        base = self._cached_or_loaded(names, careful)
+        agreements = {f"agreement:{e.agreement_id}" for stream in base.values() for e in stream[:1]
+                      if e.agreement_id} - set(base)
+        if agreements:
+            base.update(self._cached_or_loaded(dict.fromkeys(agreements, False), careful))
+        return base
+
+    def _cached_or_loaded(self, names: dict[str, bool],
+                          careful: bool) -> dict[str, list[ev.LedgerEvent]]:
+        base: dict[str, list[ev.LedgerEvent]] = {}
+        missing = []
+        for name, presume_empty in names.items():
+            cached = None if careful else self.streams.peek(name)
+            if cached is not None:
+                base[name] = cached
+            elif presume_empty:
+                base[name] = []
             else:
-                repeated = first_index[event.event_id] != index
-                results.append(AppendResult(event.event_id, by_event[event.event_id], repeated))
-        return results
+                missing.append(name)
+        if missing:
+            loaded = self.store.load_streams(missing)
+            for name in missing:
+                self.streams.put(name, loaded[name])
+                base[name] = loaded[name]
+        return base
+
+    def _history(self, name: str, events: list[ev.LedgerEvent]) -> AgreementHistory | None:
+        """An agreement's history, folded once per version of its stream."""
+        cached = self._histories.get(name)
+        if cached is not None and cached[0] == len(events) and (
+                not events or cached[1] == events[-1].event_id):
+            return cached[2]
+        history = history_from_events(name.split(":", 1)[1], events)
+        self._histories[name] = (len(events), events[-1].event_id if events else "", history)
+        return history
 
     def _stored(self, groups: Sequence[tuple[str, list[ev.LedgerEvent], list[ev.LedgerEvent], Sequence[int]]]) -> None:
         recorded_at = self.clock()
@@ -271,56 +339,6 @@ class LedgerService:
             stored_all.extend(stored)
         if self.on_stored is not None and stored_all:
             self.on_stored(sorted(stored_all, key=lambda e: e.position))
-
-    @staticmethod
-    def _stream_name(event: ev.LedgerEvent) -> str:
-        if event.incident_id:
-            return f"incident:{event.incident_id}"
-        return f"agreement:{event.agreement_id}"
-
-    def _check(
-        self, principal: Principal, index: int, event: ev.LedgerEvent, now: int,
-        base: dict[str, list[ev.LedgerEvent]], pending: dict[str, list[ev.LedgerEvent]],
-    ) -> ev.LedgerEvent:
-        name = self._stream_name(event)
-        if name not in base:
-            base[name] = self.streams.get(name)
-        stored = base[name] + pending.get(name, [])
-        if isinstance(event.payload, ev.MaintenanceScheduled):
-            history = self._agreement_for(principal, event.agreement_id, index)
-            check_maintenance_event(history, event, now=now, max_skew=self.max_skew)
-            return event
-        if isinstance(event.payload, ev.Opened):
-            agreement_id = event.agreement_id
-        else:
-            opened = next((e for e in stored if isinstance(e.payload, ev.Opened)), None)
-            if opened is None:
-                raise NotFound("incident", event.incident_id)
-            agreement_id = opened.agreement_id
-            if event.agreement_id and event.agreement_id != agreement_id:
-                raise InvalidArgument(
-                    f"events[{index}].agreement_id",
-                    f"incident {event.incident_id!r} belongs to {agreement_id!r}")
-            event = replace(event, agreement_id=agreement_id)
-        history = self._agreement_for(principal, agreement_id, index)
-        # Pending events of this batch sort after stored ones: give them
-        # provisional positions beyond the log so the timeline order is right.
-        provisional = [
-            e if e.position else replace(e, position=2**61 + i) for i, e in enumerate(stored)
-        ]
-        try:
-            check_incident_event(history, provisional, event, now=now, max_skew=self.max_skew)
-        except Exception as exc:
-            if hasattr(exc, "index"):
-                exc.index = index
-            raise
-        return event
-
-    def _agreement_for(self, principal: Principal, agreement_id: str, index: int) -> AgreementHistory:
-        history = self.agreement(agreement_id)
-        if history is None or not principal.may_see(history.parties()):
-            raise NotFound("agreement", agreement_id)
-        return history
 
     # -- reads -----------------------------------------------------------------
     def incident_events(self, principal: Principal, incident_id: str) -> list[ev.LedgerEvent]:

@@ -14,7 +14,7 @@ from typing import Any
 import grpc
 
 from ledger.adapters.scenario import Scenario
-from ledger.application.ledger_service import AppendResult
+from ledger.application.appends import AppendResult
 from ledger.client import LedgerClient
 from ledger.domain.agreements import AgreementTerms
 from ledger.domain.codec import event_from_dict

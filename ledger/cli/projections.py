@@ -29,9 +29,8 @@ def add_parser(sub: Any, default_database: str | None) -> None:
 
 def cmd_rebuild(args: argparse.Namespace) -> int:
     from ledger.adapters.eventstore import open_store
-    from projections.merkle import MerkleProjection
-    from projections.runner import ProjectionRunner
-    from projections.sla_projection import SlaProjection
+    from ledger.application.observer import LedgerObserver
+    from ledger.bootstrap import build_projections
 
     if args.batch < 1:
         print("sla-ledger rebuild: --batch must be positive", file=sys.stderr)
@@ -41,12 +40,12 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
         names = PROJECTIONS if args.projection == "all" else (args.projection,)
         head = store.max_position()
 
-        def progress(name: str, position: int, recorded_at: int, count: int,
-                     seconds: float) -> None:
-            print(f"\r{name}: {position}/{head}", end="", file=sys.stderr, flush=True)
+        class Progress(LedgerObserver):
+            def projected(self, name: str, position: int, recorded_at: int, count: int,
+                          seconds: float) -> None:
+                print(f"\r{name}: {position}/{head}", end="", file=sys.stderr, flush=True)
 
-        runner = ProjectionRunner(store, [MerkleProjection(), SlaProjection(store)],
-                                  batch_size=args.batch, on_commit=progress)
+        runner = build_projections(store, Progress(), batch_size=args.batch)
         for name in names:
             started = time.perf_counter()
             count = runner.rebuild(name)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from typing import Any
 
 import structlog
 
@@ -66,7 +67,8 @@ async def serve(args: argparse.Namespace) -> int:
     audit = AuditConfig(key_path=args.checkpoint_key, origin=args.checkpoint_origin,
                         interval=args.checkpoint_interval)
     try:
-        ledger = await start_ledger(args.database, config, interceptors=interceptors, audit=audit)
+        ledger = await start_ledger(args.database, config, interceptors=interceptors, audit=audit,
+                                    observers=_observers())
     except (ServerConfigError, ValueError, OSError) as exc:
         print(f"sla-ledger serve: {exc}", file=sys.stderr)
         return 2
@@ -127,6 +129,15 @@ def _observability(metrics_listen: str):  # type: ignore[no-untyped-def]
     except ImportError:
         return [], lambda: None
     return wiring.start(metrics_listen)
+
+
+def _observers() -> list[Any]:
+    """The metrics observer, when the observability package is present."""
+    try:
+        from ledger.observability import wiring
+    except ImportError:
+        return []
+    return [wiring.observer()]
 
 
 def _instrument(ledger: object) -> None:

@@ -7,17 +7,21 @@ import asyncio
 import base64
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import grpc
 
+from ledger.application.appends import AppendResult
+from ledger.application.group_commit import GroupCommitter
 from ledger.application.incident_list import IncidentListing, IncidentQuery
 from ledger.application.incidents import IncidentSummary, summarise
 from ledger.application.ledger_service import LedgerService
 from ledger.application.log_feed import LogFeed
+from ledger.domain.access import Principal
 from ledger.domain.errors import InvalidArgument
+from ledger.domain.events import LedgerEvent
 from ledger.domain.timeline import effective_timeline, timeline_key
 from ledger.grpc import convert
 from ledger.grpc.auth import current_principal
@@ -37,15 +41,18 @@ _STATUS_NAMES = {v: k for k, v in _STATUS.items()}
 
 
 class Executors:
-    """One writer thread (appends are serialised, batches never interleave)
-    and a small reader pool."""
+    """The group-committing writer (appends share transactions, agreement
+    writes run alone in queue order) and a small reader pool."""
 
-    def __init__(self, readers: int = 4) -> None:
-        self.writer = ThreadPoolExecutor(1, thread_name_prefix="ledger-writer")
+    def __init__(self, committer: GroupCommitter, readers: int = 4) -> None:
+        self.committer = committer
         self.readers = ThreadPoolExecutor(readers, thread_name_prefix="ledger-reader")
 
     async def write(self, fn: Callable[[], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self.writer, fn)
+        return await self.committer.write(fn)
+
+    async def append(self, principal: Principal, events: Sequence[LedgerEvent]) -> list[AppendResult]:
+        return await self.committer.append(principal, events)
 
     async def read(self, fn: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.readers, fn)
@@ -54,13 +61,12 @@ class Executors:
         """Drops queued work and waits up to ``timeout`` seconds (None: for
         ever) for running calls: every database call ends within the
         statement timeout, so a bounded wait loses nothing committed."""
-        self.writer.shutdown(wait=False, cancel_futures=True)
-        self.readers.shutdown(wait=False, cancel_futures=True)
         deadline = None if timeout is None else time.monotonic() + timeout
-        for pool in (self.writer, self.readers):
-            for thread in list(getattr(pool, "_threads", ())):
-                left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
-                thread.join(left)
+        self.committer.close(timeout)
+        self.readers.shutdown(wait=False, cancel_futures=True)
+        for thread in list(getattr(self.readers, "_threads", ())):
+            left = None if deadline is None else max(deadline - time.monotonic(), 0.0)
+            thread.join(left)
 
 
 def _page(size: int) -> int:
@@ -187,7 +193,7 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
         if not request.events:
             raise InvalidArgument("events", "at least one event is required")
         events = [convert.event_from_proto(m, f"events[{i}]") for i, m in enumerate(request.events)]
-        results = await self.executors.write(lambda: self.service.append(principal, events))
+        results = await self.executors.append(principal, events)
         return incidents_pb2.AppendEventsResponse(results=[
             incidents_pb2.AppendResult(event_id=r.event_id, position=r.position, duplicate=r.duplicate)
             for r in results])

@@ -1,21 +1,22 @@
-"""How ``sla-ledger serve`` plugs observability into a running ledger.
+"""How ``sla-ledger serve`` plugs observability into a ledger.
 
-Two calls, both optional for the rest of the code base::
+Three calls, all optional for the rest of the code base::
 
     interceptors, stop_metrics = wiring.start(args.metrics_listen)
-    ledger = await start_ledger(database, config, interceptors=interceptors)
-    wiring.instrument(ledger)      # append metrics, log size, SLA figures
+    ledger = await start_ledger(database, config, interceptors=interceptors,
+                                observers=[wiring.observer()])   # appends, lag, checkpoints
+    wiring.instrument(ledger)      # log size, database pool, SLA figures
     ...
     stop_metrics()
 
-``instrument`` only relies on what ``ledger.bootstrap.Ledger`` exposes
-(``service``: the LedgerService with ``append``/``on_stored``/``agreement_ids``/
-``agreement``/``clock``; ``store``) and leaves the application code untouched.
+The observer reaches the write path through the port the composition root
+passes in (``ledger.application.observer``); ``instrument`` only reads what
+``ledger.bootstrap.Ledger`` exposes (``service``, ``store``, ``reports``).
+Nothing replaces methods on built objects.
 """
 
 from __future__ import annotations
 
-import importlib
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -26,6 +27,7 @@ from zoneinfo import ZoneInfo
 import grpc
 import structlog
 
+from ledger.application.observer import LedgerObserver
 from ledger.domain.access import Principal
 from ledger.domain.errors import DomainError, TimelineViolation
 from ledger.observability.grpc_interceptor import ObservabilityInterceptor
@@ -88,84 +90,82 @@ def active_metrics_port() -> int | None:
     return None if active is None else active[1].port
 
 
-def instrument(ledger: Any, metrics: LedgerMetrics | None = None, reports: Any = None) -> None:
-    """Report the ledger's appends, log size, database pool and SLA figures to ``metrics``
-    (default: those of ``start``; nothing happens if there are none).
+class MetricsObserver(LedgerObserver):
+    """Appends, stored events, projection lag and checkpoints as metrics."""
 
-    ``reports``: the application's ReportService (default: one over ``ledger.store``).
+    def __init__(self, m: LedgerMetrics, clock: Callable[[], int] | None = None) -> None:
+        self.m = m
+        self.clock: Callable[[], int] = clock or (lambda: time.time_ns() // 1000)
+        self.head = 0  # the last position this process stored (or was told of)
+
+    def appended(self, events: Sequence[Any], results: Sequence[Any], seconds: float) -> None:
+        # Results follow the request order; an event re-sent inside the batch
+        # shares its id with the original, so count results, not ids.
+        self.m.record_append(
+            batch_size=len(events), duration_seconds=seconds,
+            duplicate_types=[e.type for e, r in zip(events, results, strict=False) if r.duplicate])
+
+    def rejected(self, events: Sequence[Any], error: DomainError, seconds: float) -> None:
+        self.m.record_append(batch_size=len(events), duration_seconds=seconds,
+                             rejected=[rejection_of(events, error)])
+
+    def stored(self, events: Sequence[Any]) -> None:
+        if events:
+            self.head = max(self.head, events[-1].position)
+        self.m.record_stored([e.type for e in events], log_size=self.head if events else None)
+
+    def projected(self, name: str, position: int, recorded_at: int, count: int,
+                  seconds: float) -> None:
+        self.head = max(self.head, position)
+        lag = max(self.clock() - recorded_at, 0) / 1e6 if position < self.head else 0.0
+        self.m.record_projection(name, position=position, head=self.head, lag_seconds=lag)
+        # A rebuild or a catch-up after downtime shows here as a ratio < 1.
+        self.m.record_rebuild_progress(name, position, self.head)
+
+    def checkpoint_signed(self, checkpoint: Any) -> None:
+        issued = checkpoint.checkpoint.timestamp
+        self.m.record_checkpoint(checkpoint.checkpoint.size, issued / 1e6 if issued else None)
+
+
+def observer(metrics: LedgerMetrics | None = None) -> LedgerObserver:
+    """The observer feeding ``metrics`` (default: those of ``start``; a no-op without)."""
+    m = metrics if metrics is not None else active_metrics()
+    return LedgerObserver() if m is None else MetricsObserver(m)
+
+
+def instrument(ledger: Any, metrics: LedgerMetrics | None = None, reports: Any = None) -> None:
+    """Report the ledger's log size, database pool and SLA figures to ``metrics``
+    (default: those of ``start``; nothing happens if there are none), and give
+    the ledger's metrics observer its clock and the head of the log.
+
+    ``reports``: the application's ReportService (default: the ledger's own).
     """
     m = metrics if metrics is not None else active_metrics()
     if m is None:
         return
     service = ledger.service
-    m.set_log_size(ledger.store.max_position())
+    head = ledger.store.max_position()
+    m.set_log_size(head)
+    for each in getattr(getattr(ledger, "observers", None), "observers", ()):
+        if isinstance(each, MetricsObserver) and each.m is m:
+            each.clock = service.clock
+            each.head = max(each.head, head)
     datastore = getattr(getattr(ledger.store, "recorder", None), "datastore", None)
     pool: Any = getattr(datastore, "pool", None)
     if callable(getattr(pool, "get_stats", None)):  # PostgreSQL: a psycopg_pool pool
         m.set_db_pool_source(psycopg_pool_stats(pool))
-    _observe_stored(service, m)
-    _observe_appends(service, m)
     runner = getattr(ledger, "runner", None)
     if runner is not None:
-        _observe_projections(ledger.store, runner, service.clock, m)
+        for name, position in runner.positions().items():
+            m.record_projection(name, position=position, head=head)
     audit = getattr(ledger, "audit", None)
     if audit is not None:
-        _observe_checkpoints(audit.log, m)
-    if reports is None:
-        # Imported by name so this package type-checks without the application layer.
-        module = importlib.import_module("ledger.application.reports")
-        if runner is not None:
-            model = importlib.import_module("projections.sla_reads").SlaReadModel(
-                ledger.store, ready=lambda p, t: runner.wait_for(p, t, ("sla",)))
-            reports = module.ReportService(ledger.store, service.clock, model)
-        else:
-            reports = module.ReportService(ledger.store, service.clock)
-    m.set_sla_source(sla_source(reports, service))
-
-
-def _observe_projections(store: Any, runner: Any, clock: Any, m: LedgerMetrics) -> None:
-    """Position and lag per projection after every committed batch."""
-    previous = runner.on_commit
-
-    def committed(name: str, position: int, recorded_at: int, count: int, seconds: float) -> None:
-        if previous is not None:
-            previous(name, position, recorded_at, count, seconds)
-        head = store.max_position()
-        lag = max(clock() - recorded_at, 0) / 1e6 if position < head else 0.0
-        m.record_projection(name, position=position, head=head, lag_seconds=lag)
-        # A rebuild or a catch-up after downtime shows here as a ratio < 1.
-        m.record_rebuild_progress(name, position, head)
-
-    runner.on_commit = committed
-    for name, position in runner.positions().items():
-        m.record_projection(name, position=position, head=store.max_position())
-
-
-def _observe_checkpoints(log: Any, m: LedgerMetrics) -> None:
-    """Size and time of the last signed checkpoint (the LedgerCheckpointNotAdvancing alert)."""
-    previous = log.on_signed
-
-    def signed(checkpoint: Any) -> None:
-        if previous is not None:
-            previous(checkpoint)
-        issued = checkpoint.checkpoint.timestamp
-        m.record_checkpoint(checkpoint.checkpoint.size, issued / 1e6 if issued else None)
-
-    log.on_signed = signed
-    latest = log.latest()
-    if latest is not None:
-        signed(latest)
-
-
-def _observe_stored(service: Any, m: LedgerMetrics) -> None:
-    previous = service.on_stored
-
-    def on_stored(events: Sequence[Any]) -> None:
-        if previous is not None:
-            previous(events)
-        m.record_stored([e.type for e in events], log_size=events[-1].position if events else None)
-
-    service.on_stored = on_stored
+        latest = audit.log.latest()
+        if latest is not None:
+            MetricsObserver(m).checkpoint_signed(latest)
+    reports = reports if reports is not None else getattr(ledger, "reports", None)
+    if reports is not None:
+        m.set_sla_source(sla_source(reports, service))
 
 
 def rejection_of(events: Sequence[Any], exc: DomainError) -> tuple[str, str]:
@@ -180,32 +180,6 @@ def rejection_of(events: Sequence[Any], exc: DomainError) -> tuple[str, str]:
         index = int(found.group(1)) if found else None
     event_type = events[index].type if index is not None and 0 <= index < len(events) else UNKNOWN
     return event_type, reason
-
-
-def _observe_appends(service: Any, m: LedgerMetrics) -> None:
-    append = service.append
-
-    def observed_append(principal: Any, events: Sequence[Any]) -> Any:
-        started = time.perf_counter()
-        try:
-            results = append(principal, events)
-        except DomainError as exc:
-            m.record_append(
-                batch_size=len(events),
-                duration_seconds=time.perf_counter() - started,
-                rejected=[rejection_of(events, exc)],
-            )
-            raise
-        # Results follow the request order; an event re-sent inside the batch
-        # shares its id with the original, so count results, not ids.
-        m.record_append(
-            batch_size=len(events),
-            duration_seconds=time.perf_counter() - started,
-            duplicate_types=[e.type for e, r in zip(events, results, strict=False) if r.duplicate],
-        )
-        return results
-
-    service.append = observed_append
 
 
 def current_period(timezone: str, now_micros: int) -> str:
