@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
 from contextlib import contextmanager
 from typing import Any
 
@@ -44,12 +44,19 @@ def one_group(service: LedgerService) -> Iterator[Callable[[Sequence[ev.LedgerEv
     committer = GroupCommitter(service)
     gate = threading.Event()
     held = committer.submit_write(gate.wait)
+    submitted: list[Future[Any]] = []
+
+    def submit(events: Sequence[ev.LedgerEvent]) -> Future[Any]:
+        submitted.append(committer.submit(LOCAL_ADMIN, events))
+        return submitted[-1]
+
     try:
-        yield lambda events: committer.submit(LOCAL_ADMIN, events)
+        yield submit
     finally:
         gate.set()
         held.result(30)
-    committer.close()
+        wait(submitted, 30)
+        committer.close()
 
 
 def responded(event_id: str, incident: str, at: str = "2026-10-10T09:05:00Z") -> ev.LedgerEvent:

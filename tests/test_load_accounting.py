@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from ledger.adapters.eventstore import EventStore, open_store
 from ledger.adapters.scenario import Scenario
+from ledger.application.group_commit import GroupCommitter
 from ledger.application.ledger_service import LedgerService
 from ledger.application.log_feed import LogFeed
 from ledger.cli.load import LoadSummary, load_scenario
@@ -54,8 +55,8 @@ def write_path(database: str) -> Iterator[tuple[EventStore, LedgerClient]]:
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
     store = open_store(database)
-    executors = Executors()
     service = LedgerService(store, lambda: NOW)
+    executors = Executors(GroupCommitter(service))
 
     async def start() -> Any:
         feed = LogFeed(asyncio.get_running_loop())
