@@ -14,7 +14,6 @@ position), so a rebuild from scratch gives the same rows as the live model.
 
 from __future__ import annotations
 
-import json
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -23,7 +22,7 @@ from ledger.adapters.eventstore import EventStore
 from ledger.application.agreements import load_history
 from ledger.domain import events as ev
 from ledger.domain.agreements import AgreementHistory
-from ledger.domain.sla.facts import IncidentFacts, facts_from_dict, fold_incident
+from ledger.domain.sla.facts import IncidentFacts, fold_incident
 from ledger.domain.sla.period import LevelTally
 from projections.sla_rows import (
     CLOCK_COLUMNS,
@@ -41,9 +40,9 @@ from projections.storage import Tx, chunked, read_position, write_position
 
 NAME = "sla"
 TABLES = ("sla_incident", "sla_clock", "sla_period_level")
-SCHEMA_KEY, SCHEMA_VERSION = f"{NAME}.schema", 2
+SCHEMA_KEY, SCHEMA_VERSION = f"{NAME}.schema", 3
 INCIDENT_COLUMNS = ("incident_id, agreement_id, period, opened_at, last_position, facts, "
-                    "valid_from, outages_from, outages_until")
+                    "valid_from, outages_from, outages_until, has_claims")
 
 
 def _chunks(tx: Tx, ids: Sequence[str]) -> list[Sequence[str]]:
@@ -77,9 +76,11 @@ class SlaProjection:
             f"CREATE TABLE IF NOT EXISTS {incident} (incident_id TEXT PRIMARY KEY, "
             "agreement_id TEXT NOT NULL, period TEXT NOT NULL, opened_at BIGINT NOT NULL, "
             "last_position BIGINT NOT NULL, facts TEXT NOT NULL, valid_from BIGINT, "
-            "outages_from BIGINT, outages_until BIGINT)")
+            "outages_from BIGINT, outages_until BIGINT, has_claims INTEGER NOT NULL DEFAULT 0)")
         tx.execute(f"CREATE INDEX IF NOT EXISTS sla_incident_outages ON {incident} "
                    "(agreement_id, outages_from)")
+        tx.execute(f"CREATE INDEX IF NOT EXISTS sla_incident_claims ON {incident} "
+                   "(agreement_id, period) WHERE has_claims = 1")
         tx.execute(
             f"CREATE TABLE IF NOT EXISTS {clock} (incident_id TEXT NOT NULL, "
             "level_id TEXT NOT NULL, agreement_id TEXT NOT NULL, period TEXT NOT NULL, "
@@ -157,18 +158,31 @@ class SlaProjection:
 
         facts: dict[str, tuple[IncidentFacts, int]] = {}
         for incident_id, stream in self._streams_of(touched, upto).items():
-            if any(e.type == "opened" for e in stream):
-                facts[incident_id] = (fold_incident(stream, None), stream[-1].position)
+            self._fold(facts, incident_id, stream, upto)
         # New terms can move the clocks (and the period) of incidents that
-        # did not change: recompute those from their stored facts.
+        # did not change, and the claim rules read the customer and the
+        # dispute window from them: fold those again.
         for agreement_id in sorted(amended):
-            for incident_id, raw, last in tx.fetchall(
-                f"SELECT incident_id, facts, last_position FROM {tx.table('sla_incident')} "
-                "WHERE agreement_id = ?", (agreement_id,)):
-                if incident_id not in facts:
-                    facts[str(incident_id)] = (facts_from_dict(json.loads(raw)), int(last))
+            ids = [str(r[0]) for r in tx.fetchall(
+                f"SELECT incident_id FROM {tx.table('sla_incident')} WHERE agreement_id = ?",
+                (agreement_id,)) if str(r[0]) not in facts]
+            for chunk in chunked(ids):
+                loaded = self.store.read_streams(
+                    agreement_id, [f"incident:{i}" for i in chunk], upto)
+                for incident_id in chunk:
+                    self._fold(facts, incident_id, loaded.get(f"incident:{incident_id}", []),
+                               upto)
         if facts:
             self._write(tx, facts, upto)
+
+    def _fold(self, out: dict[str, tuple[IncidentFacts, int]], incident_id: str,
+              stream: list[ev.LedgerEvent], upto: int) -> None:
+        opened = next((e for e in stream if e.type == "opened"), None)
+        if opened is None:
+            return
+        history = self.history(opened.agreement_id, upto)
+        if history is not None:  # incidents are refused without an agreement
+            out[incident_id] = (fold_incident(stream, None, history), stream[-1].position)
 
     def _write(self, tx: Tx, facts: dict[str, tuple[IncidentFacts, int]], upto: int) -> None:
         ids = sorted(facts)
@@ -209,7 +223,8 @@ class SlaProjection:
         tx.insert_rows(
             incident_table, INCIDENT_COLUMNS,
             [(r.incident_id, r.agreement_id, r.period, r.opened_at, r.last_position,
-              r.facts_json, r.valid_from, r.outages_from, r.outages_until) for r in incidents])
+              r.facts_json, r.valid_from, r.outages_from, r.outages_until, int(r.has_claims))
+             for r in incidents])
 
     def _merge_levels(self, tx: Tx, deltas: dict[tuple[str, str, str], LevelTally]) -> None:
         table = tx.table("sla_period_level")

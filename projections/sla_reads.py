@@ -23,6 +23,7 @@ from ledger.domain.sla.facts import IncidentFacts, facts_from_dict, facts_valid_
 from ledger.domain.sla.period import (
     LevelTally,
     evaluate_tallied_period,
+    period_disputes,
     period_terms,
     tally_clocks,
 )
@@ -84,9 +85,14 @@ class SlaReadModel:
             else:
                 refold.setdefault(str(agreement_id), []).append(f"incident:{incident_id}")
         for agreement_id, streams in refold.items():
+            history = self.history_at(agreement_id, position)
+            if history is None:
+                continue  # cannot happen: incidents are refused without an agreement
+            history = cut_history(history, position)
             for chunk in chunked(streams):
                 loaded = self.store.read_streams(agreement_id, chunk, position)
-                out += [fold_incident(events, evaluated_at) for events in loaded.values()]
+                out += [fold_incident(events, evaluated_at, history)
+                        for events in loaded.values()]
         return out
 
     def period_report(
@@ -118,8 +124,14 @@ class SlaReadModel:
                 "AND outages_until > ? AND outages_from < ?",
                 (agreement_id, end, start, evaluated_at))
             outage_facts = self.facts_at(tx, outage_rows, evaluated_at, position)
+            claim_rows = tx.fetchall(
+                f"SELECT incident_id, agreement_id, facts FROM {tx.table('sla_incident')} "
+                "WHERE agreement_id = ? AND period = ? AND has_claims = 1 AND opened_at <= ?",
+                (agreement_id, period, evaluated_at))
+            disputes = period_disputes(self.facts_at(tx, claim_rows, evaluated_at, position),
+                                       start, end)
         result = evaluate_tallied_period(history, tallies, outage_facts, period, evaluated_at,
-                                         keep_ids)
+                                         keep_ids, disputes)
         return period_report(result, position, None)
 
     def _clock_tallies(self, tx: Tx, history: AgreementHistory, period: str, start: int,

@@ -97,6 +97,9 @@ class IncidentRow:
     valid_from: int | None
     outages_from: int | None
     outages_until: int | None
+    # Whether the incident has a claim at some instant (section 11): the
+    # only incidents a report's `disputes` can list.
+    has_claims: bool = False
 
 
 def encode_fraction(value: Fraction) -> str:
@@ -131,6 +134,10 @@ def incident_row(facts: IncidentFacts, history: AgreementHistory, last_position:
         last_position=last_position,
         facts_json=json.dumps(facts_to_dict(facts), separators=(",", ":")),
         valid_from=facts.valid_from, outages_from=outages_from, outages_until=outages_until,
+        # Folded with every event, the facts list every event that is a
+        # claim at some instant: a priority change can be one at T and not
+        # later only if an earlier provider lowering (listed) is pending.
+        has_claims=bool(facts.claims),
     )
 
 

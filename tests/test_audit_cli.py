@@ -28,7 +28,7 @@ from tests.ledger_server import running_ledger
 from tests.test_e2e_scenario import EXPECTED, SCENARIO, assert_same, without_position
 
 T = parse_instant("2026-11-05T00:00:00Z")
-STORED = 109  # the scenario's events plus the agreement's registration
+STORED = 112  # the scenario's events plus the agreement's registration
 
 pytestmark = pytest.mark.e2e
 
@@ -197,7 +197,7 @@ def test_export_verify_replay_reproduces_the_worked_scenario(
             LedgerClient(target) as client:
         summary = load_scenario(client, read_scenario(SCENARIO))
         served = client.period_report("herts-converged", "2026-10", evaluated_at=T)
-        cut = summary.position_after(81)
+        cut = summary.position_after(82)
         served_81 = client.period_report("herts-converged", "2026-10", evaluated_at=T,
                                          as_recorded_position=cut)
         assert run(capsys, "export", "--to", str(full), "--target", target)[0] == 0

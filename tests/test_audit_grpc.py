@@ -34,7 +34,7 @@ from tests.test_merkle import ref_mth, ref_verify_consistency, ref_verify_inclus
 
 T = parse_instant("2026-11-05T00:00:00Z")
 SECOND = 1_000_000
-STORED = 109
+STORED = 112
 OPENED = ev.Opened(service="desktop", priority="P4", custody="hp")
 
 pytestmark = pytest.mark.e2e
@@ -68,14 +68,14 @@ def test_proofs_verify_in_the_client_and_independently(database_url: str, tmp_pa
         leaves = [data for _, data in raw.audit.leaves(size)]
         assert ref_mth(leaves) == root  # the root from the leaf bytes alone
         assert raw.audit.leaf_hashes(size) == [hashlib.sha256(b"\0" + d).digest() for d in leaves]
-        for position in (1, 2, 64, 65, 108, 109):
+        for position in (1, 2, 64, 65, 111, 112):
             for tree_size in {position, 65, size} - set(range(position)):
                 proof = raw.audit.stub.GetInclusionProof(audit_pb2.GetInclusionProofRequest(
                     position=position, tree_size=tree_size))
                 assert proof.leaf_bytes == leaves[position - 1]
                 assert ref_verify_inclusion(position - 1, tree_size, proof.leaf_hash,
                                             list(proof.hashes), ref_mth(leaves[:tree_size]))
-        for first in (0, 1, 7, 64, 100, 109):
+        for first in (0, 1, 7, 64, 100, 112):
             proof = raw.audit.consistency(first, size)
             assert ref_verify_consistency(first, size, ref_mth(leaves[:first]), root,
                                           list(proof.hashes))
@@ -187,7 +187,7 @@ def test_checkpoints_and_leaves_survive_a_restart(database_url: str, tmp_path: P
                        (bytes(32),))
     finally:
         store.close()
-    with pytest.raises(ForkedLeaves, match="do not reproduce the signed checkpoint of size 109"), \
+    with pytest.raises(ForkedLeaves, match="do not reproduce the signed checkpoint of size 112"), \
             running_ledger(database_url, lambda: T, audit=config(tmp_path)):
         pass
 
@@ -232,7 +232,7 @@ def test_the_client_notices_a_forked_log(tmp_path: Path) -> None:
                                           payload=OPENED)])
         with LedgerClient(target, log_key=first.public_key,
                           trusted_checkpoint=first.checkpoint) as partner:
-            with pytest.raises(LogForkError, match="does not extend the trusted 109") as info:
+            with pytest.raises(LogForkError, match="does not extend the trusted 112") as info:
                 partner.audit.update(refresh=True)
             assert info.value.trusted_note == first.checkpoint
             assert partner.audit.trusted_note == first.checkpoint  # still the old one

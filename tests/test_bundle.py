@@ -159,7 +159,7 @@ def test_bundle_round_trip(bundle: Path) -> None:
         report.summary()
     assert report.events == len(log()) and report.first_bad_position is None
     assert report.checkpoint is not None and report.checkpoint.timestamp == T0
-    assert report.summary().startswith("OK: 112 events")
+    assert report.summary().startswith("OK: 115 events")
     assert [event_from_leaf(line) for line in lines(bundle)] == list(log())
     unpinned = verify_bundle(bundle)
     assert unpinned.ok and "pin" in unpinned.notes[0]
@@ -207,7 +207,7 @@ def duplicate_line(ls: list[bytes]) -> list[bytes]:
 
 
 TAMPERS = [(change_payload_byte, PAYLOAD_AT), (change_occurred_at, 57), (delete_line, 30),
-           (swap_lines, 20), (swap_positions, 20), (append_line, 113),
+           (swap_lines, 20), (swap_positions, 20), (append_line, 116),
            (duplicate_line, 51)]
 
 
@@ -250,7 +250,7 @@ def test_damaged_leaf_hashes_do_not_mislocate(bundle: Path) -> None:
 
 def test_a_changed_checkpoint_fails_its_signature(bundle: Path) -> None:
     note = (bundle / CHECKPOINT).read_text()
-    (bundle / CHECKPOINT).write_text(note.replace("\n112\n", "\n111\n"))
+    (bundle / CHECKPOINT).write_text(note.replace("\n115\n", "\n114\n"))
     report = verify(bundle)
     assert not report.ok and not report.signature_ok and report.checkpoint is None
     assert "bad signature" in report.summary()

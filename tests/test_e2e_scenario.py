@@ -55,25 +55,25 @@ def test_worked_scenario_end_to_end(database_url: str) -> None:
     expected = json.loads(EXPECTED.read_text())
     with ledger_client(database_url, fixed_clock) as (_, client):
         summary = load_scenario(client, read_scenario(SCENARIO))
-        assert (summary.stored, summary.duplicates) == (109, 1)
+        assert (summary.stored, summary.duplicates) == (112, 1)
         expected_rejections = {r["index"]: r["reason"] for r in expected["rejected"]
                                if not r["reason"].startswith("duplicate")}
         assert {r["index"]: r["reason"] for r in summary.rejected} == expected_rejections
 
         full = client.period_report("herts-converged", "2026-10", evaluated_at=T)
-        assert full["recorded_position"] == summary.position_after(111)
+        assert full["recorded_position"] == summary.position_after(114)
         assert_same(full, without_position(expected["reports"][0]))
 
-        cut = summary.position_after(81)
-        known_81 = client.period_report("herts-converged", "2026-10", evaluated_at=T,
+        cut = summary.position_after(82)
+        known_82 = client.period_report("herts-converged", "2026-10", evaluated_at=T,
                                         as_recorded_position=cut)
-        assert known_81["recorded_position"] == cut
-        assert known_81["as_recorded_at"] == cut
-        assert_same(known_81, without_position(expected["reports"][1]))
+        assert known_82["recorded_position"] == cut
+        assert known_82["as_recorded_at"] == cut
+        assert_same(known_82, without_position(expected["reports"][1]))
         # Knowledge time: the same question gives the same bytes.
         again = client.period_report("herts-converged", "2026-10", evaluated_at=T,
                                      as_recorded_position=cut)
-        assert again == known_81
+        assert again == known_82
 
         for incident_id, view in expected["incidents"].items():
             actual = client.incident_sla(incident_id, evaluated_at=T)
@@ -93,7 +93,7 @@ def test_worked_scenario_end_to_end(database_url: str) -> None:
 
         # Loading the same file twice stores nothing new.
         second = load_scenario(client, read_scenario(SCENARIO))
-        assert (second.stored, second.duplicates, len(second.rejected)) == (0, 110, 2)
+        assert (second.stored, second.duplicates, len(second.rejected)) == (0, 113, 2)
 
 
 def test_bad_report_requests_answer_precisely(database_url: str) -> None:
@@ -119,7 +119,7 @@ def test_restatement_between_two_cuts(database_url: str) -> None:
     expected = json.loads(EXPECTED.read_text())
     with ledger_client(database_url, fixed_clock) as (_, client):
         summary = load_scenario(client, read_scenario(SCENARIO))
-        cut, last = summary.position_after(81), summary.position_after(111)
+        cut, last = summary.position_after(82), summary.position_after(114)
         result = client.restatement("herts-converged", "2026-10", evaluated_at=T,
                                     from_cut={"as_recorded_position": cut})
         assert (result["from_position"], result["to_position"]) == (cut, last)

@@ -110,13 +110,13 @@ def test_herts_scenario_event_by_event(service: LedgerService, store: EventStore
 
     # Every other event got the next position, in file order, after the agreement.
     stored_indexes = [i for i in range(len(data["events"])) if i not in (8, 34, 45)]
-    assert len(stored_indexes) == 108
-    assert [outcomes[i].position for i in stored_indexes] == list(range(2, 110))  # type: ignore[union-attr]
+    assert len(stored_indexes) == 111
+    assert [outcomes[i].position for i in stored_indexes] == list(range(2, 113))  # type: ignore[union-attr]
 
     log = assert_gap_free(store)
-    assert len(log) == 109
+    assert len(log) == 112
     assert log[0].type == "agreement_registered"
-    assert sum(e.type != "agreement_registered" for e in log) == 108
+    assert sum(e.type != "agreement_registered" for e in log) == 111
     for event, index in zip(log[1:], stored_indexes, strict=True):
         raw = data["events"][index]
         assert (event.event_id, event.type, event.actor) == (raw["event_id"], raw["type"], raw["actor"])

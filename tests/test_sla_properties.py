@@ -105,6 +105,7 @@ def timelines(draw: st.DrawFn, max_steps: int = 14) -> list[Step]:
         elif kind == "resolved":
             rc = draw(st.sampled_from([None, None, "pa", "pb", "third_party", "customer"]))
             steps.append(Step(minute, kind, {"root_cause": rc} if rc else {}, holder))
+            steps += accepted(minute, holder, rc)
             resolved = True
         elif kind == "reopened":
             steps.append(Step(minute, kind, {}, "cust"))
@@ -115,14 +116,39 @@ def timelines(draw: st.DrawFn, max_steps: int = 14) -> list[Step]:
         elif kind == "root_cause_assigned":
             rc = draw(st.sampled_from(["pa", "pb", "third_party", "customer"]))
             steps.append(Step(minute, kind, {"root_cause": rc}, "cust"))
+            steps += accepted(minute, "cust", rc)
         else:
             steps.append(Step(minute, kind, {}, holder))
     return steps
 
 
+PREVIOUS = "(the previous event)"
+
+
+def awaited(actor: str, root_cause: str | None) -> str | None:
+    """Whose answer a root cause awaits (sla-semantics 11.2), for the
+    generator: the reference below knows nothing of claims, so every claim
+    it draws is accepted at once by the org it awaits."""
+    if root_cause is None or root_cause == actor:
+        return None
+    if root_cause in ("customer", "third_party"):
+        return None if actor == "cust" else "cust"
+    return root_cause
+
+
+def accepted(minute: int, actor: str, root_cause: str | None) -> list[Step]:
+    org = awaited(actor, root_cause)
+    if org is None:
+        return []
+    return [Step(minute, "claim_accepted", {"target_event_id": PREVIOUS}, org)]
+
+
 def write(book: Book, incident: str, steps: list[Step], shift: int = 0) -> None:
+    previous = ""
     for s in steps:
-        book.add(incident, s.kind, at(s.minute + shift), actor=s.actor, **s.fields)
+        fields = {k: previous if v == PREVIOUS else v for k, v in s.fields.items()}
+        previous = book.add(incident, s.kind, at(s.minute + shift), actor=s.actor,
+                            **fields).event_id
 
 
 # --- the reference -----------------------------------------------------------
@@ -356,9 +382,9 @@ def test_folded_facts_are_exact_across_their_validity_range(
     book = Book()
     write(book, "I", steps)
     events = book.events["I"]
-    facts = fold_incident(events, parse_instant(at(t)))
+    facts = fold_incident(events, parse_instant(at(t)), book.history)
     assert facts_from_dict(json.loads(json.dumps(facts_to_dict(facts)))) == facts
-    other = fold_incident(events, parse_instant(at(probe)))
+    other = fold_incident(events, parse_instant(at(probe)), book.history)
     if facts_valid_at(facts, parse_instant(at(probe))):
         assert other == facts
     else:

@@ -103,7 +103,7 @@ class Book:
 
     def clocks(self, incident: str, at: str) -> dict[str, ClockResult]:
         t = parse_instant(at)
-        facts = fold_incident(self.events[incident], t)
+        facts = fold_incident(self.events[incident], t, self.history)
         terms = self.history.terms_at(facts.opened_at)
         assert terms is not None
         return {c.level_id: c for c in incident_clocks(facts, terms, t)}
@@ -348,15 +348,24 @@ def test_share_policies(policy: str, root_cause: str, expected: dict[str, Fracti
     b = Book(policy=policy)
     b.open("I", "2026-03-02T10:00:00Z")
     b.add("I", "handed_off", "2026-03-02T11:00:00Z", to="pb")
-    b.add("I", "resolved", "2026-03-02T15:00:00Z", actor="pb", root_cause=root_cause)
+    resolved = b.add("I", "resolved", "2026-03-02T15:00:00Z", actor="pb", root_cause=root_cause)
+    if root_cause == "pa":
+        # pb blames pa: a claim that counts once pa accepts it (11.2).
+        b.add("I", "claim_accepted", "2026-03-02T16:00:00Z", actor="pa",
+              target_event_id=resolved.event_id)
     assert b.clocks("I", "2026-03-03T00:00:00Z")["p1-resolution"].shares == expected
 
 
 def test_latest_root_cause_wins() -> None:
     b = Book()
     b.open("I", "2026-03-02T10:00:00Z")
-    b.add("I", "resolved", "2026-03-02T11:00:00Z", root_cause="customer")
-    b.add("I", "root_cause_assigned", "2026-03-02T12:00:00Z", actor="cust", root_cause="pb")
+    resolved = b.add("I", "resolved", "2026-03-02T11:00:00Z", root_cause="customer")
+    b.add("I", "claim_accepted", "2026-03-02T11:00:00Z", actor="cust",
+          target_event_id=resolved.event_id)
+    blamed = b.add("I", "root_cause_assigned", "2026-03-02T12:00:00Z", actor="cust",
+                   root_cause="pb")
+    b.add("I", "claim_accepted", "2026-03-02T12:00:00Z", actor="pb",
+          target_event_id=blamed.event_id)
     view = b.view("I", "2026-03-03T00:00:00Z")
     assert view["root_cause"] == "pb" and view["excused"] is False
     early = b.view("I", "2026-03-02T11:30:00Z")
@@ -469,7 +478,10 @@ def test_downtime_charged_to_root_cause_provider_else_charged_holder() -> None:
     sl = level(b.report(), "net-availability")
     # misrouted 11:00-11:30 goes to the sender pa
     assert sl["downtime_by_provider_seconds"] == {"pa": secs(2 * H), "pb": secs(H)}
-    b.add("A", "root_cause_assigned", "2026-03-02T14:00:00Z", actor="cust", root_cause="pb")
+    blamed = b.add("A", "root_cause_assigned", "2026-03-02T14:00:00Z", actor="cust",
+                   root_cause="pb")
+    b.add("A", "claim_accepted", "2026-03-02T14:00:00Z", actor="pb",
+          target_event_id=blamed.event_id)
     sl = level(b.report(), "net-availability")
     assert sl["downtime_by_provider_seconds"] == {"pb": secs(3 * H)}
     b.add("A", "root_cause_assigned", "2026-03-02T15:00:00Z", actor="cust",

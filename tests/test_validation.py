@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from ledger.domain import events as ev
 from ledger.domain.agreements import AgreementHistory, AgreementTerms, Money, TermsVersion
+from ledger.domain.claims import Authority, void_in_effect
 from ledger.domain.codec import event_from_dict
 from ledger.domain.errors import InvalidArgument, NotFound, TimelineViolation
 from ledger.domain.instants import MICROS_PER_DAY, MICROS_PER_MINUTE, parse_instant
@@ -213,7 +214,7 @@ def test_after_closed() -> None:
     inc.reject(ev.Voided(), 30, "cust", rule="after_closed")
     inc.add(ev.RootCauseAssigned("pb"), 30, "cust")
     late = inc.add(ev.HandedOff("pb"), 15, "pa")  # late, dated before closed
-    inc.add(ev.Retracted(late.event_id), 40, "cust")  # retracted after closed
+    inc.add(ev.Retracted(late.event_id), 40, "pa")  # retracted after closed
 
 
 def test_not_custody_holder() -> None:
@@ -310,9 +311,9 @@ def test_retraction_target_rules() -> None:
     inc.reject(ev.Retracted(other.stored[0].event_id), 1, "cust", rule="unknown_target")
     inc.reject(ev.Retracted(inc.stored[0].event_id), 1, "cust", rule="cannot_retract_opened")
     responded = inc.add(ev.Responded(), 1)
-    retraction = inc.add(ev.Retracted(responded.event_id), 2, "cust")
-    inc.reject(ev.Retracted(responded.event_id), 3, "cust", rule="already_retracted")
-    inc.reject(ev.Retracted(retraction.event_id), 3, "cust", rule="cannot_retract_retraction")
+    retraction = inc.add(ev.Retracted(responded.event_id), 2, "pa")
+    inc.reject(ev.Retracted(responded.event_id), 3, "pa", rule="already_retracted")
+    inc.reject(ev.Retracted(retraction.event_id), 3, "pa", rule="cannot_retract_retraction")
 
 
 def test_target_has_dependents() -> None:
@@ -325,19 +326,19 @@ def test_target_has_dependents() -> None:
                        "clock_resumed while not paused")
     handoff = inc.add(ev.HandedOff("pb"), 3)
     rejection = inc.add(ev.HandoffRejected(), 4, "pb")
-    inc.reject(ev.Retracted(handoff.event_id), 5, "cust", rule="target_has_dependents")
-    inc.add(ev.Retracted(rejection.event_id), 5, "cust")  # removes the misroute, pb holds
+    inc.reject(ev.Retracted(handoff.event_id), 5, "pa", rule="target_has_dependents")
+    inc.add(ev.Retracted(rejection.event_id), 5, "pb")  # removes the misroute, pb holds
     inc.reject(ev.HandedOff("pc"), 6, "pa", rule="not_custody_holder")
     resolved = inc.add(ev.Resolved(), 6)
     inc.add(ev.Closed(), 7, "cust")
-    inc.reject(ev.Retracted(resolved.event_id), 8, "cust", rule="target_has_dependents")
+    inc.reject(ev.Retracted(resolved.event_id), 8, "pa", rule="target_has_dependents")
 
 
 def test_retracting_the_first_response_keeps_the_second() -> None:
     inc = opened()
     first = inc.add(ev.Responded(), 1)
     inc.add(ev.Responded(), 2)
-    inc.add(ev.Retracted(first.event_id), 3, "cust")
+    inc.add(ev.Retracted(first.event_id), 3, "pa")
 
 
 # --- late events: judged on the re-sorted timeline ------------------------------------
@@ -526,15 +527,17 @@ def test_accepted_events_always_form_a_valid_timeline(
     # 1. Late arrivals never produce anything that in-order arrival could not:
     # the effective timeline, appended afresh in timeline order, is accepted
     # event by event (validity is prefix-closed and judged on dates only).
+    # A provider's void awaits the customer, who never answers here: it is
+    # an ordinary event (11.6); only a void in effect must go last.
     effective = effective_timeline(accepted)
+    standing = void_in_effect(effective, Authority.of(TERMS), NOW)
+    pending_voids = [v for v in effective.voids if v is not standing]
     in_order = Incident()
-    for event in effective.entries:
+    for event in sorted([*effective.entries, *pending_voids], key=timeline_key):
         in_order.check(replace(event, position=0))
         in_order.stored.append(replace(event, position=len(in_order.stored) + 1))
-    if effective.voided:  # the standing void goes last, as it must
-        void = next(e for e in accepted if isinstance(e.payload, ev.Voided)
-                    and e.event_id not in effective.retracted_ids)
-        in_order.check(replace(void, position=0))
+    if standing is not None:  # the standing void goes last, as it must
+        in_order.check(replace(standing, position=0))
 
     # 2. Any other arrival order of the accepted events is accepted by a fresh
     # full validation, provided it keeps what arrival order means: opened
@@ -559,8 +562,9 @@ def _random_arrival_order(events: list[ev.LedgerEvent], data: st.DataObject) -> 
             preds.add(event.payload.target_event_id)
             retraction_of[event.payload.target_event_id] = event
         needs[event.event_id] = preds
-    for event in events:  # a standing void arrives last
-        if isinstance(event.payload, ev.Voided) and event.event_id not in retraction_of:
+    for event in events:  # a standing void (the customer's: 11.2) arrives last
+        if (isinstance(event.payload, ev.Voided) and event.event_id not in retraction_of
+                and event.actor == TERMS.customer):
             needs[event.event_id] = {e.event_id for e in events} - {event.event_id}
     void_retractions = {r.event_id for target, r in retraction_of.items()
                         if isinstance(by_id[target].payload, ev.Voided)}
@@ -599,3 +603,101 @@ def test_the_literal_permutation_invariant_fails_on_ties() -> None:
     with pytest.raises(TimelineViolation) as info:
         check_incident_timeline(HISTORY, swapped)
     assert info.value.rule == "not_paused"
+
+
+# --- authority and disputes (section 11) -------------------------------------------
+
+HISTORY_W = AgreementHistory(
+    "agr", (TermsVersion(EFFECTIVE, replace(TERMS, dispute_window=10 * DAY)),))
+
+
+def with_window() -> Incident:
+    incident = Incident(history=HISTORY_W)
+    incident.add(ev.Opened(service="net", priority="P2", custody="pa"), 0, "cust")
+    return incident
+
+
+def test_corrections_are_ones_own() -> None:
+    inc = opened()
+    responded = inc.add(ev.Responded(), 1, "pa")
+    message = inc.reject(ev.Retracted(responded.event_id), 2, "cust", rule="not_own_event")
+    assert message == (f"retracted by 'cust' names responded at position {responded.position} "
+                       "by 'pa': corrections are one's own (sla-semantics 11.1)")
+    inc.reject(ev.Retracted(responded.event_id), 2, "pb", rule="not_own_event")
+    inc.add(ev.Retracted(responded.event_id), 2, "pa")
+
+
+def test_answers_name_a_claim_awaiting_the_actor() -> None:
+    inc = with_window()
+    responded = inc.add(ev.Responded(), 1)
+    claim = inc.add(ev.Resolved(root_cause="customer"), 10, "pa")  # awaits cust
+    inc.reject(ev.ClaimAccepted("nope"), 11, "cust", rule="not_a_claim")
+    inc.reject(ev.ClaimAccepted(responded.event_id), 11, "cust", rule="not_a_claim")
+    inc.reject(ev.ClaimAccepted(inc.stored[0].event_id), 11, "cust", rule="not_a_claim")
+    message = inc.reject(ev.ClaimAccepted(claim.event_id), 11, "pb", rule="not_awaited")
+    assert "awaits 'cust'" in message and "11.3" in message
+    inc.reject(ev.ClaimAccepted(claim.event_id), 11, "pa", rule="not_awaited")  # its author
+    admission = inc.add(ev.RootCauseAssigned("pa"), 12, "pa")  # names itself: not a claim
+    inc.reject(ev.ClaimAccepted(admission.event_id), 13, "cust", rule="not_a_claim")
+    blame = inc.add(ev.RootCauseAssigned("pb"), 12, "pa")  # awaits pb, not the customer
+    inc.reject(ev.ClaimDisputed(blame.event_id, "no"), 13, "cust", rule="not_awaited")
+    inc.add(ev.ClaimDisputed(blame.event_id, "our switch was fine"), 13, "pb")
+
+
+def test_one_answer_per_org_and_no_dispute_once_deemed() -> None:
+    inc = with_window()
+    claim = inc.add(ev.Resolved(root_cause="third_party"), 10, "pa")
+    deemed = 10 + 10 * 24 * 60  # minutes
+    message = inc.reject(ev.ClaimDisputed(claim.event_id, "late"), deemed, "cust",
+                         rule="dispute_after_deemed")
+    assert "deemed accepted at" in message
+    dispute = inc.add(ev.ClaimDisputed(claim.event_id, "not a carrier fault"), deemed - 0.5,
+                      "cust")
+    inc.reject(ev.ClaimAccepted(claim.event_id), deemed - 0.25, "cust", rule="already_answered")
+    inc.reject(ev.ClaimDisputed(claim.event_id, "again"), 20, "cust", rule="already_answered")
+    inc.add(ev.Closed(), 30, "cust")
+    # Answers are accepted after closed; retract one to change it (11.3).
+    inc.add(ev.Retracted(dispute.event_id), 40, "cust")
+    inc.add(ev.ClaimAccepted(claim.event_id), deemed + 1, "cust")  # accepting late is fine
+    inc.reject(ev.ClaimAccepted("nope"), 41, "cust", rule="not_a_claim")
+
+
+def test_retracted_claim_cannot_be_answered() -> None:
+    inc = with_window()
+    claim = inc.add(ev.PriorityChanged("P4"), 5, "pa")  # a provider's lowering awaits cust
+    inc.add(ev.Retracted(claim.event_id), 6, "pa")
+    inc.reject(ev.ClaimAccepted(claim.event_id), 7, "cust", rule="not_a_claim")
+    raised = inc.add(ev.PriorityChanged("P1"), 8, "pa")  # a raise is not a claim
+    inc.reject(ev.ClaimAccepted(raised.event_id), 9, "cust", rule="not_a_claim")
+
+
+def test_a_pending_void_blocks_nothing_until_in_effect() -> None:
+    inc = opened()  # no dispute window: a provider's void waits for the customer
+    void = inc.add(ev.Voided("duplicate"), 5, "pa")
+    inc.add(ev.Responded(), 6, "pa")  # not frozen (11.6)
+    acceptance = inc.add(ev.ClaimAccepted(void.event_id), 7, "cust")
+    inc.reject(ev.Responded(), 8, "pb", rule="incident_voided")
+    inc.reject(ev.Retracted(acceptance.event_id), 9, "cust", rule="incident_voided")
+    inc.reject(ev.Retracted(void.event_id), 9, "cust", rule="not_own_event")
+    inc.add(ev.Retracted(void.event_id), 9, "pa")  # only its author restores the incident
+    inc.add(ev.Responded(), 10, "pb")
+    check_incident_timeline(HISTORY, inc.stored)
+
+
+def test_a_void_deemed_accepted_blocks_from_its_deemed_instant() -> None:
+    inc = with_window()
+    inc.add(ev.Voided("duplicate"), 5, "pa")
+    deemed = 5 + 10 * 24 * 60
+    inc.add(ev.Responded(), deemed - 1, "pa")
+    inc.reject(ev.Responded(), deemed, "pb", rule="incident_voided")
+
+
+def test_full_validation_applies_the_claim_rules() -> None:
+    inc = with_window()
+    claim = inc.add(ev.Resolved(root_cause="customer"), 10, "pa")
+    inc.add(ev.ClaimAccepted(claim.event_id), 11, "cust")
+    check_incident_timeline(HISTORY_W, inc.stored)
+    stranger = inc.make(ev.ClaimDisputed(claim.event_id, "x"), 12, "pb")
+    with pytest.raises(TimelineViolation) as info:
+        check_incident_timeline(HISTORY_W, [*inc.stored, replace(stranger, position=9)])
+    assert info.value.rule == "not_awaited"

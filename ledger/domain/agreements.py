@@ -83,6 +83,9 @@ class AgreementTerms:
     calendars: tuple[Calendar, ...]
     service_levels: tuple[ServiceLevel, ...]
     maintenance_notice: int | None = None
+    # How long a claim may be disputed before it is deemed accepted (spec
+    # 11.4); None: claims are never deemed accepted.
+    dispute_window: int | None = None
 
     def calendar(self, calendar_id: str) -> Calendar:
         if calendar_id == ALWAYS:

@@ -93,6 +93,13 @@ def payload_from_dict(kind: str, raw: Mapping[str, Any], field: str, *,
                             reason=_text(raw, "reason", field))
     if kind == "voided":
         return ev.Voided(reason=_text(raw, "reason", field))
+    if kind == "claim_accepted":
+        return ev.ClaimAccepted(
+            target_event_id=_text(raw, "target_event_id", field, required=True))
+    if kind == "claim_disputed":
+        return ev.ClaimDisputed(
+            target_event_id=_text(raw, "target_event_id", field, required=True),
+            reason=_text(raw, "reason", field, required=True))
     if kind == "maintenance_scheduled":
         start, end = _instant(raw, "start", field), _instant(raw, "end", field)
         if end <= start:

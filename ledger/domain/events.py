@@ -104,6 +104,23 @@ class Voided:
 
 
 @dataclass(frozen=True, slots=True)
+class ClaimAccepted:
+    """An awaited org accepts a claim (spec 11.3)."""
+
+    TYPE: ClassVar[str] = "claim_accepted"
+    target_event_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimDisputed:
+    """An awaited org disputes a claim (spec 11.3)."""
+
+    TYPE: ClassVar[str] = "claim_disputed"
+    target_event_id: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class MaintenanceScheduled:
     TYPE: ClassVar[str] = "maintenance_scheduled"
     service: str
@@ -141,6 +158,8 @@ IncidentPayload = (
     | RootCauseAssigned
     | Retracted
     | Voided
+    | ClaimAccepted
+    | ClaimDisputed
 )
 AgreementPayload = MaintenanceScheduled | AgreementRegistered | AgreementAmended
 Payload = IncidentPayload | AgreementPayload
@@ -161,6 +180,8 @@ INCIDENT_EVENT_TYPES: tuple[type[IncidentPayload], ...] = (
     RootCauseAssigned,
     Retracted,
     Voided,
+    ClaimAccepted,
+    ClaimDisputed,
 )
 PAYLOAD_TYPES: dict[str, type[Payload]] = {
     cls.TYPE: cls

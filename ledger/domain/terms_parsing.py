@@ -170,12 +170,8 @@ def parse_terms(raw: Mapping[str, Any], field: str = "agreement", *,
     policy = raw.get("policy", "custody")
     if policy not in ("custody", "root_cause"):
         raise InvalidArgument(f"{field}.policy", f"must be custody or root_cause, got {policy!r}")
-    notice: int | None = None
-    if raw.get("maintenance_notice"):
-        try:
-            notice = parse_duration(raw["maintenance_notice"])
-        except ValueError as exc:
-            raise InvalidArgument(f"{field}.maintenance_notice", str(exc)) from None
+    notice = _optional_duration(raw, "maintenance_notice", field)
+    window = _optional_duration(raw, "dispute_window", field)
     services = tuple(parse_id(s, f"{field}.services[{i}]") for i, s in enumerate(raw.get("services") or []))
     if not services or len(set(services)) != len(services):
         raise InvalidArgument(f"{field}.services", "must list distinct services")
@@ -198,8 +194,17 @@ def parse_terms(raw: Mapping[str, Any], field: str = "agreement", *,
         customer=customer, providers=provs, timezone=zone,
         monthly_charge=Money(str(charge["currency"]), units), at_risk_percent=at_risk,
         policy=policy, services=services, calendars=calendars, service_levels=levels,
-        maintenance_notice=notice,
+        maintenance_notice=notice, dispute_window=window,
     )
+
+
+def _optional_duration(raw: Mapping[str, Any], key: str, field: str) -> int | None:
+    if not raw.get(key):
+        return None
+    try:
+        return parse_duration(raw[key])
+    except ValueError as exc:
+        raise InvalidArgument(f"{field}.{key}", str(exc)) from None
 
 
 def _minute_text(minute: int) -> str:
@@ -232,6 +237,8 @@ def terms_to_dict(terms: AgreementTerms) -> dict[str, Any]:
     }
     if terms.maintenance_notice is not None:
         out["maintenance_notice"] = format_duration(terms.maintenance_notice)
+    if terms.dispute_window is not None:
+        out["dispute_window"] = format_duration(terms.dispute_window)
     for sl in terms.service_levels:
         item: dict[str, Any] = {"id": sl.id, "kind": sl.kind, "calendar": sl.calendar,
                                 "objective": decimal_text(sl.objective),

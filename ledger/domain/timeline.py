@@ -27,6 +27,9 @@ class EffectiveTimeline:
     entries: tuple[ev.LedgerEvent, ...]
     voided: bool
     retracted_ids: frozenset[str]
+    # The unretracted voids, whatever their date: whether each one is in
+    # effect is for the claim rules to say (spec 11.6).
+    voids: tuple[ev.LedgerEvent, ...] = ()
 
 
 def effective_timeline(
@@ -42,8 +45,8 @@ def effective_timeline(
     retracted = frozenset(
         e.payload.target_event_id for e in events if isinstance(e.payload, ev.Retracted)
     )
-    voided = any(
-        isinstance(e.payload, ev.Voided) and e.event_id not in retracted for e in events
+    voids = tuple(
+        e for e in events if isinstance(e.payload, ev.Voided) and e.event_id not in retracted
     )
     entries = tuple(
         e
@@ -52,7 +55,9 @@ def effective_timeline(
         and not isinstance(e.payload, ev.Retracted | ev.Voided)
         and (evaluated_at is None or e.occurred_at <= evaluated_at)
     )
-    return EffectiveTimeline(entries=entries, voided=voided, retracted_ids=retracted)
+    return EffectiveTimeline(
+        entries=entries, voided=bool(voids), retracted_ids=retracted, voids=voids
+    )
 
 
 def opened_event(stored: Sequence[ev.LedgerEvent]) -> ev.LedgerEvent | None:

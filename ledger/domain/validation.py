@@ -29,6 +29,7 @@ from ledger.domain.agreements import (
     AgreementHistory,
     AgreementTerms,
 )
+from ledger.domain.claims import ANSWER_TYPES, Authority, claim_at, void_in_effect
 from ledger.domain.errors import InvalidArgument, NotFound, TimelineViolation
 from ledger.domain.instants import format_duration, format_instant
 from ledger.domain.timeline import effective_timeline, opened_event, timeline_key
@@ -72,8 +73,9 @@ def check_incident_event(
     if history is None:
         raise NotFound("agreement", agreement_id)
     _check_not_future(new, now, max_skew)
-    _check_not_voided(stored, new)
     terms = _incident_terms(history, opened)
+    authority = Authority.of(terms)
+    _check_not_voided(stored, new, authority)
     _check_event_alone(history, terms, new)
     if new.occurred_at < opened.occurred_at:
         raise TimelineViolation(
@@ -81,8 +83,12 @@ def check_incident_event(
             f"{new.type} dated {format_instant(new.occurred_at)}, before the incident "
             f"was opened at {format_instant(opened.occurred_at)}",
         )
+    if isinstance(new.payload, ANSWER_TYPES):
+        # Answers change no state and are accepted in any state (11.3).
+        _check_answer(stored, new, authority)
+        return
     if isinstance(new.payload, ev.Retracted):
-        target = _check_retraction(stored, new.payload)
+        target = _check_retraction(stored, new)
         # Spec 10.6: the retraction must leave a valid timeline. The stored
         # timeline is valid, so a violation here is an event that depended on
         # the target.
@@ -128,27 +134,24 @@ def check_incident_timeline(
     if history is None:
         raise NotFound("agreement", opened.agreement_id)
     terms = _incident_terms(history, opened)
-    active_void = ""
+    authority = Authority.of(terms)
     for index, event in enumerate(by_arrival):
         payload = event.payload
         if index and isinstance(payload, ev.Opened):
             _raise_at(event, "already_opened", "opened twice")
-        if active_void and not (
-            isinstance(payload, ev.Retracted) and payload.target_event_id == active_void
-        ):
-            _raise_at(event, "incident_voided", f"{event.type} recorded after the incident's void")
         if event.occurred_at < opened.occurred_at:
             _raise_at(event, "before_opened", f"{event.type} dated before opened")
+        earlier = by_arrival[:index]
         try:
+            if index:
+                _check_not_voided(earlier, event, authority)
             _check_event_alone(history, terms, event)
             if isinstance(payload, ev.Retracted):
-                _check_retraction(by_arrival[:index], payload)
+                _check_retraction(earlier, event)
+            elif isinstance(payload, ANSWER_TYPES):
+                _check_answer(earlier, event, authority)
         except TimelineViolation as exc:
             _raise_at(event, exc.rule, exc.message)
-        if isinstance(payload, ev.Voided):
-            active_void = event.event_id
-        elif isinstance(payload, ev.Retracted) and payload.target_event_id == active_void:
-            active_void = ""
     found = first_violation(_validity_timeline(stored))
     if found is not None:
         event, rule, message = found
@@ -202,14 +205,16 @@ def _validity_timeline(events: Iterable[ev.LedgerEvent]) -> list[ev.LedgerEvent]
     """
     events = list(events)
     effective = effective_timeline(events)
+    # Answers are accepted in any state (11.3): they take no part.
+    entries = [e for e in effective.entries if not isinstance(e.payload, ANSWER_TYPES)]
     voids = [
         e
         for e in events
         if isinstance(e.payload, ev.Voided) and e.event_id not in effective.retracted_ids
     ]
     if not voids:
-        return list(effective.entries)
-    return sorted([*effective.entries, *voids], key=timeline_key)
+        return entries
+    return sorted([*entries, *voids], key=timeline_key)
 
 
 def _check_not_future(new: ev.LedgerEvent, now: int, max_skew: int) -> None:
@@ -221,20 +226,67 @@ def _check_not_future(new: ev.LedgerEvent, now: int, max_skew: int) -> None:
         )
 
 
-def _check_not_voided(stored: Sequence[ev.LedgerEvent], new: ev.LedgerEvent) -> None:
-    """Spec 10.7: judged on arrival, not on dates: once a void is stored, only
-    its own retraction may follow, even an event dated before the void."""
-    retracted = {e.payload.target_event_id for e in stored if isinstance(e.payload, ev.Retracted)}
-    for event in stored:
-        if isinstance(event.payload, ev.Voided) and event.event_id not in retracted:
-            payload = new.payload
-            if isinstance(payload, ev.Retracted) and payload.target_event_id == event.event_id:
-                return
+def _check_not_voided(
+    stored: Sequence[ev.LedgerEvent], new: ev.LedgerEvent, authority: Authority
+) -> None:
+    """Spec 10.7 and 11.6: a void in effect at the new event's occurred_at
+    blocks it, even one dated before the void; only the void's own
+    retraction is accepted. A void still awaiting the customer blocks
+    nothing, so a provider's pending void never freezes an incident."""
+    void = void_in_effect(effective_timeline(stored), authority, new.occurred_at)
+    if void is None:
+        return
+    payload = new.payload
+    if isinstance(payload, ev.Retracted) and payload.target_event_id == void.event_id:
+        return
+    raise TimelineViolation(
+        "incident_voided",
+        f"{new.type} refused: incident {new.incident_id!r} is voided "
+        f"(only a retraction of the void is accepted)",
+    )
+
+
+def _check_answer(
+    stored: Sequence[ev.LedgerEvent], new: ev.LedgerEvent, authority: Authority
+) -> None:
+    """Spec 11.3: an answer names a stored claim of the incident, comes from
+    an org the claim awaits that has not answered it yet, and a dispute comes
+    before the claim's deemed instant."""
+    payload = new.payload
+    assert isinstance(payload, ANSWER_TYPES)
+    target_id = payload.target_event_id
+    timeline = effective_timeline(stored)
+    claim = claim_at(timeline, authority, target_id, new.occurred_at)
+    if claim is None:
+        raise TimelineViolation(
+            "not_a_claim",
+            f"{new.type} names {target_id!r}, not a stored claim of incident "
+            f"{new.incident_id!r} (sla-semantics 11.3: only a claim is answered)",
+        )
+    if new.actor not in claim.awaits:
+        raise TimelineViolation(
+            "not_awaited",
+            f"{new.type} by {new.actor!r}: claim {target_id!r} ({claim.type} by "
+            f"{claim.claimed_by!r}) awaits {', '.join(repr(o) for o in claim.awaits)} "
+            f"(sla-semantics 11.3)",
+        )
+    for event in timeline.entries:
+        answer = event.payload
+        if (isinstance(answer, ANSWER_TYPES) and answer.target_event_id == target_id
+                and event.actor == new.actor):
             raise TimelineViolation(
-                "incident_voided",
-                f"{new.type} refused: incident {new.incident_id!r} is voided "
-                f"(only a retraction of the void is accepted)",
+                "already_answered",
+                f"{new.actor!r} already answered claim {target_id!r} with {event.type} "
+                f"at position {event.position}; retract that answer first "
+                f"(sla-semantics 11.3)",
             )
+    deemed = claim.deemed_instant
+    if isinstance(payload, ev.ClaimDisputed) and deemed is not None and new.occurred_at >= deemed:
+        raise TimelineViolation(
+            "dispute_after_deemed",
+            f"claim_disputed dated {format_instant(new.occurred_at)}: claim {target_id!r} "
+            f"was deemed accepted at {format_instant(deemed)} (sla-semantics 11.3, 11.4)",
+        )
 
 
 def _incident_terms(history: AgreementHistory, opened: ev.LedgerEvent) -> AgreementTerms:
@@ -321,10 +373,12 @@ def _check_priority(priority: str) -> None:
 
 
 def _check_retraction(
-    earlier: Sequence[ev.LedgerEvent], retraction: ev.Retracted
+    earlier: Sequence[ev.LedgerEvent], new: ev.LedgerEvent
 ) -> ev.LedgerEvent:
-    """Spec 10.6 on the target itself; returns it. `earlier` are the events
-    stored before the retraction."""
+    """Spec 10.6 and 11.1 on the target itself; returns it. `earlier` are the
+    events stored before the retraction."""
+    retraction = new.payload
+    assert isinstance(retraction, ev.Retracted)
     target: ev.LedgerEvent | None = None
     for event in earlier:
         payload = event.payload
@@ -349,5 +403,10 @@ def _check_retraction(
         )
     if isinstance(target.payload, ev.Retracted):
         raise TimelineViolation("cannot_retract_retraction", "a retraction cannot be retracted")
+    if target.actor != new.actor:
+        raise TimelineViolation(
+            "not_own_event",
+            f"retracted by {new.actor!r} names {target.type} at position {target.position} "
+            f"by {target.actor!r}: corrections are one's own (sla-semantics 11.1)",
+        )
     return target
-

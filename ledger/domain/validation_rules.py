@@ -44,6 +44,11 @@ RULES: tuple[tuple[str, str], ...] = (
     ("cannot_retract_retraction", "retracted names a retraction (a correction is never undone)"),
     ("already_retracted", "retracted names an event that is already retracted"),
     ("target_has_dependents", "the timeline without the retracted event would be invalid"),
+    ("not_own_event", "retracted names an event of another org: corrections are one's own (11.1)"),
+    ("not_a_claim", "an answer names no stored claim of this incident (11.3)"),
+    ("not_awaited", "an answer by an org the claim does not await (11.3)"),
+    ("already_answered", "the org has already answered this claim: retract that answer first (11.3)"),
+    ("dispute_after_deemed", "a dispute dated at or after the claim's deemed instant (11.3)"),
 )
 RULE_IDS: frozenset[str] = frozenset(rule for rule, _ in RULES)
 # Listed for partners that still branch on them, never raised any more.

@@ -162,6 +162,9 @@ def terms_from_proto(msg: agreements_pb2.AgreementTerms, field: str) -> Agreemen
     if msg.HasField("maintenance_notice"):
         raw["maintenance_notice"] = format_duration(
             duration_to_micros(msg.maintenance_notice, f"{field}.maintenance_notice"))
+    if msg.HasField("dispute_window"):
+        raw["dispute_window"] = format_duration(
+            duration_to_micros(msg.dispute_window, f"{field}.dispute_window"))
     for i, cal in enumerate(msg.calendars):
         if cal.id in raw["calendars"]:
             raise InvalidArgument(f"{field}.calendars[{i}].id", f"duplicate calendar {cal.id!r}")
@@ -198,6 +201,8 @@ def terms_to_proto(terms: AgreementTerms) -> agreements_pb2.AgreementTerms:
     )
     if terms.maintenance_notice is not None:
         msg.maintenance_notice.CopyFrom(micros_to_duration(terms.maintenance_notice))
+    if terms.dispute_window is not None:
+        msg.dispute_window.CopyFrom(micros_to_duration(terms.dispute_window))
     for cal in terms.calendars:
         msg.calendars.append(agreements_pb2.Calendar(
             id=cal.id, timezone=cal.timezone, holidays=[d.isoformat() for d in cal.holidays],

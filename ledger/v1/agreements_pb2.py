@@ -28,19 +28,19 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from ledger.v1 import common_pb2 as ledger_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aledger/v1/agreements.proto\x12\tledger.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16ledger/v1/common.proto\"N\n\x0fWorkingInterval\x12\x1f\n\x03\x64\x61y\x18\x01 \x01(\x0e\x32\x12.ledger.v1.Weekday\x12\r\n\x05start\x18\x02 \x01(\t\x12\x0b\n\x03\x65nd\x18\x03 \x01(\t\"f\n\x08\x43\x61lendar\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08timezone\x18\x02 \x01(\t\x12*\n\x06weekly\x18\x03 \x03(\x0b\x32\x1a.ledger.v1.WorkingInterval\x12\x10\n\x08holidays\x18\x04 \x03(\t\"\xe8\x01\n\x0cServiceLevel\x12\n\n\x02id\x18\x01 \x01(\t\x12)\n\x04kind\x18\x02 \x01(\x0e\x32\x1b.ledger.v1.ServiceLevelKind\x12%\n\x08priority\x18\x03 \x01(\x0e\x32\x13.ledger.v1.Priority\x12,\n\tthreshold\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08\x63\x61lendar\x18\x05 \x01(\t\x12\x11\n\tobjective\x18\x06 \x01(\t\x12\x16\n\x0e\x63redit_percent\x18\x07 \x01(\t\x12\x0f\n\x07service\x18\x08 \x01(\t\"\xdc\x02\n\x0e\x41greementTerms\x12\x10\n\x08\x63ustomer\x18\x01 \x01(\t\x12\x11\n\tproviders\x18\x02 \x03(\t\x12\x10\n\x08timezone\x18\x03 \x01(\t\x12(\n\x0emonthly_charge\x18\x04 \x01(\x0b\x32\x10.ledger.v1.Money\x12\x17\n\x0f\x61t_risk_percent\x18\x05 \x01(\t\x12.\n\x06policy\x18\x06 \x01(\x0e\x32\x1e.ledger.v1.ApportionmentPolicy\x12\x35\n\x12maintenance_notice\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08services\x18\x08 \x03(\t\x12&\n\tcalendars\x18\t \x03(\x0b\x32\x13.ledger.v1.Calendar\x12/\n\x0eservice_levels\x18\n \x03(\x0b\x32\x17.ledger.v1.ServiceLevel\"\x8d\x01\n\tAmendment\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x32\n\x0e\x65\x66\x66\x65\x63tive_from\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x05terms\x18\x03 \x01(\x0b\x32\x19.ledger.v1.AgreementTerms\x12\x10\n\x08position\x18\x04 \x01(\x03\"\xce\x01\n\x11MaintenanceWindow\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12)\n\x05start\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cscheduled_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08position\x18\x06 \x01(\x03\"\xec\x01\n\tAgreement\x12\n\n\x02id\x18\x01 \x01(\t\x12\x32\n\x0e\x65\x66\x66\x65\x63tive_from\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x05terms\x18\x03 \x01(\x0b\x32\x19.ledger.v1.AgreementTerms\x12(\n\namendments\x18\x04 \x03(\x0b\x32\x14.ledger.v1.Amendment\x12\x39\n\x13maintenance_windows\x18\x05 \x03(\x0b\x32\x1c.ledger.v1.MaintenanceWindow\x12\x10\n\x08position\x18\x06 \x01(\x03\"U\n\x18RegisterAgreementRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\'\n\tagreement\x18\x02 \x01(\x0b\x32\x14.ledger.v1.Agreement\"@\n\x19RegisterAgreementResponse\x12\x10\n\x08position\x18\x01 \x01(\x03\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"\xce\x01\n\x15\x41mendAgreementRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x14\n\x0c\x61greement_id\x18\x02 \x01(\t\x12\x32\n\x0e\x65\x66\x66\x65\x63tive_from\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x05terms\x18\x04 \x01(\x0b\x32\x19.ledger.v1.AgreementTerms\x12/\n\x0bupdate_mask\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"=\n\x16\x41mendAgreementResponse\x12\x10\n\x08position\x18\x01 \x01(\x03\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"+\n\x13GetAgreementRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\"?\n\x14GetAgreementResponse\x12\'\n\tagreement\x18\x01 \x01(\x0b\x32\x14.ledger.v1.Agreement\">\n\x15ListAgreementsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"[\n\x16ListAgreementsResponse\x12(\n\nagreements\x18\x01 \x03(\x0b\x32\x14.ledger.v1.Agreement\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xb6\x01\n\x07Weekday\x12\x17\n\x13WEEKDAY_UNSPECIFIED\x10\x00\x12\x12\n\x0eWEEKDAY_MONDAY\x10\x01\x12\x13\n\x0fWEEKDAY_TUESDAY\x10\x02\x12\x15\n\x11WEEKDAY_WEDNESDAY\x10\x03\x12\x14\n\x10WEEKDAY_THURSDAY\x10\x04\x12\x12\n\x0eWEEKDAY_FRIDAY\x10\x05\x12\x14\n\x10WEEKDAY_SATURDAY\x10\x06\x12\x12\n\x0eWEEKDAY_SUNDAY\x10\x07*\x82\x01\n\x13\x41pportionmentPolicy\x12$\n APPORTIONMENT_POLICY_UNSPECIFIED\x10\x00\x12 \n\x1c\x41PPORTIONMENT_POLICY_CUSTODY\x10\x01\x12#\n\x1f\x41PPORTIONMENT_POLICY_ROOT_CAUSE\x10\x02*\x9f\x01\n\x10ServiceLevelKind\x12\"\n\x1eSERVICE_LEVEL_KIND_UNSPECIFIED\x10\x00\x12\x1f\n\x1bSERVICE_LEVEL_KIND_RESPONSE\x10\x01\x12!\n\x1dSERVICE_LEVEL_KIND_RESOLUTION\x10\x02\x12#\n\x1fSERVICE_LEVEL_KIND_AVAILABILITY\x10\x03\x32\xf1\x02\n\x10\x41greementService\x12^\n\x11RegisterAgreement\x12#.ledger.v1.RegisterAgreementRequest\x1a$.ledger.v1.RegisterAgreementResponse\x12U\n\x0e\x41mendAgreement\x12 .ledger.v1.AmendAgreementRequest\x1a!.ledger.v1.AmendAgreementResponse\x12O\n\x0cGetAgreement\x12\x1e.ledger.v1.GetAgreementRequest\x1a\x1f.ledger.v1.GetAgreementResponse\x12U\n\x0eListAgreements\x12 .ledger.v1.ListAgreementsRequest\x1a!.ledger.v1.ListAgreementsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aledger/v1/agreements.proto\x12\tledger.v1\x1a\x1egoogle/protobuf/duration.proto\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16ledger/v1/common.proto\"N\n\x0fWorkingInterval\x12\x1f\n\x03\x64\x61y\x18\x01 \x01(\x0e\x32\x12.ledger.v1.Weekday\x12\r\n\x05start\x18\x02 \x01(\t\x12\x0b\n\x03\x65nd\x18\x03 \x01(\t\"f\n\x08\x43\x61lendar\x12\n\n\x02id\x18\x01 \x01(\t\x12\x10\n\x08timezone\x18\x02 \x01(\t\x12*\n\x06weekly\x18\x03 \x03(\x0b\x32\x1a.ledger.v1.WorkingInterval\x12\x10\n\x08holidays\x18\x04 \x03(\t\"\xe8\x01\n\x0cServiceLevel\x12\n\n\x02id\x18\x01 \x01(\t\x12)\n\x04kind\x18\x02 \x01(\x0e\x32\x1b.ledger.v1.ServiceLevelKind\x12%\n\x08priority\x18\x03 \x01(\x0e\x32\x13.ledger.v1.Priority\x12,\n\tthreshold\x18\x04 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08\x63\x61lendar\x18\x05 \x01(\t\x12\x11\n\tobjective\x18\x06 \x01(\t\x12\x16\n\x0e\x63redit_percent\x18\x07 \x01(\t\x12\x0f\n\x07service\x18\x08 \x01(\t\"\x8f\x03\n\x0e\x41greementTerms\x12\x10\n\x08\x63ustomer\x18\x01 \x01(\t\x12\x11\n\tproviders\x18\x02 \x03(\t\x12\x10\n\x08timezone\x18\x03 \x01(\t\x12(\n\x0emonthly_charge\x18\x04 \x01(\x0b\x32\x10.ledger.v1.Money\x12\x17\n\x0f\x61t_risk_percent\x18\x05 \x01(\t\x12.\n\x06policy\x18\x06 \x01(\x0e\x32\x1e.ledger.v1.ApportionmentPolicy\x12\x35\n\x12maintenance_notice\x18\x07 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x10\n\x08services\x18\x08 \x03(\t\x12&\n\tcalendars\x18\t \x03(\x0b\x32\x13.ledger.v1.Calendar\x12/\n\x0eservice_levels\x18\n \x03(\x0b\x32\x17.ledger.v1.ServiceLevel\x12\x31\n\x0e\x64ispute_window\x18\x0b \x01(\x0b\x32\x19.google.protobuf.Duration\"\x8d\x01\n\tAmendment\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x32\n\x0e\x65\x66\x66\x65\x63tive_from\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x05terms\x18\x03 \x01(\x0b\x32\x19.ledger.v1.AgreementTerms\x12\x10\n\x08position\x18\x04 \x01(\x03\"\xce\x01\n\x11MaintenanceWindow\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0f\n\x07service\x18\x02 \x01(\t\x12)\n\x05start\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\x0cscheduled_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08position\x18\x06 \x01(\x03\"\xec\x01\n\tAgreement\x12\n\n\x02id\x18\x01 \x01(\t\x12\x32\n\x0e\x65\x66\x66\x65\x63tive_from\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x05terms\x18\x03 \x01(\x0b\x32\x19.ledger.v1.AgreementTerms\x12(\n\namendments\x18\x04 \x03(\x0b\x32\x14.ledger.v1.Amendment\x12\x39\n\x13maintenance_windows\x18\x05 \x03(\x0b\x32\x1c.ledger.v1.MaintenanceWindow\x12\x10\n\x08position\x18\x06 \x01(\x03\"U\n\x18RegisterAgreementRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\'\n\tagreement\x18\x02 \x01(\x0b\x32\x14.ledger.v1.Agreement\"@\n\x19RegisterAgreementResponse\x12\x10\n\x08position\x18\x01 \x01(\x03\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"\xce\x01\n\x15\x41mendAgreementRequest\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x14\n\x0c\x61greement_id\x18\x02 \x01(\t\x12\x32\n\x0e\x65\x66\x66\x65\x63tive_from\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x05terms\x18\x04 \x01(\x0b\x32\x19.ledger.v1.AgreementTerms\x12/\n\x0bupdate_mask\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.FieldMask\"=\n\x16\x41mendAgreementResponse\x12\x10\n\x08position\x18\x01 \x01(\x03\x12\x11\n\tduplicate\x18\x02 \x01(\x08\"+\n\x13GetAgreementRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\"?\n\x14GetAgreementResponse\x12\'\n\tagreement\x18\x01 \x01(\x0b\x32\x14.ledger.v1.Agreement\">\n\x15ListAgreementsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\"[\n\x16ListAgreementsResponse\x12(\n\nagreements\x18\x01 \x03(\x0b\x32\x14.ledger.v1.Agreement\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xb6\x01\n\x07Weekday\x12\x17\n\x13WEEKDAY_UNSPECIFIED\x10\x00\x12\x12\n\x0eWEEKDAY_MONDAY\x10\x01\x12\x13\n\x0fWEEKDAY_TUESDAY\x10\x02\x12\x15\n\x11WEEKDAY_WEDNESDAY\x10\x03\x12\x14\n\x10WEEKDAY_THURSDAY\x10\x04\x12\x12\n\x0eWEEKDAY_FRIDAY\x10\x05\x12\x14\n\x10WEEKDAY_SATURDAY\x10\x06\x12\x12\n\x0eWEEKDAY_SUNDAY\x10\x07*\x82\x01\n\x13\x41pportionmentPolicy\x12$\n APPORTIONMENT_POLICY_UNSPECIFIED\x10\x00\x12 \n\x1c\x41PPORTIONMENT_POLICY_CUSTODY\x10\x01\x12#\n\x1f\x41PPORTIONMENT_POLICY_ROOT_CAUSE\x10\x02*\x9f\x01\n\x10ServiceLevelKind\x12\"\n\x1eSERVICE_LEVEL_KIND_UNSPECIFIED\x10\x00\x12\x1f\n\x1bSERVICE_LEVEL_KIND_RESPONSE\x10\x01\x12!\n\x1dSERVICE_LEVEL_KIND_RESOLUTION\x10\x02\x12#\n\x1fSERVICE_LEVEL_KIND_AVAILABILITY\x10\x03\x32\xf1\x02\n\x10\x41greementService\x12^\n\x11RegisterAgreement\x12#.ledger.v1.RegisterAgreementRequest\x1a$.ledger.v1.RegisterAgreementResponse\x12U\n\x0e\x41mendAgreement\x12 .ledger.v1.AmendAgreementRequest\x1a!.ledger.v1.AmendAgreementResponse\x12O\n\x0cGetAgreement\x12\x1e.ledger.v1.GetAgreementRequest\x1a\x1f.ledger.v1.GetAgreementResponse\x12U\n\x0eListAgreements\x12 .ledger.v1.ListAgreementsRequest\x1a!.ledger.v1.ListAgreementsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ledger.v1.agreements_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_WEEKDAY']._serialized_start=2219
-  _globals['_WEEKDAY']._serialized_end=2401
-  _globals['_APPORTIONMENTPOLICY']._serialized_start=2404
-  _globals['_APPORTIONMENTPOLICY']._serialized_end=2534
-  _globals['_SERVICELEVELKIND']._serialized_start=2537
-  _globals['_SERVICELEVELKIND']._serialized_end=2696
+  _globals['_WEEKDAY']._serialized_start=2270
+  _globals['_WEEKDAY']._serialized_end=2452
+  _globals['_APPORTIONMENTPOLICY']._serialized_start=2455
+  _globals['_APPORTIONMENTPOLICY']._serialized_end=2585
+  _globals['_SERVICELEVELKIND']._serialized_start=2588
+  _globals['_SERVICELEVELKIND']._serialized_end=2747
   _globals['_WORKINGINTERVAL']._serialized_start=164
   _globals['_WORKINGINTERVAL']._serialized_end=242
   _globals['_CALENDAR']._serialized_start=244
@@ -48,29 +48,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SERVICELEVEL']._serialized_start=349
   _globals['_SERVICELEVEL']._serialized_end=581
   _globals['_AGREEMENTTERMS']._serialized_start=584
-  _globals['_AGREEMENTTERMS']._serialized_end=932
-  _globals['_AMENDMENT']._serialized_start=935
-  _globals['_AMENDMENT']._serialized_end=1076
-  _globals['_MAINTENANCEWINDOW']._serialized_start=1079
-  _globals['_MAINTENANCEWINDOW']._serialized_end=1285
-  _globals['_AGREEMENT']._serialized_start=1288
-  _globals['_AGREEMENT']._serialized_end=1524
-  _globals['_REGISTERAGREEMENTREQUEST']._serialized_start=1526
-  _globals['_REGISTERAGREEMENTREQUEST']._serialized_end=1611
-  _globals['_REGISTERAGREEMENTRESPONSE']._serialized_start=1613
-  _globals['_REGISTERAGREEMENTRESPONSE']._serialized_end=1677
-  _globals['_AMENDAGREEMENTREQUEST']._serialized_start=1680
-  _globals['_AMENDAGREEMENTREQUEST']._serialized_end=1886
-  _globals['_AMENDAGREEMENTRESPONSE']._serialized_start=1888
-  _globals['_AMENDAGREEMENTRESPONSE']._serialized_end=1949
-  _globals['_GETAGREEMENTREQUEST']._serialized_start=1951
-  _globals['_GETAGREEMENTREQUEST']._serialized_end=1994
-  _globals['_GETAGREEMENTRESPONSE']._serialized_start=1996
-  _globals['_GETAGREEMENTRESPONSE']._serialized_end=2059
-  _globals['_LISTAGREEMENTSREQUEST']._serialized_start=2061
-  _globals['_LISTAGREEMENTSREQUEST']._serialized_end=2123
-  _globals['_LISTAGREEMENTSRESPONSE']._serialized_start=2125
-  _globals['_LISTAGREEMENTSRESPONSE']._serialized_end=2216
-  _globals['_AGREEMENTSERVICE']._serialized_start=2699
-  _globals['_AGREEMENTSERVICE']._serialized_end=3068
+  _globals['_AGREEMENTTERMS']._serialized_end=983
+  _globals['_AMENDMENT']._serialized_start=986
+  _globals['_AMENDMENT']._serialized_end=1127
+  _globals['_MAINTENANCEWINDOW']._serialized_start=1130
+  _globals['_MAINTENANCEWINDOW']._serialized_end=1336
+  _globals['_AGREEMENT']._serialized_start=1339
+  _globals['_AGREEMENT']._serialized_end=1575
+  _globals['_REGISTERAGREEMENTREQUEST']._serialized_start=1577
+  _globals['_REGISTERAGREEMENTREQUEST']._serialized_end=1662
+  _globals['_REGISTERAGREEMENTRESPONSE']._serialized_start=1664
+  _globals['_REGISTERAGREEMENTRESPONSE']._serialized_end=1728
+  _globals['_AMENDAGREEMENTREQUEST']._serialized_start=1731
+  _globals['_AMENDAGREEMENTREQUEST']._serialized_end=1937
+  _globals['_AMENDAGREEMENTRESPONSE']._serialized_start=1939
+  _globals['_AMENDAGREEMENTRESPONSE']._serialized_end=2000
+  _globals['_GETAGREEMENTREQUEST']._serialized_start=2002
+  _globals['_GETAGREEMENTREQUEST']._serialized_end=2045
+  _globals['_GETAGREEMENTRESPONSE']._serialized_start=2047
+  _globals['_GETAGREEMENTRESPONSE']._serialized_end=2110
+  _globals['_LISTAGREEMENTSREQUEST']._serialized_start=2112
+  _globals['_LISTAGREEMENTSREQUEST']._serialized_end=2174
+  _globals['_LISTAGREEMENTSRESPONSE']._serialized_start=2176
+  _globals['_LISTAGREEMENTSRESPONSE']._serialized_end=2267
+  _globals['_AGREEMENTSERVICE']._serialized_start=2750
+  _globals['_AGREEMENTSERVICE']._serialized_end=3119
 # @@protoc_insertion_point(module_scope)

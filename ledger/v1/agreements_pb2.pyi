@@ -221,6 +221,7 @@ class AgreementTerms(_message.Message):
     SERVICES_FIELD_NUMBER: _builtins.int
     CALENDARS_FIELD_NUMBER: _builtins.int
     SERVICE_LEVELS_FIELD_NUMBER: _builtins.int
+    DISPUTE_WINDOW_FIELD_NUMBER: _builtins.int
     customer: _builtins.str
     timezone: _builtins.str
     """IANA zone of the agreement's periods."""
@@ -241,6 +242,12 @@ class AgreementTerms(_message.Message):
     def calendars(self) -> _containers.RepeatedCompositeFieldContainer[Global___Calendar]: ...
     @_builtins.property
     def service_levels(self) -> _containers.RepeatedCompositeFieldContainer[Global___ServiceLevel]: ...
+    @_builtins.property
+    def dispute_window(self) -> _duration_pb2.Duration:
+        """How long a claim may be disputed before it is deemed accepted
+        (sla-semantics 11.4); unset means claims are never deemed accepted.
+        """
+
     def __init__(
         self,
         *,
@@ -254,10 +261,11 @@ class AgreementTerms(_message.Message):
         services: _abc.Iterable[_builtins.str] | None = ...,
         calendars: _abc.Iterable[Global___Calendar] | None = ...,
         service_levels: _abc.Iterable[Global___ServiceLevel] | None = ...,
+        dispute_window: _duration_pb2.Duration | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["maintenance_notice", b"maintenance_notice", "monthly_charge", b"monthly_charge"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["dispute_window", b"dispute_window", "maintenance_notice", b"maintenance_notice", "monthly_charge", b"monthly_charge"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_risk_percent", b"at_risk_percent", "calendars", b"calendars", "customer", b"customer", "maintenance_notice", b"maintenance_notice", "monthly_charge", b"monthly_charge", "policy", b"policy", "providers", b"providers", "service_levels", b"service_levels", "services", b"services", "timezone", b"timezone"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at_risk_percent", b"at_risk_percent", "calendars", b"calendars", "customer", b"customer", "dispute_window", b"dispute_window", "maintenance_notice", b"maintenance_notice", "monthly_charge", b"monthly_charge", "policy", b"policy", "providers", b"providers", "service_levels", b"service_levels", "services", b"services", "timezone", b"timezone"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

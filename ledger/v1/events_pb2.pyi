@@ -51,6 +51,8 @@ class LedgerEvent(_message.Message):
     MAINTENANCE_SCHEDULED_FIELD_NUMBER: _builtins.int
     AGREEMENT_REGISTERED_FIELD_NUMBER: _builtins.int
     AGREEMENT_AMENDED_FIELD_NUMBER: _builtins.int
+    CLAIM_ACCEPTED_FIELD_NUMBER: _builtins.int
+    CLAIM_DISPUTED_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """Client-chosen idempotency key, unique across the ledger. Re-sending the
     same event with the same id stores nothing and returns the original
@@ -106,6 +108,10 @@ class LedgerEvent(_message.Message):
     def agreement_registered(self) -> Global___AgreementRegistered: ...
     @_builtins.property
     def agreement_amended(self) -> Global___AgreementAmended: ...
+    @_builtins.property
+    def claim_accepted(self) -> Global___ClaimAccepted: ...
+    @_builtins.property
+    def claim_disputed(self) -> Global___ClaimDisputed: ...
     def __init__(
         self,
         *,
@@ -132,12 +138,14 @@ class LedgerEvent(_message.Message):
         maintenance_scheduled: Global___MaintenanceScheduled | None = ...,
         agreement_registered: Global___AgreementRegistered | None = ...,
         agreement_amended: Global___AgreementAmended | None = ...,
+        claim_accepted: Global___ClaimAccepted | None = ...,
+        claim_disputed: Global___ClaimDisputed | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["agreement_amended", b"agreement_amended", "agreement_registered", b"agreement_registered", "clock_paused", b"clock_paused", "clock_resumed", b"clock_resumed", "closed", b"closed", "handed_off", b"handed_off", "handoff_rejected", b"handoff_rejected", "kind", b"kind", "maintenance_scheduled", b"maintenance_scheduled", "occurred_at", b"occurred_at", "opened", b"opened", "outage_ended", b"outage_ended", "outage_started", b"outage_started", "priority_changed", b"priority_changed", "reopened", b"reopened", "resolved", b"resolved", "responded", b"responded", "retracted", b"retracted", "root_cause_assigned", b"root_cause_assigned", "voided", b"voided"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["agreement_amended", b"agreement_amended", "agreement_registered", b"agreement_registered", "claim_accepted", b"claim_accepted", "claim_disputed", b"claim_disputed", "clock_paused", b"clock_paused", "clock_resumed", b"clock_resumed", "closed", b"closed", "handed_off", b"handed_off", "handoff_rejected", b"handoff_rejected", "kind", b"kind", "maintenance_scheduled", b"maintenance_scheduled", "occurred_at", b"occurred_at", "opened", b"opened", "outage_ended", b"outage_ended", "outage_started", b"outage_started", "priority_changed", b"priority_changed", "reopened", b"reopened", "resolved", b"resolved", "responded", b"responded", "retracted", b"retracted", "root_cause_assigned", b"root_cause_assigned", "voided", b"voided"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "agreement_amended", b"agreement_amended", "agreement_id", b"agreement_id", "agreement_registered", b"agreement_registered", "clock_paused", b"clock_paused", "clock_resumed", b"clock_resumed", "closed", b"closed", "event_id", b"event_id", "handed_off", b"handed_off", "handoff_rejected", b"handoff_rejected", "incident_id", b"incident_id", "kind", b"kind", "maintenance_scheduled", b"maintenance_scheduled", "occurred_at", b"occurred_at", "opened", b"opened", "outage_ended", b"outage_ended", "outage_started", b"outage_started", "priority_changed", b"priority_changed", "reopened", b"reopened", "resolved", b"resolved", "responded", b"responded", "retracted", b"retracted", "root_cause_assigned", b"root_cause_assigned", "voided", b"voided"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["actor", b"actor", "agreement_amended", b"agreement_amended", "agreement_id", b"agreement_id", "agreement_registered", b"agreement_registered", "claim_accepted", b"claim_accepted", "claim_disputed", b"claim_disputed", "clock_paused", b"clock_paused", "clock_resumed", b"clock_resumed", "closed", b"closed", "event_id", b"event_id", "handed_off", b"handed_off", "handoff_rejected", b"handoff_rejected", "incident_id", b"incident_id", "kind", b"kind", "maintenance_scheduled", b"maintenance_scheduled", "occurred_at", b"occurred_at", "opened", b"opened", "outage_ended", b"outage_ended", "outage_started", b"outage_started", "priority_changed", b"priority_changed", "reopened", b"reopened", "resolved", b"resolved", "responded", b"responded", "retracted", b"retracted", "root_cause_assigned", b"root_cause_assigned", "voided", b"voided"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["opened", "responded", "handed_off", "handoff_rejected", "clock_paused", "clock_resumed", "priority_changed", "outage_started", "outage_ended", "resolved", "reopened", "closed", "root_cause_assigned", "retracted", "voided", "maintenance_scheduled", "agreement_registered", "agreement_amended"]  # noqa: Y015
+    _WhichOneofReturnType_kind: _TypeAlias = _typing.Literal["opened", "responded", "handed_off", "handoff_rejected", "clock_paused", "clock_resumed", "priority_changed", "outage_started", "outage_ended", "resolved", "reopened", "closed", "root_cause_assigned", "retracted", "voided", "maintenance_scheduled", "agreement_registered", "agreement_amended", "claim_accepted", "claim_disputed"]  # noqa: Y015
     _WhichOneofArgType_kind: _TypeAlias = _typing.Literal["kind", b"kind"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_kind) -> _WhichOneofReturnType_kind | None: ...
 
@@ -492,6 +500,59 @@ class Voided(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Voided: _TypeAlias = Voided  # noqa: Y015
+
+@_typing.final
+class ClaimAccepted(_message.Message):
+    """An org a claim awaits accepts it (sla-semantics 11.3). A claim is a
+    statement that would lower what the customer is owed or move a share onto
+    another provider; it counts once every awaited org accepted it, or once
+    the agreement's dispute_window passed without a dispute.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TARGET_EVENT_ID_FIELD_NUMBER: _builtins.int
+    target_event_id: _builtins.str
+    """The claim: an event of the same incident."""
+    def __init__(
+        self,
+        *,
+        target_event_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["target_event_id", b"target_event_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClaimAccepted: _TypeAlias = ClaimAccepted  # noqa: Y015
+
+@_typing.final
+class ClaimDisputed(_message.Message):
+    """An org a claim awaits disputes it, before its deemed instant
+    (sla-semantics 11.3): the claim does not take effect.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TARGET_EVENT_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    target_event_id: _builtins.str
+    reason: _builtins.str
+    """Required."""
+    def __init__(
+        self,
+        *,
+        target_event_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["reason", b"reason", "target_event_id", b"target_event_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClaimDisputed: _TypeAlias = ClaimDisputed  # noqa: Y015
 
 @_typing.final
 class MaintenanceScheduled(_message.Message):

@@ -40,14 +40,18 @@ def cut_events(events: Iterable[LedgerEvent], recorded_position: int) -> list[Le
 
 
 def fold_all(
-    incidents: Mapping[str, Sequence[LedgerEvent]], evaluated_at: int, recorded_position: int
+    history: AgreementHistory,
+    incidents: Mapping[str, Sequence[LedgerEvent]],
+    evaluated_at: int,
+    recorded_position: int,
 ) -> list[IncidentFacts]:
-    """Facts at T of every incident with an opened event inside the cut."""
+    """Facts at T of every incident with an opened event inside the cut;
+    `history` must already be cut there."""
     out: list[IncidentFacts] = []
     for incident_id in sorted(incidents):
         known = cut_events(incidents[incident_id], recorded_position)
         if any(e.type == "opened" for e in known):
-            out.append(fold_incident(known, evaluated_at))
+            out.append(fold_incident(known, evaluated_at, history))
     return out
 
 
@@ -60,7 +64,7 @@ def compute_incident_view(
     """One incident's view at T. Raises ValueError if its opened event is not
     inside the knowledge cut (the incident is unknown there)."""
     known_history = cut_history(history, recorded_position)
-    facts = fold_incident(cut_events(events, recorded_position), evaluated_at)
+    facts = fold_incident(cut_events(events, recorded_position), evaluated_at, known_history)
     return incident_view(known_history, facts, evaluated_at, recorded_position)
 
 
@@ -76,7 +80,7 @@ def compute_period_report(
     """The period report at T from every incident of the agreement (all
     periods: outages count for the time they overlap this one)."""
     known_history = cut_history(history, recorded_position)
-    facts = fold_all(incidents, evaluated_at, recorded_position)
+    facts = fold_all(known_history, incidents, evaluated_at, recorded_position)
     result = evaluate_period(known_history, facts, period, evaluated_at)
     return period_report(result, recorded_position, as_recorded_at)
 

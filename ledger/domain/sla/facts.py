@@ -7,10 +7,13 @@ instants without re-reading events. Facts hold intervals whose end may still
 be open (None); evaluation clips them at the evaluation instant T.
 
 A fold at T sees only events with occurred_at <= T (10.8); retractions and
-voids apply whatever their date (effective_timeline does that). Because the
-fold depends on T only through which events are counted, one IncidentFacts
-is exact for every T in [valid_from, valid_until): `facts_valid_at` says
-whether stored facts may be reused at another instant.
+voids apply whatever their date (effective_timeline does that), and claims
+count only when in effect at T (section 11, ledger.domain.claims). Because
+the fold depends on T only through which events are counted and which
+claims are in effect, and claims change only at events or at their deemed
+instants, one IncidentFacts is exact for every T in [valid_from,
+valid_until): `facts_valid_at` says whether stored facts may be reused at
+another instant.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ from decimal import Decimal
 from typing import Any, Literal
 
 from ledger.domain import events as ev
-from ledger.domain.agreements import ROOT_CAUSE_CUSTOMER
+from ledger.domain.agreements import ROOT_CAUSE_CUSTOMER, AgreementHistory
+from ledger.domain.claims import Authority, ClaimState, judge
 from ledger.domain.timeline import effective_timeline
 
 Status = Literal["open", "resolved", "closed"]
-FACTS_FORMAT = 1
+FACTS_FORMAT = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +93,8 @@ class IncidentFacts:
     # valid_until); None means unbounded on that side.
     valid_from: int | None
     valid_until: int | None
+    # Every claim on the incident at T, in effect or not (section 11).
+    claims: tuple[ClaimState, ...] = ()
 
     @property
     def excused(self) -> bool:
@@ -226,6 +232,7 @@ class _Fold:
         voided: bool,
         valid_from: int | None,
         valid_until: int | None,
+        claims: tuple[ClaimState, ...],
     ) -> IncidentFacts:
         return IncidentFacts(
             incident_id=opened.incident_id,
@@ -244,14 +251,20 @@ class _Fold:
             outages=tuple(self.outages),
             valid_from=valid_from,
             valid_until=valid_until,
+            claims=claims,
         )
 
 
-def fold_incident(events: Iterable[ev.LedgerEvent], evaluated_at: int | None) -> IncidentFacts:
-    """The facts of one incident at `evaluated_at` (None: every event counts).
+def fold_incident(
+    events: Iterable[ev.LedgerEvent], evaluated_at: int | None, history: AgreementHistory
+) -> IncidentFacts:
+    """The facts of one incident at `evaluated_at` (None: every event counts
+    and every claim that can be deemed accepted is).
 
     `events` are the incident's stored events inside the knowledge cut, in
-    any order. Raises ValueError if there is no `opened` event.
+    any order; `history` is its agreement (the claim rules read the customer
+    and the dispute window from the terms at opened_at). Raises ValueError
+    if there is no `opened` event.
     """
     timeline = effective_timeline(events)
     entries = timeline.entries
@@ -259,27 +272,35 @@ def fold_incident(events: Iterable[ev.LedgerEvent], evaluated_at: int | None) ->
     if opened is None or not isinstance(opened.payload, ev.Opened):
         raise ValueError("an incident needs an opened event")
     payload = opened.payload
+    authority = Authority.for_incident(history, opened.occurred_at)
+    judged = judge(timeline, authority, evaluated_at)
     if evaluated_at is not None and opened.occurred_at > evaluated_at:
         # Not yet opened at T: it does not exist (10.8). Exact until it opens.
         return IncidentFacts(
             incident_id=opened.incident_id, agreement_id=opened.agreement_id,
             service=payload.service, opened_at=opened.occurred_at, exists=False,
-            voided=timeline.voided, priority=payload.priority, status="open",
+            voided=judged.voided, priority=payload.priority, status="open",
             root_cause=None, holders=(), pauses=(),
             response=Span(opened.occurred_at, None), resolution=(), outages=(),
             valid_from=None, valid_until=opened.occurred_at,
         )
     fold = _Fold(opened, payload)
-    counted = [e for e in entries if evaluated_at is None or e.occurred_at <= evaluated_at]
-    # Entries are sorted, so what is not counted is exactly the tail.
-    later = entries[len(counted):]
-    for event in counted:
+    for event in judged.entries:
         if event is not opened:
             fold.apply(event)
+    # Entries are sorted, so what is not counted is exactly the tail.
+    counted = sum(1 for e in entries if evaluated_at is None or e.occurred_at <= evaluated_at)
+    later = entries[counted:]
+    valid_from = entries[counted - 1].occurred_at
+    valid_until = later[0].occurred_at if later else None
+    for instant in judged.deemed_instants:
+        if evaluated_at is None or instant <= evaluated_at:
+            valid_from = max(valid_from, instant)
+        elif valid_until is None or instant < valid_until:
+            valid_until = instant
     return fold.freeze(
-        opened, payload, timeline.voided,
-        valid_from=counted[-1].occurred_at,
-        valid_until=later[0].occurred_at if later else None,
+        opened, payload, judged.voided,
+        valid_from=valid_from, valid_until=valid_until, claims=judged.claims,
     )
 
 
@@ -319,7 +340,32 @@ def facts_to_dict(facts: IncidentFacts) -> dict[str, Any]:
         "outages": [[o.start, o.end, str(o.impact)] for o in facts.outages],
         "valid_from": facts.valid_from,
         "valid_until": facts.valid_until,
+        "claims": [_claim_to_dict(c) for c in facts.claims],
     }
+
+
+def _claim_to_dict(claim: ClaimState) -> dict[str, Any]:
+    return {
+        "event_id": claim.event_id, "type": claim.type, "claimed_by": claim.claimed_by,
+        "occurred_at": claim.occurred_at, "position": claim.position,
+        "claim": [list(pair) for pair in claim.claim], "awaits": list(claim.awaits),
+        "accepted_by": list(claim.accepted_by), "disputed_by": list(claim.disputed_by),
+        "deemed_instant": claim.deemed_instant, "in_effect": claim.in_effect,
+        "accepted": claim.accepted,
+    }
+
+
+def _claim_from(raw: Mapping[str, Any]) -> ClaimState:
+    return ClaimState(
+        event_id=str(raw["event_id"]), type=str(raw["type"]), claimed_by=str(raw["claimed_by"]),
+        occurred_at=int(raw["occurred_at"]), position=int(raw["position"]),
+        claim=tuple((str(k), str(v)) for k, v in raw["claim"]),
+        awaits=tuple(str(o) for o in raw["awaits"]),
+        accepted_by=tuple(str(o) for o in raw["accepted_by"]),
+        disputed_by=tuple(str(o) for o in raw["disputed_by"]),
+        deemed_instant=_opt_int(raw["deemed_instant"]), in_effect=bool(raw["in_effect"]),
+        accepted=bool(raw["accepted"]),
+    )
 
 
 def _opt_int(value: Any) -> int | None:
@@ -355,4 +401,5 @@ def facts_from_dict(raw: Mapping[str, Any]) -> IncidentFacts:
         ),
         valid_from=_opt_int(raw["valid_from"]),
         valid_until=_opt_int(raw["valid_until"]),
+        claims=tuple(_claim_from(c) for c in raw["claims"]),
     )

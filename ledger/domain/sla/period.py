@@ -18,6 +18,7 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from ledger.domain.agreements import AgreementHistory, AgreementTerms, ServiceLevel
+from ledger.domain.claims import ClaimState
 from ledger.domain.errors import OutOfRange
 from ledger.domain.instants import format_instant, from_datetime, to_datetime
 from ledger.domain.sla.availability import (
@@ -244,6 +245,25 @@ class PeriodResult:
     terms: AgreementTerms
     levels: tuple[LevelSummary, ...]
     credits: PeriodCredits
+    # (incident_id, claim) of every claim not in effect at T on an incident
+    # of the period, by incident id then timeline order (11.7).
+    disputes: tuple[tuple[str, ClaimState], ...] = ()
+
+
+def period_disputes(
+    facts: Iterable[IncidentFacts], start: int, end: int
+) -> tuple[tuple[str, ClaimState], ...]:
+    """The claims not in effect at T on the counted incidents opened in
+    [start, end): a voided incident has no figures for a claim to change."""
+    out = [
+        (f.incident_id, c)
+        for f in facts
+        if f.counts and start <= f.opened_at < end
+        for c in f.claims
+        if not c.in_effect
+    ]
+    out.sort(key=lambda item: (item[0], item[1].occurred_at, item[1].position))
+    return tuple(out)
 
 
 def _pairwise_sum(items: list[Fraction]) -> Fraction:
@@ -314,7 +334,8 @@ def evaluate_period(
             raise ValueError(f"facts of {f.incident_id!r} were not folded for this instant")
     tallies: dict[str, LevelTally] = {}
     tally_clocks(history, all_facts, start, end, evaluated_at, tallies)
-    return evaluate_tallied_period(history, tallies, all_facts, period, evaluated_at)
+    return evaluate_tallied_period(history, tallies, all_facts, period, evaluated_at,
+                                   disputes=period_disputes(all_facts, start, end))
 
 
 def evaluate_tallied_period(
@@ -324,6 +345,7 @@ def evaluate_tallied_period(
     period: str,
     evaluated_at: int,
     keep_ids: bool = True,
+    disputes: tuple[tuple[str, ClaimState], ...] = (),
 ) -> PeriodResult:
     """The period at T from clock tallies of the period's incidents and the
     facts (exact at T) of every incident whose outages may overlap it."""
@@ -360,4 +382,5 @@ def evaluate_tallied_period(
     return PeriodResult(
         agreement_id=history.agreement_id, period=period, start=start, end=end,
         evaluated_at=t, terms=terms, levels=tuple(summaries), credits=credits,
+        disputes=disputes,
     )

@@ -14,6 +14,7 @@ from fractions import Fraction
 from typing import Any
 
 from ledger.domain.agreements import AgreementHistory, ServiceLevel
+from ledger.domain.claims import ClaimState
 from ledger.domain.instants import MICROS_PER_SECOND, format_instant
 from ledger.domain.money import round_half_even
 from ledger.domain.sla.clocks import OUTCOMES, ClockResult, incident_clocks
@@ -56,6 +57,32 @@ def fmt_money(currency: str, minor_units: int) -> dict[str, Any]:
 
 def _ratios(shares: dict[str, Fraction]) -> dict[str, str]:
     return {org: fmt_ratio(s) for org, s in sorted(shares.items())}
+
+
+# --- claims (section 11) ----------------------------------------------------
+
+
+def dispute_view(incident_id: str, claim: ClaimState) -> dict[str, Any]:
+    """A claim as the period report's `disputes` lists it (11.7)."""
+    return {
+        "incident_id": incident_id,
+        "event_id": claim.event_id,
+        "type": claim.type,
+        "claimed_by": claim.claimed_by,
+        "awaiting": list(claim.awaiting),
+        "state": claim.state,
+        "deemed_at": fmt_instant(claim.deemed_at),
+    }
+
+
+def claim_view(incident_id: str, claim: ClaimState) -> dict[str, Any]:
+    """A claim in an incident's view: the dispute fields, what is claimed and
+    who answered how."""
+    return dispute_view(incident_id, claim) | {
+        "claim": dict(claim.claim),
+        "accepted_by": list(claim.accepted_by),
+        "disputed_by": list(claim.disputed_by),
+    }
 
 
 # --- incident view ---------------------------------------------------------
@@ -126,6 +153,7 @@ def incident_view(
              "impact": fmt_ratio(o.impact)}
             for o in facts.outages if o.end is None or o.end > o.start
         ],
+        "claims": [claim_view(facts.incident_id, c) for c in facts.claims],
         "service_levels": {c.level_id: clock_view(c) for c in clocks},
     }
     return out
@@ -210,6 +238,7 @@ def period_report(
         "credits_uncapped": fmt_money(currency, result.credits.uncapped_total),
         "credit_cap": fmt_money(currency, result.credits.cap),
         "credits_by_provider": dict(result.credits.by_provider),
+        "disputes": [dispute_view(i, c) for i, c in result.disputes],
     }
 
 
