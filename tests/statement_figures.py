@@ -7,6 +7,7 @@ ledger.formats renders it. Used by the file test and the browser test."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from html.parser import HTMLParser
 from typing import Any
@@ -104,6 +105,10 @@ def expected_figure(path: str, report: dict[str, Any], statement: dict[str, Any]
             return clock[field], lambda t, v=clock[field]: t == formats.duration(v)
         value = clock["shares"][parts[4]]
         return value, lambda t, v=value, o=parts[4]: t == f"{o} {formats.pct(v)}"
+    if head == "disputes":
+        item = report["disputes"][int(parts[1])][parts[2]]
+        shown = item if isinstance(item, str) else json.dumps(item)
+        return shown, lambda t, v=shown: t == v
     if head == "checkpoint":
         value = statement["checkpoint"][parts[1]]
         return str(value), lambda t, v=value: t == str(v)

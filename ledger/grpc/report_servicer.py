@@ -59,6 +59,13 @@ def report_to_proto(report: dict[str, Any]) -> reports_pb2.PeriodReport:
             credit=_money(level["credit"]),
             credit_split={k: int(v) for k, v in level.get("credit_split", {}).items()},
         ))
+    for item in report.get("disputes", ()):
+        dispute = reports_pb2.Dispute(
+            incident_id=item["incident_id"], event_id=item["event_id"], type=item["type"],
+            claimed_by=item["claimed_by"], awaiting=item["awaiting"], state=item["state"])
+        if item["deemed_at"]:
+            dispute.deemed_at.CopyFrom(convert.micros_to_timestamp(parse_instant(item["deemed_at"])))
+        msg.disputes.append(dispute)
     return msg
 
 

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from ledger.v1 import common_pb2 as ledger_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17ledger/v1/reports.proto\x12\tledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16ledger/v1/common.proto\"\\\n\x0cKnowledgeCut\x12\x12\n\x08position\x18\x01 \x01(\x03H\x00\x12\x31\n\x0brecorded_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x42\x05\n\x03\x63ut\"\xbc\x01\n\x16GetPeriodReportRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x30\n\x0c\x65valuated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0e\x61s_recorded_at\x18\x04 \x01(\x0b\x32\x17.ledger.v1.KnowledgeCut\x12\x19\n\x11omit_incident_ids\x18\x05 \x01(\x08\"W\n\x17GetPeriodReportResponse\x12\x13\n\x0breport_json\x18\x01 \x01(\t\x12\'\n\x06report\x18\x02 \x01(\x0b\x32\x17.ledger.v1.PeriodReport\"\xba\x03\n\x0cPeriodReport\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x30\n\x0c\x65valuated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11recorded_position\x18\x04 \x01(\x03\x12\x35\n\x0eservice_levels\x18\x05 \x03(\x0b\x32\x1d.ledger.v1.ServiceLevelResult\x12\'\n\rcredits_total\x18\x06 \x01(\x0b\x32\x10.ledger.v1.Money\x12$\n\ncredit_cap\x18\x07 \x01(\x0b\x32\x10.ledger.v1.Money\x12K\n\x13\x63redits_by_provider\x18\x08 \x03(\x0b\x32..ledger.v1.PeriodReport.CreditsByProviderEntry\x12*\n\x10\x63redits_uncapped\x18\t \x01(\x0b\x32\x10.ledger.v1.Money\x1a\x38\n\x16\x43reditsByProviderEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\xf7\x03\n\x12ServiceLevelResult\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x11\n\tobjective\x18\x03 \x01(\t\x12\x10\n\x08\x61\x63hieved\x18\x04 \x01(\x08\x12\x12\n\nattainment\x18\x05 \x01(\t\x12\x0b\n\x03met\x18\x06 \x01(\x03\x12\x0e\n\x06missed\x18\x07 \x01(\x03\x12\x0f\n\x07pending\x18\x08 \x01(\x03\x12\x0f\n\x07\x65xcused\x18\t \x01(\x03\x12\x19\n\x11scheduled_seconds\x18\n \x01(\t\x12\x18\n\x10\x64owntime_seconds\x18\x0b \x01(\t\x12\x14\n\x0c\x61vailability\x18\x0c \x01(\t\x12\x39\n\x06shares\x18\r \x03(\x0b\x32).ledger.v1.ServiceLevelResult.SharesEntry\x12 \n\x06\x63redit\x18\x0e \x01(\x0b\x32\x10.ledger.v1.Money\x12\x44\n\x0c\x63redit_split\x18\x0f \x03(\x0b\x32..ledger.v1.ServiceLevelResult.CreditSplitEntry\x1a-\n\x0bSharesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x32\n\x10\x43reditSplitEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x8f\x01\n\x15GetIncidentSlaRequest\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x30\n\x0c\x65valuated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0e\x61s_recorded_at\x18\x03 \x01(\x0b\x32\x17.ledger.v1.KnowledgeCut\"/\n\x16GetIncidentSlaResponse\x12\x15\n\rincident_json\x18\x01 \x01(\t\"w\n\x1aListIncidentsAtRiskRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x30\n\x0c\x65valuated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x03 \x01(\x05\"\xc3\x01\n\x0b\x43lockAtRisk\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x14\n\x0c\x61greement_id\x18\x02 \x01(\t\x12\x18\n\x10service_level_id\x18\x03 \x01(\t\x12*\n\x06\x64ue_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63ustody\x18\x05 \x01(\t\x12\x17\n\x0f\x65lapsed_seconds\x18\x06 \x01(\t\x12\x19\n\x11threshold_seconds\x18\x07 \x01(\t\"E\n\x1bListIncidentsAtRiskResponse\x12&\n\x06\x63locks\x18\x01 \x03(\x0b\x32\x16.ledger.v1.ClockAtRisk\"\xbb\x01\n\x15GetRestatementRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x30\n\x0c\x65valuated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x04\x66rom\x18\x04 \x01(\x0b\x32\x17.ledger.v1.KnowledgeCut\x12#\n\x02to\x18\x05 \x01(\x0b\x32\x17.ledger.v1.KnowledgeCut\"2\n\x16GetRestatementResponse\x12\x18\n\x10restatement_json\x18\x01 \x01(\t\"\x9e\x01\n\x13GetStatementRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x30\n\x0c\x65valuated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0e\x61s_recorded_at\x18\x04 \x01(\x0b\x32\x17.ledger.v1.KnowledgeCut\".\n\x14GetStatementResponse\x12\x16\n\x0estatement_json\x18\x01 \x01(\t2\xce\x03\n\rReportService\x12X\n\x0fGetPeriodReport\x12!.ledger.v1.GetPeriodReportRequest\x1a\".ledger.v1.GetPeriodReportResponse\x12U\n\x0eGetIncidentSla\x12 .ledger.v1.GetIncidentSlaRequest\x1a!.ledger.v1.GetIncidentSlaResponse\x12\x64\n\x13ListIncidentsAtRisk\x12%.ledger.v1.ListIncidentsAtRiskRequest\x1a&.ledger.v1.ListIncidentsAtRiskResponse\x12U\n\x0eGetRestatement\x12 .ledger.v1.GetRestatementRequest\x1a!.ledger.v1.GetRestatementResponse\x12O\n\x0cGetStatement\x12\x1e.ledger.v1.GetStatementRequest\x1a\x1f.ledger.v1.GetStatementResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17ledger/v1/reports.proto\x12\tledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16ledger/v1/common.proto\"\\\n\x0cKnowledgeCut\x12\x12\n\x08position\x18\x01 \x01(\x03H\x00\x12\x31\n\x0brecorded_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x42\x05\n\x03\x63ut\"\xbc\x01\n\x16GetPeriodReportRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x30\n\x0c\x65valuated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0e\x61s_recorded_at\x18\x04 \x01(\x0b\x32\x17.ledger.v1.KnowledgeCut\x12\x19\n\x11omit_incident_ids\x18\x05 \x01(\x08\"W\n\x17GetPeriodReportResponse\x12\x13\n\x0breport_json\x18\x01 \x01(\t\x12\'\n\x06report\x18\x02 \x01(\x0b\x32\x17.ledger.v1.PeriodReport\"\xe0\x03\n\x0cPeriodReport\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x30\n\x0c\x65valuated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11recorded_position\x18\x04 \x01(\x03\x12\x35\n\x0eservice_levels\x18\x05 \x03(\x0b\x32\x1d.ledger.v1.ServiceLevelResult\x12\'\n\rcredits_total\x18\x06 \x01(\x0b\x32\x10.ledger.v1.Money\x12$\n\ncredit_cap\x18\x07 \x01(\x0b\x32\x10.ledger.v1.Money\x12K\n\x13\x63redits_by_provider\x18\x08 \x03(\x0b\x32..ledger.v1.PeriodReport.CreditsByProviderEntry\x12*\n\x10\x63redits_uncapped\x18\t \x01(\x0b\x32\x10.ledger.v1.Money\x12$\n\x08\x64isputes\x18\n \x03(\x0b\x32\x12.ledger.v1.Dispute\x1a\x38\n\x16\x43reditsByProviderEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\xa2\x01\n\x07\x44ispute\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x12\n\nclaimed_by\x18\x04 \x01(\t\x12\x10\n\x08\x61waiting\x18\x05 \x03(\t\x12\r\n\x05state\x18\x06 \x01(\t\x12-\n\tdeemed_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf7\x03\n\x12ServiceLevelResult\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x11\n\tobjective\x18\x03 \x01(\t\x12\x10\n\x08\x61\x63hieved\x18\x04 \x01(\x08\x12\x12\n\nattainment\x18\x05 \x01(\t\x12\x0b\n\x03met\x18\x06 \x01(\x03\x12\x0e\n\x06missed\x18\x07 \x01(\x03\x12\x0f\n\x07pending\x18\x08 \x01(\x03\x12\x0f\n\x07\x65xcused\x18\t \x01(\x03\x12\x19\n\x11scheduled_seconds\x18\n \x01(\t\x12\x18\n\x10\x64owntime_seconds\x18\x0b \x01(\t\x12\x14\n\x0c\x61vailability\x18\x0c \x01(\t\x12\x39\n\x06shares\x18\r \x03(\x0b\x32).ledger.v1.ServiceLevelResult.SharesEntry\x12 \n\x06\x63redit\x18\x0e \x01(\x0b\x32\x10.ledger.v1.Money\x12\x44\n\x0c\x63redit_split\x18\x0f \x03(\x0b\x32..ledger.v1.ServiceLevelResult.CreditSplitEntry\x1a-\n\x0bSharesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x32\n\x10\x43reditSplitEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\x8f\x01\n\x15GetIncidentSlaRequest\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x30\n\x0c\x65valuated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0e\x61s_recorded_at\x18\x03 \x01(\x0b\x32\x17.ledger.v1.KnowledgeCut\"/\n\x16GetIncidentSlaResponse\x12\x15\n\rincident_json\x18\x01 \x01(\t\"w\n\x1aListIncidentsAtRiskRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x30\n\x0c\x65valuated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x03 \x01(\x05\"\xc3\x01\n\x0b\x43lockAtRisk\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x14\n\x0c\x61greement_id\x18\x02 \x01(\t\x12\x18\n\x10service_level_id\x18\x03 \x01(\t\x12*\n\x06\x64ue_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63ustody\x18\x05 \x01(\t\x12\x17\n\x0f\x65lapsed_seconds\x18\x06 \x01(\t\x12\x19\n\x11threshold_seconds\x18\x07 \x01(\t\"E\n\x1bListIncidentsAtRiskResponse\x12&\n\x06\x63locks\x18\x01 \x03(\x0b\x32\x16.ledger.v1.ClockAtRisk\"\xbb\x01\n\x15GetRestatementRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x30\n\x0c\x65valuated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x04\x66rom\x18\x04 \x01(\x0b\x32\x17.ledger.v1.KnowledgeCut\x12#\n\x02to\x18\x05 \x01(\x0b\x32\x17.ledger.v1.KnowledgeCut\"2\n\x16GetRestatementResponse\x12\x18\n\x10restatement_json\x18\x01 \x01(\t\"\x9e\x01\n\x13GetStatementRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x30\n\x0c\x65valuated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0e\x61s_recorded_at\x18\x04 \x01(\x0b\x32\x17.ledger.v1.KnowledgeCut\".\n\x14GetStatementResponse\x12\x16\n\x0estatement_json\x18\x01 \x01(\t2\xce\x03\n\rReportService\x12X\n\x0fGetPeriodReport\x12!.ledger.v1.GetPeriodReportRequest\x1a\".ledger.v1.GetPeriodReportResponse\x12U\n\x0eGetIncidentSla\x12 .ledger.v1.GetIncidentSlaRequest\x1a!.ledger.v1.GetIncidentSlaResponse\x12\x64\n\x13ListIncidentsAtRisk\x12%.ledger.v1.ListIncidentsAtRiskRequest\x1a&.ledger.v1.ListIncidentsAtRiskResponse\x12U\n\x0eGetRestatement\x12 .ledger.v1.GetRestatementRequest\x1a!.ledger.v1.GetRestatementResponse\x12O\n\x0cGetStatement\x12\x1e.ledger.v1.GetStatementRequest\x1a\x1f.ledger.v1.GetStatementResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -46,33 +46,35 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETPERIODREPORTRESPONSE']._serialized_start=380
   _globals['_GETPERIODREPORTRESPONSE']._serialized_end=467
   _globals['_PERIODREPORT']._serialized_start=470
-  _globals['_PERIODREPORT']._serialized_end=912
-  _globals['_PERIODREPORT_CREDITSBYPROVIDERENTRY']._serialized_start=856
-  _globals['_PERIODREPORT_CREDITSBYPROVIDERENTRY']._serialized_end=912
-  _globals['_SERVICELEVELRESULT']._serialized_start=915
-  _globals['_SERVICELEVELRESULT']._serialized_end=1418
-  _globals['_SERVICELEVELRESULT_SHARESENTRY']._serialized_start=1321
-  _globals['_SERVICELEVELRESULT_SHARESENTRY']._serialized_end=1366
-  _globals['_SERVICELEVELRESULT_CREDITSPLITENTRY']._serialized_start=1368
-  _globals['_SERVICELEVELRESULT_CREDITSPLITENTRY']._serialized_end=1418
-  _globals['_GETINCIDENTSLAREQUEST']._serialized_start=1421
-  _globals['_GETINCIDENTSLAREQUEST']._serialized_end=1564
-  _globals['_GETINCIDENTSLARESPONSE']._serialized_start=1566
-  _globals['_GETINCIDENTSLARESPONSE']._serialized_end=1613
-  _globals['_LISTINCIDENTSATRISKREQUEST']._serialized_start=1615
-  _globals['_LISTINCIDENTSATRISKREQUEST']._serialized_end=1734
-  _globals['_CLOCKATRISK']._serialized_start=1737
-  _globals['_CLOCKATRISK']._serialized_end=1932
-  _globals['_LISTINCIDENTSATRISKRESPONSE']._serialized_start=1934
-  _globals['_LISTINCIDENTSATRISKRESPONSE']._serialized_end=2003
-  _globals['_GETRESTATEMENTREQUEST']._serialized_start=2006
-  _globals['_GETRESTATEMENTREQUEST']._serialized_end=2193
-  _globals['_GETRESTATEMENTRESPONSE']._serialized_start=2195
-  _globals['_GETRESTATEMENTRESPONSE']._serialized_end=2245
-  _globals['_GETSTATEMENTREQUEST']._serialized_start=2248
-  _globals['_GETSTATEMENTREQUEST']._serialized_end=2406
-  _globals['_GETSTATEMENTRESPONSE']._serialized_start=2408
-  _globals['_GETSTATEMENTRESPONSE']._serialized_end=2454
-  _globals['_REPORTSERVICE']._serialized_start=2457
-  _globals['_REPORTSERVICE']._serialized_end=2919
+  _globals['_PERIODREPORT']._serialized_end=950
+  _globals['_PERIODREPORT_CREDITSBYPROVIDERENTRY']._serialized_start=894
+  _globals['_PERIODREPORT_CREDITSBYPROVIDERENTRY']._serialized_end=950
+  _globals['_DISPUTE']._serialized_start=953
+  _globals['_DISPUTE']._serialized_end=1115
+  _globals['_SERVICELEVELRESULT']._serialized_start=1118
+  _globals['_SERVICELEVELRESULT']._serialized_end=1621
+  _globals['_SERVICELEVELRESULT_SHARESENTRY']._serialized_start=1524
+  _globals['_SERVICELEVELRESULT_SHARESENTRY']._serialized_end=1569
+  _globals['_SERVICELEVELRESULT_CREDITSPLITENTRY']._serialized_start=1571
+  _globals['_SERVICELEVELRESULT_CREDITSPLITENTRY']._serialized_end=1621
+  _globals['_GETINCIDENTSLAREQUEST']._serialized_start=1624
+  _globals['_GETINCIDENTSLAREQUEST']._serialized_end=1767
+  _globals['_GETINCIDENTSLARESPONSE']._serialized_start=1769
+  _globals['_GETINCIDENTSLARESPONSE']._serialized_end=1816
+  _globals['_LISTINCIDENTSATRISKREQUEST']._serialized_start=1818
+  _globals['_LISTINCIDENTSATRISKREQUEST']._serialized_end=1937
+  _globals['_CLOCKATRISK']._serialized_start=1940
+  _globals['_CLOCKATRISK']._serialized_end=2135
+  _globals['_LISTINCIDENTSATRISKRESPONSE']._serialized_start=2137
+  _globals['_LISTINCIDENTSATRISKRESPONSE']._serialized_end=2206
+  _globals['_GETRESTATEMENTREQUEST']._serialized_start=2209
+  _globals['_GETRESTATEMENTREQUEST']._serialized_end=2396
+  _globals['_GETRESTATEMENTRESPONSE']._serialized_start=2398
+  _globals['_GETRESTATEMENTRESPONSE']._serialized_end=2448
+  _globals['_GETSTATEMENTREQUEST']._serialized_start=2451
+  _globals['_GETSTATEMENTREQUEST']._serialized_end=2609
+  _globals['_GETSTATEMENTRESPONSE']._serialized_start=2611
+  _globals['_GETSTATEMENTRESPONSE']._serialized_end=2657
+  _globals['_REPORTSERVICE']._serialized_start=2660
+  _globals['_REPORTSERVICE']._serialized_end=3122
 # @@protoc_insertion_point(module_scope)

@@ -152,6 +152,7 @@ class PeriodReport(_message.Message):
     CREDIT_CAP_FIELD_NUMBER: _builtins.int
     CREDITS_BY_PROVIDER_FIELD_NUMBER: _builtins.int
     CREDITS_UNCAPPED_FIELD_NUMBER: _builtins.int
+    DISPUTES_FIELD_NUMBER: _builtins.int
     agreement_id: _builtins.str
     period: _builtins.str
     recorded_position: _builtins.int
@@ -167,6 +168,12 @@ class PeriodReport(_message.Message):
     def credits_by_provider(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]: ...
     @_builtins.property
     def credits_uncapped(self) -> _common_pb2.Money: ...
+    @_builtins.property
+    def disputes(self) -> _containers.RepeatedCompositeFieldContainer[Global___Dispute]:
+        """Claims on incidents of the period that are not in effect at the
+        evaluation instant (sla-semantics 11.7), by incident id.
+        """
+
     def __init__(
         self,
         *,
@@ -179,14 +186,68 @@ class PeriodReport(_message.Message):
         credit_cap: _common_pb2.Money | None = ...,
         credits_by_provider: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         credits_uncapped: _common_pb2.Money | None = ...,
+        disputes: _abc.Iterable[Global___Dispute] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["credit_cap", b"credit_cap", "credits_total", b"credits_total", "credits_uncapped", b"credits_uncapped", "evaluated_at", b"evaluated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agreement_id", b"agreement_id", "credit_cap", b"credit_cap", "credits_by_provider", b"credits_by_provider", "credits_total", b"credits_total", "credits_uncapped", b"credits_uncapped", "evaluated_at", b"evaluated_at", "period", b"period", "recorded_position", b"recorded_position", "service_levels", b"service_levels"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agreement_id", b"agreement_id", "credit_cap", b"credit_cap", "credits_by_provider", b"credits_by_provider", "credits_total", b"credits_total", "credits_uncapped", b"credits_uncapped", "disputes", b"disputes", "evaluated_at", b"evaluated_at", "period", b"period", "recorded_position", b"recorded_position", "service_levels", b"service_levels"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PeriodReport: _TypeAlias = PeriodReport  # noqa: Y015
+
+@_typing.final
+class Dispute(_message.Message):
+    """A claim not in effect: its figures are not counted."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    INCIDENT_ID_FIELD_NUMBER: _builtins.int
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    CLAIMED_BY_FIELD_NUMBER: _builtins.int
+    AWAITING_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    DEEMED_AT_FIELD_NUMBER: _builtins.int
+    incident_id: _builtins.str
+    event_id: _builtins.str
+    """The claim: the event that made it."""
+    type: _builtins.str
+    """Its event type, e.g. "resolved", "root_cause_assigned", "voided"."""
+    claimed_by: _builtins.str
+    """The org that made it."""
+    state: _builtins.str
+    """"open" (undisputed, before its deemed instant), "disputed", or
+    "awaiting" (the agreement has no dispute window).
+    """
+    @_builtins.property
+    def awaiting(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The orgs it awaits that have not accepted it."""
+
+    @_builtins.property
+    def deemed_at(self) -> _timestamp_pb2.Timestamp:
+        """When it is deemed accepted if nobody disputes it; unset once disputed
+        or without a dispute window.
+        """
+
+    def __init__(
+        self,
+        *,
+        incident_id: _builtins.str = ...,
+        event_id: _builtins.str = ...,
+        type: _builtins.str = ...,
+        claimed_by: _builtins.str = ...,
+        awaiting: _abc.Iterable[_builtins.str] | None = ...,
+        state: _builtins.str = ...,
+        deemed_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deemed_at", b"deemed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["awaiting", b"awaiting", "claimed_by", b"claimed_by", "deemed_at", b"deemed_at", "event_id", b"event_id", "incident_id", b"incident_id", "state", b"state", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Dispute: _TypeAlias = Dispute  # noqa: Y015
 
 @_typing.final
 class ServiceLevelResult(_message.Message):

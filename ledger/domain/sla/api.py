@@ -110,5 +110,5 @@ def compute_downtime_timeline(
     """Per availability level, the slices of downtime the report's totals
     add up to, each with the org charged (the statement's timeline)."""
     known_history = cut_history(history, recorded_position)
-    facts = fold_all(incidents, evaluated_at, recorded_position)
+    facts = fold_all(known_history, incidents, evaluated_at, recorded_position)
     return downtime_timeline(evaluate_period(known_history, facts, period, evaluated_at))
