@@ -25,7 +25,7 @@ import grpc
 from ledger.application.appends import AppendResult
 from ledger.audit.checkpoint import Verifier
 from ledger.audit_client import AuditClient
-from ledger.domain.agreements import AgreementTerms
+from ledger.domain.agreements import AgreementTerms, TermsChanges
 from ledger.domain.events import LedgerEvent
 from ledger.grpc import convert
 from ledger.grpc.errors import decode_error
@@ -136,12 +136,17 @@ class LedgerClient:
         response = self._call(self.agreements.RegisterAgreement, request)
         return AppendResult(request.event_id, response.position, response.duplicate)
 
-    def amend_agreement(self, agreement_id: str, effective_from: int, terms: AgreementTerms,
+    def amend_agreement(self, agreement_id: str, effective_from: int,
+                        changes: TermsChanges | AgreementTerms,
                         event_id: str = "") -> AppendResult:
+        """Amends the terms named in `changes` (complete terms name all)."""
+        if isinstance(changes, AgreementTerms):
+            changes = TermsChanges.complete(changes)
+        terms, paths = convert.changes_to_proto(changes)
         request = agreements_pb2.AmendAgreementRequest(
             event_id=event_id or str(uuid.uuid4()), agreement_id=agreement_id,
-            effective_from=convert.micros_to_timestamp(effective_from),
-            terms=convert.terms_to_proto(terms))
+            effective_from=convert.micros_to_timestamp(effective_from), terms=terms)
+        request.update_mask.paths.extend(paths)
         response = self._call(self.agreements.AmendAgreement, request)
         return AppendResult(request.event_id, response.position, response.duplicate)
 

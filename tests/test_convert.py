@@ -4,12 +4,14 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ledger.domain import events as ev
+from ledger.domain.agreements import TermsChanges
 from ledger.domain.codec import event_from_dict
 from ledger.domain.instants import parse_instant
 from ledger.domain.terms_parsing import parse_terms
@@ -24,7 +26,11 @@ def agreement_events() -> list[ev.LedgerEvent]:
     terms = parse_terms(raw)
     payloads: list[ev.Payload] = [
         ev.AgreementRegistered(parse_instant(raw["effective_from"]), terms),
-        ev.AgreementAmended(parse_instant("2026-10-15T00:00:00Z"), terms),
+        ev.AgreementAmended(parse_instant("2026-10-15T00:00:00Z"), TermsChanges.complete(terms)),
+        # Only what changes (10.18), a removed notice included.
+        ev.AgreementAmended(parse_instant("2026-10-20T00:00:00Z"), TermsChanges((
+            ("at_risk_percent", Decimal("10")), ("service_levels", terms.service_levels[:1]),
+            ("maintenance_notice", None)))),
     ]
     return [ev.LedgerEvent(event_id=f"a{i}", agreement_id=raw["id"], incident_id="",
                            occurred_at=parse_instant("2026-07-01T00:00:00Z"), actor="",

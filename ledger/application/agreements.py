@@ -13,12 +13,18 @@ def history_from_events(agreement_id: str, events: Sequence[ev.LedgerEvent]) -> 
     """Fold an agreement stream (in position order) into its history."""
     versions: list[TermsVersion] = []
     windows: list[MaintenanceWindow] = []
+    registered: ev.AgreementRegistered | None = None
     for event in events:
         payload = event.payload
-        if isinstance(payload, ev.AgreementRegistered | ev.AgreementAmended):
+        if isinstance(payload, ev.AgreementRegistered):
+            registered = payload
             versions.append(
                 TermsVersion(payload.effective_from, payload.terms, event.event_id, event.position)
             )
+        elif isinstance(payload, ev.AgreementAmended) and registered is not None:
+            # The history applies the changes, in effective_from order.
+            versions.append(TermsVersion(payload.effective_from, registered.terms,
+                                         event.event_id, event.position, payload.changes))
         elif isinstance(payload, ev.MaintenanceScheduled):
             windows.append(
                 MaintenanceWindow(event.event_id, payload.service, payload.start, payload.end,

@@ -26,7 +26,7 @@ from ledger.application.agreements import history_from_events
 from ledger.application.appends import AppendResult, Group, stream_name
 from ledger.domain import events as ev
 from ledger.domain.access import Principal
-from ledger.domain.agreements import AgreementHistory, AgreementTerms
+from ledger.domain.agreements import AgreementHistory, AgreementTerms, TermsChanges
 from ledger.domain.codec import event_to_dict
 from ledger.domain.errors import (
     AlreadyExists,
@@ -37,6 +37,7 @@ from ledger.domain.errors import (
     PermissionDenied,
 )
 from ledger.domain.instants import MICROS_PER_MINUTE
+from ledger.domain.validation import check_amendment
 
 __all__ = ["AppendResult", "LedgerService", "content_hash"]
 
@@ -140,10 +141,13 @@ class LedgerService:
 
     def amend_agreement(
         self, principal: Principal, event_id: str, agreement_id: str, effective_from: int,
-        terms: AgreementTerms,
+        changes: TermsChanges | AgreementTerms,
     ) -> AppendResult:
+        """Stores what the amendment names (10.18); complete terms name all."""
         principal.require_admin("amend agreements")
-        payload = ev.AgreementAmended(effective_from, terms)
+        if isinstance(changes, AgreementTerms):
+            changes = TermsChanges.complete(changes)
+        payload = ev.AgreementAmended(effective_from, changes)
         return self._append_agreement_event(
             _agreement_event(principal, event_id, agreement_id, payload), registering=False)
 
@@ -163,10 +167,7 @@ class LedgerService:
                     raise NotFound("agreement", event.agreement_id)
                 history = history_from_events(event.agreement_id, stored)
                 assert history is not None
-                if event.occurred_at < history.effective_from:
-                    raise InvalidArgument(
-                        "effective_from", "an amendment cannot take effect before the agreement"
-                    )
+                check_amendment(history, event)
             write = StreamWrite(name, stream_for(name), len(stored), (event,),
                                 (content_hash(event),))
             try:

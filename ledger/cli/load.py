@@ -9,21 +9,22 @@ import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import grpc
 
 from ledger.adapters.scenario import Scenario
 from ledger.application.appends import AppendResult
 from ledger.client import LedgerClient
-from ledger.domain.agreements import AgreementTerms
 from ledger.domain.codec import event_from_dict
 from ledger.domain.errors import InvalidArgument
 from ledger.domain.events import LedgerEvent
 from ledger.domain.instants import parse_instant
-from ledger.domain.terms_parsing import parse_terms, terms_to_dict
+from ledger.domain.terms_parsing import parse_terms, parse_terms_changes
 from ledger.grpc.errors import decode_error
 
+T = TypeVar("T")
 _NS = uuid.UUID("0d7f3c2e-7a8b-4f4e-9a51-3b1f6d2c9e10")
 BATCH = 200
 FATAL = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNAUTHENTICATED,
@@ -52,20 +53,20 @@ def load_scenario(client: LedgerClient, scenario: Scenario,
                   progress: Callable[[int, int], None] | None = None,
                   batch_size: int = BATCH) -> LoadSummary:
     summary = LoadSummary()
-    current: dict[str, dict[str, Any]] = {}
     for i, raw in enumerate(scenario.agreements):
         agreement_id = raw.get("id", "")
         event_id = raw.get("event_id") or str(uuid.uuid5(_NS, f"register:{agreement_id}"))
-        _append_terms(summary, current, f"agreements[{i}]", agreement_id, raw, raw, event_id,
-                      client.register_agreement)
+        _append_terms(summary, f"agreements[{i}]", raw, event_id,
+                      partial(parse_terms, raw), partial(client.register_agreement, agreement_id))
     for i, raw in enumerate(scenario.amendments):
         agreement_id = raw.get("agreement", "")
-        # An amendment names only the terms that change; the rest carry over.
-        merged = dict(current.get(agreement_id, {}))
-        merged.update({k: v for k, v in raw.items() if k not in ("agreement", "effective_from", "event_id")})
+        # Only what the amendment names is sent: the ledger applies
+        # amendments in effective_from order, whatever order the file has.
+        named = {k: v for k, v in raw.items() if k not in ("agreement", "effective_from", "event_id")}
         event_id = raw.get("event_id") or str(uuid.uuid5(_NS, f"amend:{agreement_id}:{_digest(raw)}"))
-        _append_terms(summary, current, f"amendments[{i}]", agreement_id, raw, merged, event_id,
-                      client.amend_agreement)
+        _append_terms(summary, f"amendments[{i}]", raw, event_id,
+                      partial(parse_terms_changes, named),
+                      partial(client.amend_agreement, agreement_id))
 
     parsed: list[tuple[int, LedgerEvent]] = []
     for index, raw in enumerate(scenario.events):
@@ -84,24 +85,25 @@ def load_scenario(client: LedgerClient, scenario: Scenario,
     return summary
 
 
-def _append_terms(summary: LoadSummary, current: dict[str, dict[str, Any]], where: str,
-                  agreement_id: str, raw: dict[str, Any], terms_raw: dict[str, Any], event_id: str,
-                  send: Callable[[str, int, AgreementTerms, str], AppendResult]) -> None:
+def _append_terms(summary: LoadSummary, where: str, raw: dict[str, Any], event_id: str,
+                  parse: Callable[[str], T],
+                  send: Callable[[int, T, str], AppendResult]) -> None:
     """Registers or amends one agreement, recording the outcome in the summary."""
     try:
-        terms = parse_terms(terms_raw, where)
+        terms = parse(where)
         effective = parse_instant(str(raw.get("effective_from", "")))
     except (InvalidArgument, ValueError) as exc:
         summary.rejected.append({"where": where, "reason": f"invalid_argument: {exc}"})
         return
     try:
-        result = send(agreement_id, effective, terms, event_id)
+        result = send(effective, terms, event_id)
     except grpc.RpcError as exc:
+        if exc.code() in FATAL:
+            raise
         summary.rejected.append({"where": where, "reason": _reason(exc)})
         return
     summary.duplicates += result.duplicate
     summary.stored += not result.duplicate
-    current[agreement_id] = terms_to_dict(terms)
 
 
 def _settle(client: LedgerClient, scenario: Scenario,

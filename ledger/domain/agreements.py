@@ -6,10 +6,10 @@ exact); durations and instants are integer microseconds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import date
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 Kind = Literal["response", "resolution", "availability"]
 Policy = Literal["custody", "root_cause"]
@@ -99,14 +99,49 @@ class AgreementTerms:
         return (self.customer, *self.providers)
 
 
+TERM_NAMES: tuple[str, ...] = tuple(f.name for f in fields(AgreementTerms))
+
+
+@dataclass(frozen=True, slots=True)
+class TermsChanges:
+    """What an amendment says: the terms it names, each replacing its
+    previous value whole (10.18: `service_levels`, `calendars`, `services`
+    and `providers` included, no key-by-key merge)."""
+
+    values: tuple[tuple[str, Any], ...]
+
+    def __post_init__(self) -> None:
+        unknown = [name for name, _ in self.values if name not in TERM_NAMES]
+        if unknown:
+            raise ValueError(f"not agreement terms: {unknown}")
+
+    @classmethod
+    def complete(cls, terms: AgreementTerms) -> TermsChanges:
+        """Every term named: the whole terms replaced."""
+        return cls(tuple((name, getattr(terms, name)) for name in TERM_NAMES))
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.values)
+
+    def apply(self, terms: AgreementTerms) -> AgreementTerms:
+        return replace(terms, **dict(self.values))
+
+
 @dataclass(frozen=True, slots=True)
 class TermsVersion:
-    """Terms in force from `effective_from` until the next version."""
+    """Terms in force from `effective_from` until the next version.
+
+    `changes` is what an amendment named; its `terms` are then the result of
+    applying it (AgreementHistory fills them in). Without `changes`, `terms`
+    are complete as given (a registration).
+    """
 
     effective_from: int
     terms: AgreementTerms
     event_id: str = ""
     position: int = 0
+    changes: TermsChanges | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +159,14 @@ class AgreementHistory:
     """Everything recorded about one agreement, in knowledge order."""
 
     agreement_id: str
+    # Given in any order; kept in effect order, each amendment applied on
+    # top of the terms before it (resolve_versions), so a history cut to
+    # fewer versions resolves again from what it keeps.
     versions: tuple[TermsVersion, ...]
     maintenance: tuple[MaintenanceWindow, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "versions", resolve_versions(self.versions))
 
     @property
     def effective_from(self) -> int:
@@ -133,19 +174,16 @@ class AgreementHistory:
 
     @property
     def current(self) -> AgreementTerms:
+        """The terms in force from the latest effective_from."""
         return self.versions[-1].terms
 
     def terms_at(self, instant: int) -> AgreementTerms | None:
-        """The terms in force at `instant` (None before the agreement starts).
-
-        Later-recorded versions win among equal effective_from instants.
-        """
+        """The terms in force at `instant` (None before the agreement starts)."""
         best: TermsVersion | None = None
         for version in self.versions:
-            if version.effective_from <= instant and (
-                best is None or version.effective_from >= best.effective_from
-            ):
-                best = version
+            if version.effective_from > instant:
+                break
+            best = version
         return None if best is None else best.terms
 
     def parties(self) -> frozenset[str]:
@@ -154,3 +192,19 @@ class AgreementHistory:
         for version in self.versions:
             orgs.update(version.terms.parties())
         return frozenset(orgs)
+
+
+def resolve_versions(versions: tuple[TermsVersion, ...]) -> tuple[TermsVersion, ...]:
+    """Versions in effect order, amendments applied (10.18): by
+    effective_from, ties in the order stored (position; unstored versions
+    keep the order given), each on top of the terms before it, whatever
+    order they arrived in."""
+    order = sorted(range(len(versions)), key=lambda i: (
+        versions[i].effective_from, versions[i].position or 0, i))
+    out: list[TermsVersion] = []
+    for i in order:
+        version = versions[i]
+        if version.changes is not None and out:
+            version = replace(version, terms=version.changes.apply(out[-1].terms))
+        out.append(version)
+    return tuple(out)

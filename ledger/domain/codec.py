@@ -20,6 +20,8 @@ from ledger.domain.terms_parsing import (
     parse_decimal,
     parse_id,
     parse_terms,
+    parse_terms_changes,
+    terms_changes_to_dict,
     terms_to_dict,
 )
 
@@ -106,10 +108,17 @@ def payload_from_dict(kind: str, raw: Mapping[str, Any], field: str, *,
             raise InvalidArgument(f"{field}.end", "must be after start")
         return ev.MaintenanceScheduled(service=parse_id(raw.get("service"), f"{field}.service"),
                                        start=start, end=end)
-    if kind in ("agreement_registered", "agreement_amended"):
-        cls = ev.AgreementRegistered if kind == "agreement_registered" else ev.AgreementAmended
-        return cls(effective_from=_instant(raw, "effective_from", field),
-                   terms=parse_terms(raw.get("terms") or {}, f"{field}.terms", strict=strict))
+    if kind == "agreement_registered":
+        return ev.AgreementRegistered(
+            effective_from=_instant(raw, "effective_from", field),
+            terms=parse_terms(raw.get("terms") or {}, f"{field}.terms", strict=strict))
+    if kind == "agreement_amended":
+        changed = raw.get("terms")
+        if not isinstance(changed, Mapping):
+            raise InvalidArgument(f"{field}.terms", "must name the terms that change")
+        return ev.AgreementAmended(
+            effective_from=_instant(raw, "effective_from", field),
+            changes=parse_terms_changes(changed, f"{field}.terms", strict=strict))
     simple = ev.PAYLOAD_TYPES.get(kind)
     if simple is None:
         raise InvalidArgument(f"{field}.type", f"unknown event type {kind!r}")
@@ -171,9 +180,12 @@ def payload_to_dict(payload: ev.Payload) -> dict[str, Any]:
     if isinstance(payload, ev.MaintenanceScheduled):
         return {"service": payload.service, "start": format_instant(payload.start),
                 "end": format_instant(payload.end)}
-    if isinstance(payload, ev.AgreementRegistered | ev.AgreementAmended):
+    if isinstance(payload, ev.AgreementRegistered):
         return {"effective_from": format_instant(payload.effective_from),
                 "terms": terms_to_dict(payload.terms)}
+    if isinstance(payload, ev.AgreementAmended):
+        return {"effective_from": format_instant(payload.effective_from),
+                "terms": terms_changes_to_dict(payload.changes)}
     out: dict[str, Any] = {}
     for name in payload.__slots__:
         value = getattr(payload, name)

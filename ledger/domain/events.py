@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import ClassVar
 
-from ledger.domain.agreements import AgreementTerms
+from ledger.domain.agreements import AgreementTerms, TermsChanges
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,9 +137,12 @@ class AgreementRegistered:
 
 @dataclass(frozen=True, slots=True)
 class AgreementAmended:
+    """Only the terms that change (10.18); the agreement's history applies
+    amendments in effective_from order, whatever order they were stored in."""
+
     TYPE: ClassVar[str] = "agreement_amended"
     effective_from: int
-    terms: AgreementTerms
+    changes: TermsChanges
 
 
 IncidentPayload = (

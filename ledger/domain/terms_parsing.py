@@ -16,10 +16,12 @@ from typing import Any
 from ledger.domain.agreements import (
     ALWAYS,
     PRIORITIES,
+    TERM_NAMES,
     AgreementTerms,
     Calendar,
     Money,
     ServiceLevel,
+    TermsChanges,
     WeeklyInterval,
 )
 from ledger.domain.errors import InvalidArgument
@@ -108,14 +110,18 @@ def parse_calendar(cal_id: str, raw: Mapping[str, Any], field: str) -> Calendar:
     return Calendar(cal_id, zone, tuple(weekly), tuple(sorted(set(holidays))))
 
 
-def parse_service_level(raw: Mapping[str, Any], field: str, calendars: set[str],
-                        services: set[str], *, strict: bool = True) -> ServiceLevel:
+def parse_service_level(raw: Mapping[str, Any], field: str, calendars: set[str] | None,
+                        services: set[str] | None, *, strict: bool = True) -> ServiceLevel:
+    """One level; with `calendars` or `services` None, the references to
+    them are checked later, against the terms the level ends up in."""
     sl_id = parse_id(raw.get("id"), f"{field}.id")
     kind = raw.get("kind")
     if kind not in ("response", "resolution", "availability"):
         raise InvalidArgument(f"{field}.kind", f"must be response, resolution or availability, got {kind!r}")
     calendar = raw.get("calendar", ALWAYS)
-    if calendar != ALWAYS and calendar not in calendars:
+    if not isinstance(calendar, str):
+        raise InvalidArgument(f"{field}.calendar", f"must be a calendar id, got {calendar!r}")
+    if calendars is not None and calendar != ALWAYS and calendar not in calendars:
         raise InvalidArgument(f"{field}.calendar", f"unknown calendar {calendar!r}")
     objective = parse_decimal(raw.get("objective"), f"{field}.objective", low=Decimal(0),
                               high=Decimal(1), strict=strict)
@@ -123,7 +129,9 @@ def parse_service_level(raw: Mapping[str, Any], field: str, calendars: set[str],
                            low=Decimal(0), high=Decimal(100), strict=strict)
     if kind == "availability":
         service = raw.get("service")
-        if service not in services:
+        if services is None:
+            service = parse_id(service, f"{field}.service")
+        elif service not in services:
             raise InvalidArgument(f"{field}.service", f"not a service of the agreement: {service!r}")
         return ServiceLevel(sl_id, kind, calendar, objective, credit, service=service)
     priority = raw.get("priority")
@@ -139,6 +147,8 @@ def parse_service_level(raw: Mapping[str, Any], field: str, calendars: set[str],
     only = raw.get("service")
     if only in (None, ""):
         only = None
+    elif services is None:
+        only = parse_id(only, f"{field}.service")
     elif only not in services:
         raise InvalidArgument(f"{field}.service", f"not a service of the agreement: {only!r}")
     return ServiceLevel(sl_id, kind, calendar, objective, credit, priority=priority,
@@ -146,15 +156,16 @@ def parse_service_level(raw: Mapping[str, Any], field: str, calendars: set[str],
 
 
 def parse_terms(raw: Mapping[str, Any], field: str = "agreement", *,
-                strict: bool = True) -> AgreementTerms:
+                strict: bool = True, check_refs: bool = True) -> AgreementTerms:
     """Terms from the scenario-format dict (calendars keyed by id).
-    `strict=False`: the ledger's own stored rows (see parse_decimal)."""
+    `strict=False`: the ledger's own stored rows (see parse_decimal).
+    `check_refs=False` leaves out the checks between terms (check_terms)."""
     customer = parse_id(raw.get("customer"), f"{field}.customer")
     providers = raw.get("providers")
     if not isinstance(providers, list) or not providers:
         raise InvalidArgument(f"{field}.providers", "must list at least one provider")
     provs = tuple(parse_id(p, f"{field}.providers[{i}]") for i, p in enumerate(providers))
-    if len(set(provs)) != len(provs) or customer in provs:
+    if len(set(provs)) != len(provs):
         raise InvalidArgument(f"{field}.providers", "must be distinct and not the customer")
     zone = parse_zone(raw.get("timezone"), f"{field}.timezone")
     charge = raw.get("monthly_charge")
@@ -182,20 +193,74 @@ def parse_terms(raw: Mapping[str, Any], field: str = "agreement", *,
         parse_calendar(parse_id(cid, f"{field}.calendars"), c, f"{field}.calendars.{cid}")
         for cid, c in raw_cals.items()
     )
-    cal_ids = {c.id for c in calendars}
+    if len({c.id for c in calendars}) != len(calendars):
+        raise InvalidArgument(f"{field}.calendars", "calendar ids must be distinct")
+    raw_levels = raw.get("service_levels") or []
+    if not isinstance(raw_levels, list) or not all(isinstance(sl, Mapping) for sl in raw_levels):
+        raise InvalidArgument(f"{field}.service_levels", "must be a list of service levels")
     levels = tuple(
-        parse_service_level(sl, f"{field}.service_levels[{i}]", cal_ids, set(services),
-                            strict=strict)
-        for i, sl in enumerate(raw.get("service_levels") or [])
+        parse_service_level(sl, f"{field}.service_levels[{i}]", None, None, strict=strict)
+        for i, sl in enumerate(raw_levels)
     )
     if len({sl.id for sl in levels}) != len(levels):
         raise InvalidArgument(f"{field}.service_levels", "service level ids must be distinct")
-    return AgreementTerms(
+    terms = AgreementTerms(
         customer=customer, providers=provs, timezone=zone,
         monthly_charge=Money(str(charge["currency"]), units), at_risk_percent=at_risk,
         policy=policy, services=services, calendars=calendars, service_levels=levels,
         maintenance_notice=notice, dispute_window=window,
     )
+    if check_refs:
+        check_terms(terms, field)
+    return terms
+
+
+def check_terms(terms: AgreementTerms, field: str = "agreement") -> None:
+    """The rules between terms, which an amendment naming only some of them
+    can break: parties, and what service levels refer to."""
+    if terms.customer in terms.providers:
+        raise InvalidArgument(f"{field}.providers", "must be distinct and not the customer")
+    calendars = {c.id for c in terms.calendars}
+    for i, sl in enumerate(terms.service_levels):
+        where = f"{field}.service_levels[{i}]"
+        if sl.calendar != ALWAYS and sl.calendar not in calendars:
+            raise InvalidArgument(f"{where}.calendar", f"unknown calendar {sl.calendar!r}")
+        if (sl.service is not None or sl.kind == "availability") and (
+            sl.service not in terms.services
+        ):
+            raise InvalidArgument(f"{where}.service",
+                                  f"not a service of the agreement: {sl.service!r}")
+
+
+# A complete set of terms for the terms an amendment does not name: parsing
+# the amendment on top of it checks each named term on its own.
+_FILLER: dict[str, Any] = {
+    "customer": "filler-customer", "providers": ["filler-provider"], "timezone": "UTC",
+    "monthly_charge": {"currency": "XXX", "minor_units": 0}, "services": ["filler-service"],
+}
+
+
+FILLER_TERMS = parse_terms(_FILLER, check_refs=False)
+
+
+def parse_terms_changes(raw: Mapping[str, Any], field: str = "amendment", *,
+                        strict: bool = True) -> TermsChanges:
+    """The terms an amendment names (10.18), each parsed and checked on its
+    own; the checks between terms need the terms it applies to
+    (check_terms). `maintenance_notice: null` names the notice, removing it."""
+    unknown = sorted(k for k in raw if k not in TERM_NAMES)
+    if unknown:
+        raise InvalidArgument(f"{field}.{unknown[0]}", "is not an agreement term")
+    if not raw:
+        raise InvalidArgument(field, "an amendment must name at least one term")
+    parsed = parse_terms({**_FILLER, **raw}, field, strict=strict, check_refs=False)
+    return TermsChanges(tuple((name, getattr(parsed, name)) for name in TERM_NAMES if name in raw))
+
+
+def terms_changes_to_dict(changes: TermsChanges) -> dict[str, Any]:
+    """The inverse of parse_terms_changes: only the named terms."""
+    full = terms_to_dict(changes.apply(FILLER_TERMS))
+    return {name: full.get(name) for name in changes.names}
 
 
 def _optional_duration(raw: Mapping[str, Any], key: str, field: str) -> int | None:

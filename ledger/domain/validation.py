@@ -28,16 +28,19 @@ from ledger.domain.agreements import (
     ROOT_CAUSE_THIRD_PARTY,
     AgreementHistory,
     AgreementTerms,
+    TermsVersion,
 )
 from ledger.domain.claims import ANSWER_TYPES, Authority, claim_at, void_in_effect
 from ledger.domain.errors import InvalidArgument, NotFound, TimelineViolation
 from ledger.domain.instants import format_duration, format_instant
+from ledger.domain.terms_parsing import check_terms
 from ledger.domain.timeline import effective_timeline, opened_event, timeline_key
 from ledger.domain.validation_rules import RULE_IDS, RULES, first_violation
 
 __all__ = [
     "RULES",
     "RULE_IDS",
+    "check_amendment",
     "check_incident_event",
     "check_incident_timeline",
     "check_maintenance_event",
@@ -189,6 +192,37 @@ def check_maintenance_event(
             f"service {payload.service!r} is not a service of agreement "
             f"{history.agreement_id!r}",
         )
+
+
+def check_amendment(history: AgreementHistory, new: ev.LedgerEvent) -> AgreementHistory:
+    """Raise unless the amendment `new` may be stored; returns the history
+    with it. It may not take effect before the agreement, and every version
+    must stay consistent once it is applied in effective_from order (10.18):
+    an amendment that arrives late can change the terms later ones apply to.
+    """
+    payload = new.payload
+    if not isinstance(payload, ev.AgreementAmended):
+        raise InvalidArgument("type", f"expected agreement_amended, got {new.type}")
+    if payload.effective_from < history.effective_from:
+        raise InvalidArgument("effective_from", "an amendment cannot take effect before the agreement")
+    # Unstored: it sorts after every stored version with its effective_from.
+    version = TermsVersion(payload.effective_from, history.versions[0].terms, new.event_id,
+                           2**62, payload.changes)
+    amended = AgreementHistory(history.agreement_id, (*history.versions, version),
+                               history.maintenance)
+    for resolved in amended.versions:
+        if resolved.effective_from < payload.effective_from:
+            continue
+        try:
+            check_terms(resolved.terms, "terms")
+        except InvalidArgument as exc:
+            if resolved.position == version.position:
+                raise
+            raise InvalidArgument(exc.field, (
+                f"{exc.message}, in the terms from {format_instant(resolved.effective_from)} "
+                f"once the amendment stored at position {resolved.position} applies on top "
+                "of this one")) from None
+    return amended
 
 
 # --- helpers ----------------------------------------------------------------

@@ -12,11 +12,19 @@ from typing import Any
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from ledger.domain import events as ev
-from ledger.domain.agreements import AgreementHistory, AgreementTerms
+from ledger.domain.agreements import TERM_NAMES, AgreementHistory, AgreementTerms, TermsChanges
 from ledger.domain.codec import event_from_dict, payload_to_dict
 from ledger.domain.errors import InvalidArgument
 from ledger.domain.instants import format_duration, format_instant
-from ledger.domain.terms_parsing import WEEKDAYS, decimal_text, parse_terms, terms_to_dict
+from ledger.domain.terms_parsing import (
+    FILLER_TERMS,
+    WEEKDAYS,
+    decimal_text,
+    parse_terms,
+    parse_terms_changes,
+    terms_changes_to_dict,
+    terms_to_dict,
+)
 from ledger.v1 import agreements_pb2, common_pb2, events_pb2
 
 _PRIORITY_NAMES = {1: "P1", 2: "P2", 3: "P3", 4: "P4"}
@@ -72,8 +80,10 @@ def _payload_dict(kind: str, payload: Any, field: str) -> dict[str, Any]:
         return {"effective_from": _instant_text(agreement, "effective_from", f"{field}.agreement"),
                 "terms": terms_to_dict(terms_from_proto(agreement.terms, f"{field}.agreement.terms"))}
     if kind == "agreement_amended":
+        changes = changes_from_proto(payload.terms, list(payload.update_mask.paths),
+                                     f"{field}.terms")
         return {"effective_from": _instant_text(payload, "effective_from", field),
-                "terms": terms_to_dict(terms_from_proto(payload.terms, f"{field}.terms"))}
+                "terms": terms_changes_to_dict(changes)}
     out: dict[str, Any] = {}
     for descriptor, value in payload.ListFields():
         out[descriptor.name] = value
@@ -132,7 +142,9 @@ def event_to_proto(event: ev.LedgerEvent) -> events_pb2.LedgerEvent:
         target.agreement.CopyFrom(agreement_to_proto_terms(event.agreement_id, payload.effective_from, payload.terms))
     elif isinstance(payload, ev.AgreementAmended):
         target.effective_from.CopyFrom(micros_to_timestamp(payload.effective_from))
-        target.terms.CopyFrom(terms_to_proto(payload.terms))
+        terms, paths = changes_to_proto(payload.changes)
+        target.terms.CopyFrom(terms)
+        target.update_mask.paths.extend(paths)
     else:
         for key, value in payload_to_dict(payload).items():
             setattr(target, key, value if not hasattr(value, "as_tuple") else str(value))
@@ -149,6 +161,29 @@ def recorded_to_proto(event: ev.LedgerEvent) -> events_pb2.RecordedEvent:
 
 # -- agreements ----------------------------------------------------------------
 def terms_from_proto(msg: agreements_pb2.AgreementTerms, field: str) -> AgreementTerms:
+    return parse_terms(_terms_dict(msg, field), field)
+
+
+def changes_from_proto(msg: agreements_pb2.AgreementTerms, paths: list[str],
+                       field: str) -> TermsChanges:
+    """The terms an amendment names: those in `paths` (an update mask), or
+    all of them when it is empty (complete terms)."""
+    if not paths:
+        return TermsChanges.complete(terms_from_proto(msg, field))
+    raw = _terms_dict(msg, field)
+    for path in paths:
+        if path not in TERM_NAMES:
+            raise InvalidArgument("update_mask", f"unknown field {path!r}")
+    # A named maintenance_notice left unset removes the notice.
+    return parse_terms_changes({p: raw.get(p) for p in paths}, field)
+
+
+def changes_to_proto(changes: TermsChanges) -> tuple[agreements_pb2.AgreementTerms, list[str]]:
+    """The named terms on a message, and the mask naming them."""
+    return terms_to_proto(changes.apply(FILLER_TERMS)), list(changes.names)
+
+
+def _terms_dict(msg: agreements_pb2.AgreementTerms, field: str) -> dict[str, Any]:
     raw: dict[str, Any] = {
         "customer": msg.customer, "providers": list(msg.providers), "timezone": msg.timezone,
         "monthly_charge": {"currency": msg.monthly_charge.currency,
@@ -187,7 +222,7 @@ def terms_from_proto(msg: agreements_pb2.AgreementTerms, field: str) -> Agreemen
             if sl.service:
                 item["service"] = sl.service
         raw["service_levels"].append(item)
-    return parse_terms(raw, field)
+    return raw
 
 
 def terms_to_proto(terms: AgreementTerms) -> agreements_pb2.AgreementTerms:

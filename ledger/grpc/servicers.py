@@ -117,32 +117,15 @@ class AgreementServicer(agreements_pb2_grpc.AgreementServiceServicer):
             raise InvalidArgument("event_id", "is required")
         if not request.HasField("effective_from"):
             raise InvalidArgument("effective_from", "is required")
-        history = await self.executors.read(
+        await self.executors.read(
             lambda: self.service.visible_agreement(principal, request.agreement_id))
-        current = convert.terms_to_proto(history.current)
-        paths = list(request.update_mask.paths)
-        if paths:
-            for path in paths:
-                if path not in current.DESCRIPTOR.fields_by_name:
-                    raise InvalidArgument("update_mask", f"unknown field {path!r}")
-                current.ClearField(path)
-            merged = current
-            for path in paths:
-                field = current.DESCRIPTOR.fields_by_name[path]
-                value = getattr(request.terms, path)
-                if field.is_repeated:
-                    getattr(merged, path).extend(value)
-                elif field.message_type is not None:
-                    if request.terms.HasField(path):
-                        getattr(merged, path).CopyFrom(value)
-                else:
-                    setattr(merged, path, value)
-        else:
-            merged = request.terms
-        terms = convert.terms_from_proto(merged, "terms")
+        # Only what the amendment names is stored; the ledger applies it on
+        # top of the terms in force before its effective_from (10.18).
+        changes = convert.changes_from_proto(request.terms, list(request.update_mask.paths),
+                                             "terms")
         effective_from = convert.timestamp_to_micros(request.effective_from, "effective_from")
         result = await self.executors.write(lambda: self.service.amend_agreement(
-            principal, request.event_id, request.agreement_id, effective_from, terms))
+            principal, request.event_id, request.agreement_id, effective_from, changes))
         return agreements_pb2.AmendAgreementResponse(position=result.position, duplicate=result.duplicate)
 
     @translate_errors

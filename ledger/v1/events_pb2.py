@@ -22,60 +22,61 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import field_mask_pb2 as google_dot_protobuf_dot_field__mask__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from ledger.v1 import agreements_pb2 as ledger_dot_v1_dot_agreements__pb2
 from ledger.v1 import common_pb2 as ledger_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16ledger/v1/events.proto\x12\tledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aledger/v1/agreements.proto\x1a\x16ledger/v1/common.proto\"\xec\x08\n\x0bLedgerEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x13\n\x0bincident_id\x18\x02 \x01(\t\x12\x14\n\x0c\x61greement_id\x18\x03 \x01(\t\x12/\n\x0boccurred_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x05 \x01(\t\x12#\n\x06opened\x18\n \x01(\x0b\x32\x11.ledger.v1.OpenedH\x00\x12)\n\tresponded\x18\x0b \x01(\x0b\x32\x14.ledger.v1.RespondedH\x00\x12*\n\nhanded_off\x18\x0c \x01(\x0b\x32\x14.ledger.v1.HandedOffH\x00\x12\x36\n\x10handoff_rejected\x18\r \x01(\x0b\x32\x1a.ledger.v1.HandoffRejectedH\x00\x12.\n\x0c\x63lock_paused\x18\x0e \x01(\x0b\x32\x16.ledger.v1.ClockPausedH\x00\x12\x30\n\rclock_resumed\x18\x0f \x01(\x0b\x32\x17.ledger.v1.ClockResumedH\x00\x12\x36\n\x10priority_changed\x18\x10 \x01(\x0b\x32\x1a.ledger.v1.PriorityChangedH\x00\x12\x32\n\x0eoutage_started\x18\x11 \x01(\x0b\x32\x18.ledger.v1.OutageStartedH\x00\x12.\n\x0coutage_ended\x18\x12 \x01(\x0b\x32\x16.ledger.v1.OutageEndedH\x00\x12\'\n\x08resolved\x18\x13 \x01(\x0b\x32\x13.ledger.v1.ResolvedH\x00\x12\'\n\x08reopened\x18\x14 \x01(\x0b\x32\x13.ledger.v1.ReopenedH\x00\x12#\n\x06\x63losed\x18\x15 \x01(\x0b\x32\x11.ledger.v1.ClosedH\x00\x12;\n\x13root_cause_assigned\x18\x16 \x01(\x0b\x32\x1c.ledger.v1.RootCauseAssignedH\x00\x12)\n\tretracted\x18\x17 \x01(\x0b\x32\x14.ledger.v1.RetractedH\x00\x12#\n\x06voided\x18\x18 \x01(\x0b\x32\x11.ledger.v1.VoidedH\x00\x12@\n\x15maintenance_scheduled\x18\x19 \x01(\x0b\x32\x1f.ledger.v1.MaintenanceScheduledH\x00\x12>\n\x14\x61greement_registered\x18\x1a \x01(\x0b\x32\x1e.ledger.v1.AgreementRegisteredH\x00\x12\x38\n\x11\x61greement_amended\x18\x1b \x01(\x0b\x32\x1b.ledger.v1.AgreementAmendedH\x00\x12\x32\n\x0e\x63laim_accepted\x18\x1c \x01(\x0b\x32\x18.ledger.v1.ClaimAcceptedH\x00\x12\x32\n\x0e\x63laim_disputed\x18\x1d \x01(\x0b\x32\x18.ledger.v1.ClaimDisputedH\x00\x42\x06\n\x04kind\"\x8f\x01\n\rRecordedEvent\x12\x10\n\x08position\x18\x01 \x01(\x03\x12/\n\x0brecorded_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0csubmitted_by\x18\x03 \x01(\t\x12%\n\x05\x65vent\x18\x04 \x01(\x0b\x32\x16.ledger.v1.LedgerEvent\"c\n\x06Opened\x12\x0f\n\x07service\x18\x01 \x01(\t\x12%\n\x08priority\x18\x02 \x01(\x0e\x32\x13.ledger.v1.Priority\x12\x0f\n\x07\x63ustody\x18\x03 \x01(\t\x12\x10\n\x08reporter\x18\x04 \x01(\t\"\x0b\n\tResponded\"\x17\n\tHandedOff\x12\n\n\x02to\x18\x01 \x01(\t\"!\n\x0fHandoffRejected\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\x1d\n\x0b\x43lockPaused\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\x0e\n\x0c\x43lockResumed\"8\n\x0fPriorityChanged\x12%\n\x08priority\x18\x01 \x01(\x0e\x32\x13.ledger.v1.Priority\"\x1f\n\rOutageStarted\x12\x0e\n\x06impact\x18\x01 \x01(\t\"\r\n\x0bOutageEnded\"\x1e\n\x08Resolved\x12\x12\n\nroot_cause\x18\x01 \x01(\t\"\n\n\x08Reopened\"\x08\n\x06\x43losed\"\'\n\x11RootCauseAssigned\x12\x12\n\nroot_cause\x18\x01 \x01(\t\"4\n\tRetracted\x12\x17\n\x0ftarget_event_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x18\n\x06Voided\x12\x0e\n\x06reason\x18\x01 \x01(\t\"(\n\rClaimAccepted\x12\x17\n\x0ftarget_event_id\x18\x01 \x01(\t\"8\n\rClaimDisputed\x12\x17\n\x0ftarget_event_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"{\n\x14MaintenanceScheduled\x12\x0f\n\x07service\x18\x01 \x01(\t\x12)\n\x05start\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\">\n\x13\x41greementRegistered\x12\'\n\tagreement\x18\x01 \x01(\x0b\x32\x14.ledger.v1.Agreement\"p\n\x10\x41greementAmended\x12\x32\n\x0e\x65\x66\x66\x65\x63tive_from\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x05terms\x18\x02 \x01(\x0b\x32\x19.ledger.v1.AgreementTermsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16ledger/v1/events.proto\x12\tledger.v1\x1a google/protobuf/field_mask.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1aledger/v1/agreements.proto\x1a\x16ledger/v1/common.proto\"\xec\x08\n\x0bLedgerEvent\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x13\n\x0bincident_id\x18\x02 \x01(\t\x12\x14\n\x0c\x61greement_id\x18\x03 \x01(\t\x12/\n\x0boccurred_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05\x61\x63tor\x18\x05 \x01(\t\x12#\n\x06opened\x18\n \x01(\x0b\x32\x11.ledger.v1.OpenedH\x00\x12)\n\tresponded\x18\x0b \x01(\x0b\x32\x14.ledger.v1.RespondedH\x00\x12*\n\nhanded_off\x18\x0c \x01(\x0b\x32\x14.ledger.v1.HandedOffH\x00\x12\x36\n\x10handoff_rejected\x18\r \x01(\x0b\x32\x1a.ledger.v1.HandoffRejectedH\x00\x12.\n\x0c\x63lock_paused\x18\x0e \x01(\x0b\x32\x16.ledger.v1.ClockPausedH\x00\x12\x30\n\rclock_resumed\x18\x0f \x01(\x0b\x32\x17.ledger.v1.ClockResumedH\x00\x12\x36\n\x10priority_changed\x18\x10 \x01(\x0b\x32\x1a.ledger.v1.PriorityChangedH\x00\x12\x32\n\x0eoutage_started\x18\x11 \x01(\x0b\x32\x18.ledger.v1.OutageStartedH\x00\x12.\n\x0coutage_ended\x18\x12 \x01(\x0b\x32\x16.ledger.v1.OutageEndedH\x00\x12\'\n\x08resolved\x18\x13 \x01(\x0b\x32\x13.ledger.v1.ResolvedH\x00\x12\'\n\x08reopened\x18\x14 \x01(\x0b\x32\x13.ledger.v1.ReopenedH\x00\x12#\n\x06\x63losed\x18\x15 \x01(\x0b\x32\x11.ledger.v1.ClosedH\x00\x12;\n\x13root_cause_assigned\x18\x16 \x01(\x0b\x32\x1c.ledger.v1.RootCauseAssignedH\x00\x12)\n\tretracted\x18\x17 \x01(\x0b\x32\x14.ledger.v1.RetractedH\x00\x12#\n\x06voided\x18\x18 \x01(\x0b\x32\x11.ledger.v1.VoidedH\x00\x12@\n\x15maintenance_scheduled\x18\x19 \x01(\x0b\x32\x1f.ledger.v1.MaintenanceScheduledH\x00\x12>\n\x14\x61greement_registered\x18\x1a \x01(\x0b\x32\x1e.ledger.v1.AgreementRegisteredH\x00\x12\x38\n\x11\x61greement_amended\x18\x1b \x01(\x0b\x32\x1b.ledger.v1.AgreementAmendedH\x00\x12\x32\n\x0e\x63laim_accepted\x18\x1c \x01(\x0b\x32\x18.ledger.v1.ClaimAcceptedH\x00\x12\x32\n\x0e\x63laim_disputed\x18\x1d \x01(\x0b\x32\x18.ledger.v1.ClaimDisputedH\x00\x42\x06\n\x04kind\"\x8f\x01\n\rRecordedEvent\x12\x10\n\x08position\x18\x01 \x01(\x03\x12/\n\x0brecorded_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0csubmitted_by\x18\x03 \x01(\t\x12%\n\x05\x65vent\x18\x04 \x01(\x0b\x32\x16.ledger.v1.LedgerEvent\"c\n\x06Opened\x12\x0f\n\x07service\x18\x01 \x01(\t\x12%\n\x08priority\x18\x02 \x01(\x0e\x32\x13.ledger.v1.Priority\x12\x0f\n\x07\x63ustody\x18\x03 \x01(\t\x12\x10\n\x08reporter\x18\x04 \x01(\t\"\x0b\n\tResponded\"\x17\n\tHandedOff\x12\n\n\x02to\x18\x01 \x01(\t\"!\n\x0fHandoffRejected\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\x1d\n\x0b\x43lockPaused\x12\x0e\n\x06reason\x18\x01 \x01(\t\"\x0e\n\x0c\x43lockResumed\"8\n\x0fPriorityChanged\x12%\n\x08priority\x18\x01 \x01(\x0e\x32\x13.ledger.v1.Priority\"\x1f\n\rOutageStarted\x12\x0e\n\x06impact\x18\x01 \x01(\t\"\r\n\x0bOutageEnded\"\x1e\n\x08Resolved\x12\x12\n\nroot_cause\x18\x01 \x01(\t\"\n\n\x08Reopened\"\x08\n\x06\x43losed\"\'\n\x11RootCauseAssigned\x12\x12\n\nroot_cause\x18\x01 \x01(\t\"4\n\tRetracted\x12\x17\n\x0ftarget_event_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"\x18\n\x06Voided\x12\x0e\n\x06reason\x18\x01 \x01(\t\"(\n\rClaimAccepted\x12\x17\n\x0ftarget_event_id\x18\x01 \x01(\t\"8\n\rClaimDisputed\x12\x17\n\x0ftarget_event_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"{\n\x14MaintenanceScheduled\x12\x0f\n\x07service\x18\x01 \x01(\t\x12)\n\x05start\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\'\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\">\n\x13\x41greementRegistered\x12\'\n\tagreement\x18\x01 \x01(\x0b\x32\x14.ledger.v1.Agreement\"\xa1\x01\n\x10\x41greementAmended\x12\x32\n\x0e\x65\x66\x66\x65\x63tive_from\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x05terms\x18\x02 \x01(\x0b\x32\x19.ledger.v1.AgreementTerms\x12/\n\x0bupdate_mask\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.FieldMaskb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ledger.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_LEDGEREVENT']._serialized_start=123
-  _globals['_LEDGEREVENT']._serialized_end=1255
-  _globals['_RECORDEDEVENT']._serialized_start=1258
-  _globals['_RECORDEDEVENT']._serialized_end=1401
-  _globals['_OPENED']._serialized_start=1403
-  _globals['_OPENED']._serialized_end=1502
-  _globals['_RESPONDED']._serialized_start=1504
-  _globals['_RESPONDED']._serialized_end=1515
-  _globals['_HANDEDOFF']._serialized_start=1517
-  _globals['_HANDEDOFF']._serialized_end=1540
-  _globals['_HANDOFFREJECTED']._serialized_start=1542
-  _globals['_HANDOFFREJECTED']._serialized_end=1575
-  _globals['_CLOCKPAUSED']._serialized_start=1577
-  _globals['_CLOCKPAUSED']._serialized_end=1606
-  _globals['_CLOCKRESUMED']._serialized_start=1608
-  _globals['_CLOCKRESUMED']._serialized_end=1622
-  _globals['_PRIORITYCHANGED']._serialized_start=1624
-  _globals['_PRIORITYCHANGED']._serialized_end=1680
-  _globals['_OUTAGESTARTED']._serialized_start=1682
-  _globals['_OUTAGESTARTED']._serialized_end=1713
-  _globals['_OUTAGEENDED']._serialized_start=1715
-  _globals['_OUTAGEENDED']._serialized_end=1728
-  _globals['_RESOLVED']._serialized_start=1730
-  _globals['_RESOLVED']._serialized_end=1760
-  _globals['_REOPENED']._serialized_start=1762
-  _globals['_REOPENED']._serialized_end=1772
-  _globals['_CLOSED']._serialized_start=1774
-  _globals['_CLOSED']._serialized_end=1782
-  _globals['_ROOTCAUSEASSIGNED']._serialized_start=1784
-  _globals['_ROOTCAUSEASSIGNED']._serialized_end=1823
-  _globals['_RETRACTED']._serialized_start=1825
-  _globals['_RETRACTED']._serialized_end=1877
-  _globals['_VOIDED']._serialized_start=1879
-  _globals['_VOIDED']._serialized_end=1903
-  _globals['_CLAIMACCEPTED']._serialized_start=1905
-  _globals['_CLAIMACCEPTED']._serialized_end=1945
-  _globals['_CLAIMDISPUTED']._serialized_start=1947
-  _globals['_CLAIMDISPUTED']._serialized_end=2003
-  _globals['_MAINTENANCESCHEDULED']._serialized_start=2005
-  _globals['_MAINTENANCESCHEDULED']._serialized_end=2128
-  _globals['_AGREEMENTREGISTERED']._serialized_start=2130
-  _globals['_AGREEMENTREGISTERED']._serialized_end=2192
-  _globals['_AGREEMENTAMENDED']._serialized_start=2194
-  _globals['_AGREEMENTAMENDED']._serialized_end=2306
+  _globals['_LEDGEREVENT']._serialized_start=157
+  _globals['_LEDGEREVENT']._serialized_end=1289
+  _globals['_RECORDEDEVENT']._serialized_start=1292
+  _globals['_RECORDEDEVENT']._serialized_end=1435
+  _globals['_OPENED']._serialized_start=1437
+  _globals['_OPENED']._serialized_end=1536
+  _globals['_RESPONDED']._serialized_start=1538
+  _globals['_RESPONDED']._serialized_end=1549
+  _globals['_HANDEDOFF']._serialized_start=1551
+  _globals['_HANDEDOFF']._serialized_end=1574
+  _globals['_HANDOFFREJECTED']._serialized_start=1576
+  _globals['_HANDOFFREJECTED']._serialized_end=1609
+  _globals['_CLOCKPAUSED']._serialized_start=1611
+  _globals['_CLOCKPAUSED']._serialized_end=1640
+  _globals['_CLOCKRESUMED']._serialized_start=1642
+  _globals['_CLOCKRESUMED']._serialized_end=1656
+  _globals['_PRIORITYCHANGED']._serialized_start=1658
+  _globals['_PRIORITYCHANGED']._serialized_end=1714
+  _globals['_OUTAGESTARTED']._serialized_start=1716
+  _globals['_OUTAGESTARTED']._serialized_end=1747
+  _globals['_OUTAGEENDED']._serialized_start=1749
+  _globals['_OUTAGEENDED']._serialized_end=1762
+  _globals['_RESOLVED']._serialized_start=1764
+  _globals['_RESOLVED']._serialized_end=1794
+  _globals['_REOPENED']._serialized_start=1796
+  _globals['_REOPENED']._serialized_end=1806
+  _globals['_CLOSED']._serialized_start=1808
+  _globals['_CLOSED']._serialized_end=1816
+  _globals['_ROOTCAUSEASSIGNED']._serialized_start=1818
+  _globals['_ROOTCAUSEASSIGNED']._serialized_end=1857
+  _globals['_RETRACTED']._serialized_start=1859
+  _globals['_RETRACTED']._serialized_end=1911
+  _globals['_VOIDED']._serialized_start=1913
+  _globals['_VOIDED']._serialized_end=1937
+  _globals['_CLAIMACCEPTED']._serialized_start=1939
+  _globals['_CLAIMACCEPTED']._serialized_end=1979
+  _globals['_CLAIMDISPUTED']._serialized_start=1981
+  _globals['_CLAIMDISPUTED']._serialized_end=2037
+  _globals['_MAINTENANCESCHEDULED']._serialized_start=2039
+  _globals['_MAINTENANCESCHEDULED']._serialized_end=2162
+  _globals['_AGREEMENTREGISTERED']._serialized_start=2164
+  _globals['_AGREEMENTREGISTERED']._serialized_end=2226
+  _globals['_AGREEMENTAMENDED']._serialized_start=2229
+  _globals['_AGREEMENTAMENDED']._serialized_end=2390
 # @@protoc_insertion_point(module_scope)

@@ -4,6 +4,7 @@ isort:skip_file
 """
 
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import field_mask_pb2 as _field_mask_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from ledger.v1 import agreements_pb2 as _agreements_pb2
@@ -613,21 +614,29 @@ class AgreementAmended(_message.Message):
 
     EFFECTIVE_FROM_FIELD_NUMBER: _builtins.int
     TERMS_FIELD_NUMBER: _builtins.int
+    UPDATE_MASK_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def effective_from(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def terms(self) -> _agreements_pb2.AgreementTerms:
-        """The complete terms in force from effective_from."""
+        """The terms named in update_mask, each replacing its previous value whole;
+        amendments apply in effective_from order (sla-semantics 10.18).
+        """
+
+    @_builtins.property
+    def update_mask(self) -> _field_mask_pb2.FieldMask:
+        """The terms this amendment names. Empty: all of them (complete terms)."""
 
     def __init__(
         self,
         *,
         effective_from: _timestamp_pb2.Timestamp | None = ...,
         terms: _agreements_pb2.AgreementTerms | None = ...,
+        update_mask: _field_mask_pb2.FieldMask | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["effective_from", b"effective_from", "terms", b"terms"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["effective_from", b"effective_from", "terms", b"terms", "update_mask", b"update_mask"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["effective_from", b"effective_from", "terms", b"terms"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["effective_from", b"effective_from", "terms", b"terms", "update_mask", b"update_mask"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
