@@ -11,6 +11,7 @@ import zoneinfo
 from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 from ledger.domain.agreements import (
@@ -240,7 +241,11 @@ _FILLER: dict[str, Any] = {
 }
 
 
-FILLER_TERMS = parse_terms(_FILLER, check_refs=False)
+@lru_cache(maxsize=1)
+def filler_terms() -> AgreementTerms:
+    """_FILLER parsed: what an amendment's named terms are laid onto to be
+    written out whole (unnamed terms then hold filler values)."""
+    return parse_terms(_FILLER, check_refs=False)
 
 
 def parse_terms_changes(raw: Mapping[str, Any], field: str = "amendment", *,
@@ -259,7 +264,7 @@ def parse_terms_changes(raw: Mapping[str, Any], field: str = "amendment", *,
 
 def terms_changes_to_dict(changes: TermsChanges) -> dict[str, Any]:
     """The inverse of parse_terms_changes: only the named terms."""
-    full = terms_to_dict(changes.apply(FILLER_TERMS))
+    full = terms_to_dict(changes.apply(filler_terms()))
     return {name: full.get(name) for name in changes.names}
 
 

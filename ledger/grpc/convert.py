@@ -17,9 +17,9 @@ from ledger.domain.codec import event_from_dict, payload_to_dict
 from ledger.domain.errors import InvalidArgument
 from ledger.domain.instants import format_duration, format_instant
 from ledger.domain.terms_parsing import (
-    FILLER_TERMS,
     WEEKDAYS,
     decimal_text,
+    filler_terms,
     parse_terms,
     parse_terms_changes,
     terms_changes_to_dict,
@@ -180,7 +180,7 @@ def changes_from_proto(msg: agreements_pb2.AgreementTerms, paths: list[str],
 
 def changes_to_proto(changes: TermsChanges) -> tuple[agreements_pb2.AgreementTerms, list[str]]:
     """The named terms on a message, and the mask naming them."""
-    return terms_to_proto(changes.apply(FILLER_TERMS)), list(changes.names)
+    return terms_to_proto(changes.apply(filler_terms())), list(changes.names)
 
 
 def _terms_dict(msg: agreements_pb2.AgreementTerms, field: str) -> dict[str, Any]:
