@@ -1,52 +1,92 @@
-"""The SLA read models, maintained batch by batch from the event log:
+"""The SLA read models, maintained batch by batch from the event log, and
+bitemporal: every row carries the ledger positions in which it was current,
+[valid_from_position, valid_to_position) (OPEN while it still is). Nothing
+is deleted; a superseded row gets its upper bound. "As recorded at P" is
+then a range query over the same tables (projections/sla_reads.py).
 
-  sla_incident      one row per incident: its facts (folded with every known
-                    event), period, and where its outages lie
-  sla_clock         one row per incident clock: outcome, shares and the
-                    instant from which they are settled (NULL: running)
-  sla_period_level  per agreement, period and service level: the running
-                    tally (counts and exact share sums) of settled clocks
+  sla_incident      per incident, a version at each of its events (and at an
+                    amendment that moves it to another period): its facts
+                    folded with every event known at that position, period,
+                    and where its outages lie
+  sla_clock         per incident clock, a version whenever its inputs change:
+                    outcome, shares and the instant from which they are
+                    settled (NULL: running)
+  sla_period_level  per agreement, period and service level: the tally of
+                    settled clocks at each checkpoint (projections/sla_tally.py)
 
-Every row is a function of the events up to the tracked position only (the
-agreement terms and incident streams are read cut at the batch's last
-position), so a rebuild from scratch gives the same rows as the live model.
+Each version is a function of the events up to its own position only (the
+incident's events and the agreement's terms known there), never of how the
+log was cut into batches, so a rebuild from scratch gives the same rows as
+the live model.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.adapters.eventstore import EventStore
 from ledger.application.agreements import load_history
 from ledger.domain import events as ev
 from ledger.domain.agreements import AgreementHistory
-from ledger.domain.sla.facts import IncidentFacts, fold_incident
-from ledger.domain.sla.period import LevelTally
+from ledger.domain.sla.api import cut_history
+from ledger.domain.sla.facts import fold_incident
 from projections.sla_rows import (
     CLOCK_COLUMNS,
     ClockRow,
     IncidentRow,
-    add_settled,
     clock_rows,
-    decode_shares,
-    encode_shares,
     incident_row,
     row_columns,
-    tally_from_columns,
+    row_from_columns,
 )
+from projections.sla_tally import OPEN, span_class, write_checkpoints
 from projections.storage import Tx, chunked, read_position, write_position
 
 NAME = "sla"
 TABLES = ("sla_incident", "sla_clock", "sla_period_level")
-SCHEMA_KEY, SCHEMA_VERSION = f"{NAME}.schema", 3
+SCHEMA_KEY, SCHEMA_VERSION = f"{NAME}.schema", 4
 INCIDENT_COLUMNS = ("incident_id, agreement_id, period, opened_at, last_position, facts, "
                     "valid_from, outages_from, outages_until, has_claims")
+VERSION_COLUMNS = "valid_from_position, valid_to_position, span_class"
 
 
 def _chunks(tx: Tx, ids: Sequence[str]) -> list[Sequence[str]]:
     return [ids] if tx.is_postgres else chunked(ids)
+
+
+@dataclass
+class _Incident:
+    """One incident while a batch is applied: its current rows, and the
+    versions the batch adds or closes."""
+
+    row: IncidentRow | None = None
+    stored_from: int | None = None  # valid_from_position of the stored current row
+    row_closed: int | None = None  # where the batch closes that stored row
+    clocks: dict[str, ClockRow] = field(default_factory=dict)  # current, by level
+    stored_clocks: dict[str, int] = field(default_factory=dict)  # level -> valid_from_position
+    clocks_closed: list[tuple[str, int, int]] = field(default_factory=list)  # level, from, to
+    new_rows: list[list[Any]] = field(default_factory=list)  # [row, from, to]
+    new_clocks: list[list[Any]] = field(default_factory=list)
+
+    def close_row(self, position: int) -> None:
+        if self.new_rows:
+            self.new_rows[-1][2] = position
+        elif self.stored_from is not None:
+            self.row_closed = position
+
+    def close_clock(self, level: str, position: int) -> None:
+        del self.clocks[level]
+        stored = self.stored_clocks.pop(level, None)
+        if stored is not None:
+            self.clocks_closed.append((level, stored, position))
+            return
+        for version in reversed(self.new_clocks):
+            if version[0].level_id == level and version[2] == OPEN:
+                version[2] = position
+                return
 
 
 class SlaProjection:
@@ -72,32 +112,53 @@ class SlaProjection:
             write_position(tx, NAME, 0, 0)
             write_position(tx, SCHEMA_KEY, SCHEMA_VERSION, 0)
         incident, clock, level = (tx.table(t) for t in TABLES)
+        versions = ("valid_from_position BIGINT NOT NULL, valid_to_position BIGINT NOT NULL, "
+                    "span_class INTEGER NOT NULL")
         tx.execute(
-            f"CREATE TABLE IF NOT EXISTS {incident} (incident_id TEXT PRIMARY KEY, "
+            f"CREATE TABLE IF NOT EXISTS {incident} (incident_id TEXT NOT NULL, "
             "agreement_id TEXT NOT NULL, period TEXT NOT NULL, opened_at BIGINT NOT NULL, "
             "last_position BIGINT NOT NULL, facts TEXT NOT NULL, valid_from BIGINT, "
-            "outages_from BIGINT, outages_until BIGINT, has_claims INTEGER NOT NULL DEFAULT 0)")
+            "outages_from BIGINT, outages_until BIGINT, has_claims INTEGER NOT NULL DEFAULT 0, "
+            f"{versions}, "
+            "PRIMARY KEY (incident_id, valid_from_position))")
+        # Every index leads with equality columns and ranges over one more,
+        # so its plan is right without statistics (autovacuum may be off).
         tx.execute(f"CREATE INDEX IF NOT EXISTS sla_incident_outages ON {incident} "
                    "(agreement_id, outages_from)")
+        # Incidents whose facts at a position are newer than the evaluation
+        # instant (folded again at T): few unless T is early.
+        tx.execute(f"CREATE INDEX IF NOT EXISTS sla_incident_live ON {incident} "
+                   "(agreement_id, period, valid_from)")
         tx.execute(f"CREATE INDEX IF NOT EXISTS sla_incident_claims ON {incident} "
                    "(agreement_id, period) WHERE has_claims = 1")
+        tx.execute(f"CREATE INDEX IF NOT EXISTS sla_incident_current ON {incident} "
+                   f"(incident_id) WHERE valid_to_position = {OPEN}")
         tx.execute(
             f"CREATE TABLE IF NOT EXISTS {clock} (incident_id TEXT NOT NULL, "
             "level_id TEXT NOT NULL, agreement_id TEXT NOT NULL, period TEXT NOT NULL, "
             "outcome TEXT NOT NULL, settled_from BIGINT, shares TEXT NOT NULL, "
-            "base_at BIGINT NOT NULL, flip_at BIGINT, running TEXT, "
-            "PRIMARY KEY (incident_id, level_id))")
+            "base_at BIGINT NOT NULL, flip_at BIGINT, running TEXT, inputs TEXT NOT NULL, "
+            f"{versions}, PRIMARY KEY (incident_id, level_id, valid_from_position))")
+        # Versions that began or ended between a checkpoint and a position.
+        tx.execute(f"CREATE INDEX IF NOT EXISTS sla_clock_from ON {clock} (valid_from_position)")
+        tx.execute(f"CREATE INDEX IF NOT EXISTS sla_clock_to ON {clock} (valid_to_position)")
+        # Running clocks current at a position, one bounded range per span class.
+        tx.execute(f"CREATE INDEX IF NOT EXISTS sla_clock_running ON {clock} "
+                   "(agreement_id, period, span_class, valid_from_position) "
+                   "WHERE settled_from IS NULL")
         tx.execute(f"CREATE INDEX IF NOT EXISTS sla_clock_period ON {clock} "
-                   "(agreement_id, period, base_at)")
-        # Running clocks are few: reports and the at-risk list find them
-        # without touching the settled ones.
-        tx.execute(f"CREATE INDEX IF NOT EXISTS sla_clock_open ON {clock} "
-                   "(agreement_id, period) WHERE settled_from IS NULL")
+                   "(agreement_id, period, valid_to_position)")
+        tx.execute(f"CREATE INDEX IF NOT EXISTS sla_clock_open ON {clock} (agreement_id) "
+                   f"WHERE settled_from IS NULL AND valid_to_position = {OPEN}")
         tx.execute(
             f"CREATE TABLE IF NOT EXISTS {level} (agreement_id TEXT NOT NULL, "
-            "period TEXT NOT NULL, level_id TEXT NOT NULL, met BIGINT NOT NULL, "
+            "period TEXT NOT NULL, level_id TEXT NOT NULL, valid_from_position BIGINT NOT NULL, "
+            "valid_to_position BIGINT NOT NULL, met BIGINT NOT NULL, "
             "missed BIGINT NOT NULL, pending BIGINT NOT NULL, excused BIGINT NOT NULL, "
-            "shares_sum TEXT NOT NULL, PRIMARY KEY (agreement_id, period, level_id))")
+            "shares_sum TEXT NOT NULL, "
+            "PRIMARY KEY (agreement_id, period, level_id, valid_from_position))")
+        tx.execute(f"CREATE INDEX IF NOT EXISTS sla_period_level_at ON {level} "
+                   "(valid_to_position)")
 
     def clear(self, tx: Tx) -> None:
         for table in TABLES:
@@ -147,105 +208,122 @@ class SlaProjection:
             self._streams.clear()
         upto = self._cached_upto = events[-1].position
         touched: dict[str, list[ev.LedgerEvent]] = {}
-        amended: set[str] = set()
+        amended: dict[str, list[int]] = {}
         for event in events:
             if event.incident_id:
                 touched.setdefault(event.incident_id, []).append(event)
             elif isinstance(event.payload, ev.AgreementRegistered | ev.AgreementAmended):
-                amended.add(event.agreement_id)
+                amended.setdefault(event.agreement_id, []).append(event.position)
         for agreement_id in {e.agreement_id for e in events}:
             self._histories.pop(agreement_id, None)
 
-        facts: dict[str, tuple[IncidentFacts, int]] = {}
-        for incident_id, stream in self._streams_of(touched, upto).items():
-            self._fold(facts, incident_id, stream, upto)
+        streams = self._streams_of(touched, upto)
         # New terms can move the clocks (and the period) of incidents that
         # did not change, and the claim rules read the customer and the
-        # dispute window from them: fold those again.
+        # dispute window from them: they are folded again at the amendment's
+        # position.
         for agreement_id in sorted(amended):
-            ids = [str(r[0]) for r in tx.fetchall(
-                f"SELECT incident_id FROM {tx.table('sla_incident')} WHERE agreement_id = ?",
-                (agreement_id,)) if str(r[0]) not in facts]
-            for chunk in chunked(ids):
+            others = [str(r[0]) for r in tx.fetchall(
+                f"SELECT incident_id FROM {tx.table('sla_incident')} WHERE agreement_id = ? "
+                f"AND valid_to_position = {OPEN}", (agreement_id,)) if str(r[0]) not in streams]
+            for chunk in chunked(others):
                 loaded = self.store.read_streams(
                     agreement_id, [f"incident:{i}" for i in chunk], upto)
-                for incident_id in chunk:
-                    self._fold(facts, incident_id, loaded.get(f"incident:{incident_id}", []),
-                               upto)
-        if facts:
-            self._write(tx, facts, upto)
-
-    def _fold(self, out: dict[str, tuple[IncidentFacts, int]], incident_id: str,
-              stream: list[ev.LedgerEvent], upto: int) -> None:
-        opened = next((e for e in stream if e.type == "opened"), None)
-        if opened is None:
+                streams.update({i: loaded.get(f"incident:{i}", []) for i in chunk})
+        streams = {i: s for i, s in streams.items() if any(e.type == "opened" for e in s)}
+        ids = set(streams)
+        if not ids:
+            write_checkpoints(tx, events[0].position, upto)
             return
-        history = self.history(opened.agreement_id, upto)
-        if history is not None:  # incidents are refused without an agreement
-            out[incident_id] = (fold_incident(stream, None, history), stream[-1].position)
+        state = self._current(tx, sorted(ids))
+        cuts: dict[tuple[str, int], AgreementHistory] = {}
+        for incident_id in sorted(ids):
+            item = state[incident_id]
+            stream = streams[incident_id]
+            points = {e.position for e in touched.get(incident_id, ())}
+            first = min(e.position for e in stream if e.type == "opened")
+            agreement_id = stream[0].agreement_id
+            points.update(p for p in amended.get(agreement_id, ()) if p > first)
+            for position in sorted(points):
+                self._version(item, agreement_id, stream, position, upto, cuts)
+        self._write(tx, state)
+        write_checkpoints(tx, events[0].position, upto)
 
-    def _write(self, tx: Tx, facts: dict[str, tuple[IncidentFacts, int]], upto: int) -> None:
-        ids = sorted(facts)
-        clock_table = tx.table("sla_clock")
-        # Only settled rows are in the tallies, so only they are taken back;
-        # shares are decoded only where there are any (missed clocks).
-        old: list[ClockRow] = []
+    def _current(self, tx: Tx, ids: list[str]) -> dict[str, _Incident]:
+        """The current rows of the given incidents."""
+        state = {i: _Incident() for i in ids}
+        incidents, clocks = tx.table("sla_incident"), tx.table("sla_clock")
         for chunk in _chunks(tx, ids):
             where, params = tx.in_list("incident_id", chunk)
-            old += [
-                ClockRow(incident_id, level_id, agreement_id, period, outcome, settled_from,
-                         decode_shares(shares) if outcome == "missed" else {})
-                for incident_id, level_id, agreement_id, period, outcome, settled_from, shares
-                in tx.fetchall(
-                    f"SELECT incident_id, level_id, agreement_id, period, outcome, settled_from, "
-                    f"shares FROM {clock_table} WHERE {where} AND settled_from IS NOT NULL",
-                    params)]
-        incidents: list[IncidentRow] = []
-        new: list[ClockRow] = []
-        for incident_id in ids:
-            incident_facts, last = facts[incident_id]
-            history = self.history(incident_facts.agreement_id, upto)
-            if history is None:
-                continue  # cannot happen: incidents are refused without an agreement
-            incidents.append(incident_row(incident_facts, history, last))
-            new += clock_rows(incident_facts, history)
+            for (incident_id, agreement_id, period, opened_at, last, facts, valid_from,
+                 outages_from, outages_until, has_claims, row_from) in tx.fetchall(
+                    f"SELECT {INCIDENT_COLUMNS}, valid_from_position FROM {incidents} "
+                    f"WHERE {where} AND valid_to_position = {OPEN}", params):
+                item = state[str(incident_id)]
+                item.row = IncidentRow(str(incident_id), str(agreement_id), str(period),
+                                       int(opened_at), int(last), str(facts), valid_from,
+                                       outages_from, outages_until, bool(has_claims))
+                item.stored_from = int(row_from)
+            for *columns, row_from in tx.fetchall(
+                    f"SELECT {CLOCK_COLUMNS}, valid_from_position FROM {clocks} "
+                    f"WHERE {where} AND valid_to_position = {OPEN}", params):
+                row = row_from_columns(columns)
+                item = state[row.incident_id]
+                item.clocks[row.level_id] = row
+                item.stored_clocks[row.level_id] = int(row_from)
+        return state
 
-        deltas: dict[tuple[str, str, str], LevelTally] = {}
-        add_settled(deltas, old, -1)
-        add_settled(deltas, new, +1)
-        self._merge_levels(tx, deltas)
-        incident_table = tx.table("sla_incident")
-        for chunk in _chunks(tx, ids):
-            where, params = tx.in_list("incident_id", chunk)
-            tx.execute(f"DELETE FROM {clock_table} WHERE {where}", params)
-            tx.execute(f"DELETE FROM {incident_table} WHERE {where}", params)
-        tx.insert_rows(clock_table, CLOCK_COLUMNS, [row_columns(r) for r in new])
-        tx.insert_rows(
-            incident_table, INCIDENT_COLUMNS,
-            [(r.incident_id, r.agreement_id, r.period, r.opened_at, r.last_position,
-              r.facts_json, r.valid_from, r.outages_from, r.outages_until, int(r.has_claims))
-             for r in incidents])
+    def _version(self, item: _Incident, agreement_id: str, stream: list[ev.LedgerEvent],
+                 position: int, upto: int, cuts: dict[tuple[str, int], AgreementHistory]) -> None:
+        """The incident's rows as recorded at `position` (one of its events,
+        or an amendment of its agreement): folded with its events and the
+        agreement's terms known there, as a replay cut at `position` is."""
+        known = [e for e in stream if e.position <= position]
+        if not any(e.type == "opened" for e in known):
+            return  # not opened yet at this position
+        full = self.history(agreement_id, upto)
+        if full is None:
+            return  # cannot happen: incidents are refused without an agreement
+        count = sum(1 for v in full.versions if v.position <= position)
+        history = cuts.get((agreement_id, count))
+        if history is None:
+            history = cuts[(agreement_id, count)] = cut_history(full, position)
+        facts = fold_incident(known, None, history)
+        row = incident_row(facts, history, known[-1].position)
+        if known[-1].position == position or row != item.row:
+            item.close_row(position)
+            item.new_rows.append([row, position, OPEN])
+            item.row = row
+        fresh = {r.level_id: r for r in clock_rows(facts, history, item.clocks)}
+        for level, old in list(item.clocks.items()):
+            if fresh.get(level) is not old:
+                item.close_clock(level, position)
+        for level, new in fresh.items():
+            if level not in item.clocks:
+                item.new_clocks.append([new, position, OPEN])
+                item.clocks[level] = new
 
-    def _merge_levels(self, tx: Tx, deltas: dict[tuple[str, str, str], LevelTally]) -> None:
-        table = tx.table("sla_period_level")
-        rows: list[tuple[Any, ...]] = []
-        for key in sorted(deltas):
-            found = tx.fetchall(
-                f"SELECT met, missed, pending, excused, shares_sum FROM {table} "
-                "WHERE agreement_id = ? AND period = ? AND level_id = ?", key)
-            tally = tally_from_columns(*found[0]) if found else LevelTally(keep_ids=False)
-            tally.merge(deltas[key])
-            counts = tally.counts
-            if not any(counts.values()) and not tally.shares_sum:
-                # Gone entirely, as if never tallied: a rebuild has no row.
-                tx.execute(f"DELETE FROM {table} WHERE agreement_id = ? AND period = ? "
-                           "AND level_id = ?", key)
-                continue
-            rows.append((*key, counts["met"], counts["missed"], counts["pending"],
-                         counts["excused"], encode_shares(tally.shares_sum)))
+    def _write(self, tx: Tx, state: dict[str, _Incident]) -> None:
+        incidents, clocks = tx.table("sla_incident"), tx.table("sla_clock")
         tx.executemany(
-            f"INSERT INTO {table} VALUES (?,?,?,?,?,?,?,?) ON CONFLICT "
-            "(agreement_id, period, level_id) DO UPDATE SET met = excluded.met, "
-            "missed = excluded.missed, pending = excluded.pending, excused = excluded.excused, "
-            "shares_sum = excluded.shares_sum",
-            rows)
+            f"UPDATE {incidents} SET valid_to_position = ?, span_class = ? "
+            "WHERE incident_id = ? AND valid_from_position = ?",
+            [(item.row_closed, span_class(item.stored_from, item.row_closed), incident_id,
+              item.stored_from)
+             for incident_id, item in state.items()
+             if item.row_closed is not None and item.stored_from is not None])
+        tx.executemany(
+            f"UPDATE {clocks} SET valid_to_position = ?, span_class = ? "
+            "WHERE incident_id = ? AND level_id = ? AND valid_from_position = ?",
+            [(to, span_class(start, to), incident_id, level, start)
+             for incident_id, item in state.items() for level, start, to in item.clocks_closed])
+        tx.insert_rows(
+            clocks, f"{CLOCK_COLUMNS}, {VERSION_COLUMNS}",
+            [(*row_columns(row), start, to, span_class(start, to))
+             for item in state.values() for row, start, to in item.new_clocks])
+        tx.insert_rows(
+            incidents, f"{INCIDENT_COLUMNS}, {VERSION_COLUMNS}",
+            [(r.incident_id, r.agreement_id, r.period, r.opened_at, r.last_position,
+              r.facts_json, r.valid_from, r.outages_from, r.outages_until, int(r.has_claims),
+              start, to, span_class(start, to))
+             for item in state.values() for r, start, to in item.new_rows])

@@ -1,9 +1,15 @@
-"""Answers from the SLA read models at their tracked position.
+"""Answers from the SLA read models, as recorded at any position P up to
+the one they track (the latest knowledge is P = that position).
 
-A period report takes the settled clocks from the per-period tally and
-evaluates only what is not settled at the evaluation instant T: running
-clocks, and settled ones whose incident still had events after T (those are
-taken back out of the tally and evaluated from facts folded at T). Every
+A period report takes the rows current at P. Every incident of the period
+is counted one way or the other, by construction: if its facts at P are
+exact at the evaluation instant T (its last known event happened by T), its
+clock rows answer (settled ones through the tally, running ones in closed
+form); otherwise it is folded again at T from its events cut at P, and its
+settled rows are taken back out of the tally. Which incidents are folded
+again is decided from the incident rows, never from clock rows, so an
+incident whose clocks are gone at P (its priority now has no levels, a
+retraction removed them) is still counted at a T where it had them. Every
 query runs in one snapshot, so the rows and the position agree.
 """
 
@@ -35,9 +41,11 @@ from projections.sla_rows import (
     RunningClock,
     add_settled,
     row_from_columns,
-    tally_from_columns,
 )
+from projections.sla_tally import OPEN, classes_at, tally_at
 from projections.storage import ProjectionDatabase, Tx, chunked, read_position
+
+CURRENT_AT = "valid_from_position <= ? AND valid_to_position > ?"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +71,11 @@ class SlaReadModel:
         """Waits (briefly) until the model holds every event stored so far, so
         a client reads its own writes; False if it lags too far for that."""
         return self._ready is None or self._ready(self.store.max_position(), CATCH_UP_SECONDS)
+
+    def holds(self, position: int) -> bool:
+        """Waits (briefly) until the model has applied `position`, so it can
+        answer as recorded there; False if it lags too far for that."""
+        return self._ready is None or self._ready(position, CATCH_UP_SECONDS)
 
     def position(self) -> int:
         with self.db.transaction(commit=False) as tx:
@@ -103,67 +116,73 @@ class SlaReadModel:
         *,
         keep_ids: bool,
         authorize: Callable[[AgreementHistory | None], AgreementHistory],
+        position: int | None = None,
+        as_recorded_at: int | str | None = None,
     ) -> dict[str, Any] | None:
-        """The report at the model's position. `authorize` returns the
-        history if the caller may see it and raises otherwise (also for an
-        unknown agreement). None when the model cannot answer: an agreement
-        whose amendments changed its time zone puts incidents in periods the
-        per-period tallies do not follow."""
+        """The report as recorded at `position` (None: the model's own
+        position). `authorize` returns the history if the caller may see it
+        and raises otherwise (also for an unknown agreement). None when the
+        model cannot answer: it has not applied `position` yet, or the
+        agreement's amendments changed its time zone (incidents then move
+        between periods the tallies do not follow)."""
         with self.db.snapshot() as tx:
-            position = read_position(tx, NAME)[0]
-            history = authorize(self.history_at(agreement_id, position))
+            held = read_position(tx, NAME)[0]
+            at = held if position is None else position
+            if at > held:
+                return None
+            history = authorize(self.history_at(agreement_id, at))
             if len({v.terms.timezone for v in history.versions}) != 1:
                 return None
-            history = cut_history(history, position)
+            history = cut_history(history, at)
             _, start, end = period_terms(history, period)
             tallies = self._clock_tallies(tx, history, period, start, end, evaluated_at,
-                                          position, keep_ids)
+                                          at, keep_ids)
             outage_rows = tx.fetchall(
                 f"SELECT incident_id, agreement_id, facts FROM {tx.table('sla_incident')} "
                 "WHERE agreement_id = ? AND outages_from IS NOT NULL AND outages_from < ? "
-                "AND outages_until > ? AND outages_from < ?",
-                (agreement_id, end, start, evaluated_at))
-            outage_facts = self.facts_at(tx, outage_rows, evaluated_at, position)
+                f"AND outages_until > ? AND outages_from < ? AND {CURRENT_AT}",
+                (agreement_id, end, start, evaluated_at, at, at))
+            outage_facts = self.facts_at(tx, outage_rows, evaluated_at, at)
             claim_rows = tx.fetchall(
                 f"SELECT incident_id, agreement_id, facts FROM {tx.table('sla_incident')} "
-                "WHERE agreement_id = ? AND period = ? AND has_claims = 1 AND opened_at <= ?",
-                (agreement_id, period, evaluated_at))
-            disputes = period_disputes(self.facts_at(tx, claim_rows, evaluated_at, position),
+                "WHERE agreement_id = ? AND period = ? AND has_claims = 1 AND opened_at <= ? "
+                f"AND {CURRENT_AT}",
+                (agreement_id, period, evaluated_at, at, at))
+            disputes = period_disputes(self.facts_at(tx, claim_rows, evaluated_at, at),
                                        start, end)
         result = evaluate_tallied_period(history, tallies, outage_facts, period, evaluated_at,
                                          keep_ids, disputes)
-        return period_report(result, position, None)
+        return period_report(result, at, as_recorded_at)
 
     def _clock_tallies(self, tx: Tx, history: AgreementHistory, period: str, start: int,
                        end: int, t: int, position: int, keep_ids: bool) -> dict[str, LevelTally]:
         clocks, incidents = tx.table("sla_clock"), tx.table("sla_incident")
         agreement_id = history.agreement_id
-        keyed = {
-            (agreement_id, period, str(level_id)): tally_from_columns(*counts)
-            for level_id, *counts in tx.fetchall(
-                f"SELECT level_id, met, missed, pending, excused, shares_sum FROM "
-                f"{tx.table('sla_period_level')} WHERE agreement_id = ? AND period = ?",
-                (agreement_id, period))
-        }
-        # Incidents with events after T: their rows do not hold at T. Take
-        # their settled clocks back out of the tally and fold them again.
-        live_ids = sorted({str(r[0]) for r in tx.fetchall(
-            f"SELECT DISTINCT incident_id FROM {clocks} WHERE agreement_id = ? AND period = ? "
-            "AND base_at > ?", (agreement_id, period, t))})
+        keyed = tally_at(tx, position, agreement_id, period)
+        # Incidents whose facts at P are newer than T: their rows do not hold
+        # at T. Take their settled clocks back out of the tally and fold them
+        # again, whatever clocks they have at P (maybe none).
+        live_rows = tx.fetchall(
+            f"SELECT incident_id, agreement_id, facts FROM {incidents} WHERE agreement_id = ? "
+            f"AND period = ? AND valid_from > ? AND {CURRENT_AT}",
+            (agreement_id, period, t, position, position))
+        live_ids = sorted({str(r[0]) for r in live_rows})
+        live = set(live_ids)
         taken: list[ClockRow] = []
         for chunk in chunked(live_ids):
             where, params = tx.in_list("incident_id", chunk)
             taken += [row_from_columns(r) for r in tx.fetchall(
-                f"SELECT {CLOCK_COLUMNS} FROM {clocks} WHERE {where}", params)]
+                f"SELECT {CLOCK_COLUMNS} FROM {clocks} WHERE {where} AND {CURRENT_AT}",
+                [*params, position, position])]
         add_settled(keyed, taken, -1)
         by_level = {key[2]: tally for key, tally in keyed.items()}
         if keep_ids:
-            self._settled_ids(tx, by_level, agreement_id, period, t, set(live_ids))
+            self._settled_ids(tx, by_level, agreement_id, period, position, live)
         # Running clocks in closed form: pending until flip_at, then missed.
-        for incident_id, level_id, base_at, flip_at, running in tx.fetchall(
-                f"SELECT incident_id, level_id, base_at, flip_at, running FROM {clocks} "
-                "WHERE agreement_id = ? AND period = ? AND settled_from IS NULL AND base_at <= ?",
-                (agreement_id, period, t)):
+        for incident_id, level_id, base_at, flip_at, running in self._running_at(
+                tx, agreement_id, period, position):
+            if incident_id in live:
+                continue
             tally = by_level.get(level_id)
             if tally is None:
                 tally = by_level[level_id] = LevelTally(keep_ids)
@@ -172,26 +191,38 @@ class SlaReadModel:
             else:
                 shares = RunningClock.from_json(running).shares_at(history, level_id, base_at, t)
                 tally.add(incident_id, "missed", shares)
-        live_rows: list[tuple[Any, ...]] = []
-        for chunk in chunked(live_ids):
-            where, params = tx.in_list("incident_id", chunk)
-            live_rows += tx.fetchall(
-                f"SELECT incident_id, agreement_id, facts FROM {incidents} WHERE {where}", params)
         live_facts = self.facts_at(tx, live_rows, t, position)
         tally_clocks(history, live_facts, start, end, t, by_level, keep_ids)
         return by_level
 
     @staticmethod
+    def _running_at(tx: Tx, agreement_id: str, period: str,
+                    position: int) -> list[tuple[Any, ...]]:
+        """Running clock rows of the period current at `position`: one
+        bounded index range per span class (sla_tally.span_class)."""
+        probes, params = [], list[Any]()
+        for low, high, lowest in classes_at(position):
+            span = "span_class = ?" if low == high else "span_class >= ? AND span_class <= ?"
+            probes.append(
+                f"SELECT incident_id, level_id, base_at, flip_at, running FROM "
+                f"{tx.table('sla_clock')} WHERE settled_from IS NULL AND agreement_id = ? "
+                f"AND period = ? AND {span} AND valid_from_position >= ? "
+                "AND valid_from_position <= ? AND valid_to_position > ?")
+            params += [agreement_id, period, *((low,) if low == high else (low, high)),
+                       lowest, position, position]
+        return tx.fetchall(" UNION ALL ".join(probes), params)
+
+    @staticmethod
     def _settled_ids(tx: Tx, by_level: dict[str, LevelTally], agreement_id: str, period: str,
-                     t: int, live: set[str]) -> None:
+                     position: int, live: set[str]) -> None:
         """The ids behind the settled counts (only when the caller wants them)."""
         for tally in by_level.values():
             tally.ids = {o: [] for o in OUTCOMES}
         for incident_id, level_id, outcome in tx.fetchall(
                 f"SELECT incident_id, level_id, outcome FROM {tx.table('sla_clock')} "
-                "WHERE agreement_id = ? AND period = ? AND settled_from IS NOT NULL "
-                "AND base_at <= ?",
-                (agreement_id, period, t)):
+                "WHERE agreement_id = ? AND period = ? AND valid_to_position > ? "
+                "AND valid_from_position <= ? AND settled_from IS NOT NULL",
+                (agreement_id, period, position, position)):
             if incident_id not in live:
                 ids = by_level[level_id].ids
                 assert ids is not None
@@ -202,7 +233,8 @@ class SlaReadModel:
         with self.db.snapshot() as tx:
             position = read_position(tx, NAME)[0]
             rows = tx.fetchall(f"SELECT incident_id, agreement_id, facts FROM "
-                               f"{tx.table('sla_incident')} WHERE incident_id = ?", (incident_id,))
+                               f"{tx.table('sla_incident')} WHERE incident_id = ? "
+                               f"AND valid_to_position = {OPEN}", (incident_id,))
             if not rows:
                 return None
             return position, self.facts_at(tx, rows, evaluated_at, position)[0]
@@ -214,7 +246,8 @@ class SlaReadModel:
         if agreements is not None and not agreements:
             return []
         with self.db.snapshot() as tx:
-            conditions, params = ["incident_id > ?"], list[Any]([after])
+            conditions, params = ["incident_id > ?", f"valid_to_position = {OPEN}"], \
+                list[Any]([after])
             if agreements is not None:
                 where, values = tx.in_list("agreement_id", agreements)
                 conditions.append(where)
@@ -238,11 +271,12 @@ class SlaReadModel:
             position = read_position(tx, NAME)[0]
             sql = (f"SELECT i.incident_id, i.agreement_id, i.facts FROM {tx.table('sla_incident')} i "
                    f"WHERE i.incident_id IN (SELECT c.incident_id FROM {tx.table('sla_clock')} c "
-                   "WHERE c.settled_from IS NULL")
+                   f"WHERE c.settled_from IS NULL AND c.valid_to_position = {OPEN}")
             params: tuple[Any, ...] = ()
             if agreement_id is not None:
                 sql += " AND c.agreement_id = ?"
                 params = (agreement_id,)
-            rows = tx.fetchall(sql + ") ORDER BY i.incident_id", params)
+            rows = tx.fetchall(sql + f") AND i.valid_to_position = {OPEN} ORDER BY i.incident_id",
+                               params)
             return position, self.facts_at(tx, rows, evaluated_at, position)
 

@@ -18,13 +18,14 @@ events.
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from ledger.domain.agreements import AgreementHistory, Calendar
+from ledger.domain.agreements import AgreementHistory, Calendar, ServiceLevel
 from ledger.domain.calendars import business_add, business_elapsed
 from ledger.domain.sla.clocks import Outcome, evaluate_clock, incident_shares
 from ledger.domain.sla.clocks import applicable_levels as clock_levels
@@ -80,6 +81,8 @@ class ClockRow:
     flip_at: int | None = None
     # Running rows only: what the shares at T are computed from.
     running: RunningClock | None = None
+    # Digest of everything the clock is computed from (clock_inputs).
+    inputs: str = ""
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -141,9 +144,30 @@ def incident_row(facts: IncidentFacts, history: AgreementHistory, last_position:
     )
 
 
-def clock_rows(facts: IncidentFacts, history: AgreementHistory) -> list[ClockRow]:
+def clock_inputs(facts: IncidentFacts, level: ServiceLevel, terms_versions: int) -> str:
+    """A digest of every input of one clock row: its kind's running
+    intervals, pauses, custody, root cause, whether the incident counts,
+    when it opened and which terms were known. Status, outages and the
+    instant of the last event are left out on purpose: a `closed` event or
+    an outage changes no clock, so its row is kept as it was."""
+    runs = (facts.response,) if level.kind == "response" else facts.resolution
+    raw = [level.id, terms_versions, facts.opened_at, facts.counts, facts.root_cause,
+           [[s.start, s.end] for s in runs], [[p.start, p.end] for p in facts.pauses],
+           [[h.org, h.start, h.end, h.sender, h.misrouted] for h in facts.holders]]
+    return hashlib.blake2b(json.dumps(raw, separators=(",", ":")).encode(),
+                           digest_size=12).hexdigest()
+
+
+def clock_rows(facts: IncidentFacts, history: AgreementHistory,
+               previous: Mapping[str, ClockRow] | None = None) -> list[ClockRow]:
     """The incident's clocks as they stand after its last known event.
-    `facts` must be folded with every event counted (evaluated_at None)."""
+    `facts` must be folded with every event counted (evaluated_at None).
+
+    A row of `previous` (the rows before this event, by level) whose inputs
+    are unchanged is kept as it is, not evaluated again: settled, its
+    outcome and shares hold for every later instant; running, its closed
+    form holds from its own base_at on (which must not lie after the new
+    facts' instant, as it can once a retraction removes the last event)."""
     terms = history.terms_at(facts.opened_at)
     if not facts.counts or terms is None:
         return []
@@ -151,6 +175,12 @@ def clock_rows(facts: IncidentFacts, history: AgreementHistory) -> list[ClockRow
     period = incident_period(history, facts.opened_at)
     rows: list[ClockRow] = []
     for level in clock_levels(terms, facts.priority, facts.service):
+        inputs = clock_inputs(facts, level, len(history.versions))
+        kept = None if previous is None else previous.get(level.id)
+        if kept is not None and kept.inputs == inputs and kept.period == period and (
+                kept.settled_from is not None or kept.base_at <= t):
+            rows.append(kept)
+            continue
         clock = evaluate_clock(facts, level, terms, t, with_due=False)
         settled = clock.stopped or facts.excused or facts.paused_at_end()
         flip_at: int | None = None
@@ -164,7 +194,7 @@ def clock_rows(facts: IncidentFacts, history: AgreementHistory) -> list[ClockRow
         rows.append(ClockRow(
             incident_id=facts.incident_id, level_id=level.id, agreement_id=facts.agreement_id,
             period=period, outcome=clock.outcome, settled_from=t if settled else None,
-            shares=clock.shares, base_at=t, flip_at=flip_at, running=running,
+            shares=clock.shares, base_at=t, flip_at=flip_at, running=running, inputs=inputs,
         ))
     return rows
 
@@ -203,19 +233,19 @@ def tally_from_columns(met: int, missed: int, pending: int, excused: int,
 
 
 CLOCK_COLUMNS = ("incident_id, level_id, agreement_id, period, outcome, settled_from, shares, "
-                 "base_at, flip_at, running")
+                 "base_at, flip_at, running, inputs")
 
 
-def row_from_columns(columns: tuple[Any, ...]) -> ClockRow:
+def row_from_columns(columns: Sequence[Any]) -> ClockRow:
     (incident_id, level_id, agreement_id, period, outcome, settled_from, shares, base_at,
-     flip_at, running) = columns
+     flip_at, running, inputs) = columns
     return ClockRow(str(incident_id), str(level_id), str(agreement_id), str(period), outcome,
                     None if settled_from is None else int(settled_from), decode_shares(shares),
                     int(base_at), None if flip_at is None else int(flip_at),
-                    None if running is None else RunningClock.from_json(running))
+                    None if running is None else RunningClock.from_json(running), str(inputs))
 
 
 def row_columns(row: ClockRow) -> tuple[Any, ...]:
     return (row.incident_id, row.level_id, row.agreement_id, row.period, row.outcome,
             row.settled_from, encode_shares(row.shares), row.base_at, row.flip_at,
-            None if row.running is None else row.running.to_json())
+            None if row.running is None else row.running.to_json(), row.inputs)

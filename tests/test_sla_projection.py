@@ -20,6 +20,7 @@ from ledger.domain.codec import event_from_dict
 from ledger.domain.errors import DomainError, NotFound
 from ledger.domain.instants import parse_instant
 from ledger.domain.terms_parsing import parse_terms
+from projections import sla_tally
 from projections.runner import ProjectionRunner
 from projections.sla_projection import SlaProjection
 from projections.sla_reads import SlaReadModel
@@ -27,10 +28,19 @@ from tests.random_history import random_history
 from tests.test_ledger_service_contract import AGREEMENT, register_herts, scenario
 
 TABLES = {
-    "sla_incident": "incident_id",
-    "sla_clock": "incident_id, level_id",
-    "sla_period_level": "agreement_id, period, level_id",
+    "sla_incident": "incident_id, valid_from_position",
+    "sla_clock": "incident_id, level_id, valid_from_position",
+    "sla_period_level": "agreement_id, period, level_id, valid_from_position",
 }
+
+
+@pytest.fixture(autouse=True)
+def small_checkpoints(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tally checkpoints every few positions, so these short histories
+    cross many of them (reads then start from a stored checkpoint)."""
+    monkeypatch.setattr(sla_tally, "CHECKPOINT", 16)
+
+
 INSTANTS = ("2026-10-01T12:00:00Z", "2026-10-16T09:30:00Z", "2026-11-05T00:00:00Z",
             "2026-10-25T13:37:00Z",
             "2027-01-10T00:00:00Z")
