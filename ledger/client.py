@@ -156,10 +156,24 @@ class LedgerClient:
         agreement: agreements_pb2.Agreement = response.agreement
         return agreement
 
+    def list_agreements(self) -> list[agreements_pb2.Agreement]:
+        """Every agreement the caller may see, all pages."""
+        out: list[agreements_pb2.Agreement] = []
+        token = ""
+        while True:
+            response = self._call(self.agreements.ListAgreements,
+                                  agreements_pb2.ListAgreementsRequest(page_size=1000, page_token=token))
+            out.extend(response.agreements)
+            token = response.next_page_token
+            if not token:
+                return out
+
     # -- incidents -------------------------------------------------------------
-    def append(self, events: Sequence[LedgerEvent]) -> list[AppendResult]:
+    def append(self, events: Sequence[LedgerEvent], *, validate_only: bool = False) -> list[AppendResult]:
+        """With validate_only the server checks and answers, storing nothing."""
         filled = [e if e.event_id else replace(e, event_id=str(uuid.uuid4())) for e in events]
-        request = incidents_pb2.AppendEventsRequest(events=[convert.event_to_proto(e) for e in filled])
+        request = incidents_pb2.AppendEventsRequest(events=[convert.event_to_proto(e) for e in filled],
+                                                    validate_only=validate_only)
         response = self._call(self.incidents.AppendEvents, request)
         return [AppendResult(r.event_id, r.position, r.duplicate) for r in response.results]
 
@@ -172,6 +186,29 @@ class LedgerClient:
         response: incidents_pb2.GetIncidentResponse = self._call(
             self.incidents.GetIncident, incidents_pb2.GetIncidentRequest(incident_id=incident_id))
         return response
+
+    def list_incidents(self, agreement_id: str = "", status: str = "") -> list[incidents_pb2.Incident]:
+        """Every incident the caller may see (of one agreement, in one status), all pages."""
+        statuses = {"": 0, "open": 1, "resolved": 2, "closed": 3, "voided": 4}
+        out: list[incidents_pb2.Incident] = []
+        token = ""
+        while True:
+            response = self._call(self.incidents.ListIncidents, incidents_pb2.ListIncidentsRequest(
+                agreement_id=agreement_id, status=statuses[status],  # type: ignore[arg-type]
+                page_size=1000, page_token=token))
+            out.extend(response.incidents)
+            token = response.next_page_token
+            if not token:
+                return out
+
+    def at_risk(self, agreement_id: str = "", *, evaluated_at: int | None = None,
+                ) -> list[reports_pb2.ClockAtRisk]:
+        """Running clocks ordered by due_at."""
+        request = reports_pb2.ListIncidentsAtRiskRequest(agreement_id=agreement_id, page_size=1000)
+        if evaluated_at is not None:
+            request.evaluated_at.CopyFrom(convert.micros_to_timestamp(evaluated_at))
+        response = self._call(self.reports.ListIncidentsAtRisk, request)
+        return list(response.clocks)
 
     def read_log(self, after: int = 0, *, follow: bool = False, agreement_id: str = "",
                  incident_id: str = "", to_position: int = 0,

@@ -466,3 +466,28 @@ def test_foreign_provider_gets_not_found_for_the_agreement(
     # A party of the agreement does see it.
     assert parties.agreement_ids(HERTS) == [AGREEMENT]
     assert parties.incident_ids(HERTS, None) == ["INC-1"]
+
+
+def test_validate_only_checks_and_answers_like_an_append_and_stores_nothing(
+        service: LedgerService, store: EventStore) -> None:
+    register_herts(service)
+    events = [event_from_dict(raw, f"events[{i}]") for i, raw in enumerate(scenario()["events"][:12])]
+    before = store.max_position()
+    checked = service.append(LOCAL_ADMIN, events, validate_only=True)
+    assert store.max_position() == before
+    stored = service.append(LOCAL_ADMIN, events)
+    assert [(r.event_id, r.duplicate) for r in checked] == [(r.event_id, r.duplicate) for r in stored]
+    assert {r.position for r in checked} == {0}
+    again = service.append(LOCAL_ADMIN, events, validate_only=True)
+    # a re-sent batch: every event a duplicate, answered with its position
+    assert [(r.event_id, r.position) for r in again] == [(r.event_id, r.position) for r in stored]
+    assert all(r.duplicate for r in again)
+    assert store.max_position() == before + sum(not r.duplicate for r in stored)
+    handoff = ev.LedgerEvent("x-handoff", "", events[0].incident_id, events[-1].occurred_at, "nobody-here",
+                             ev.HandedOff(to="bt"))
+    with pytest.raises(DomainError) as refused:
+        service.append(LOCAL_ADMIN, [handoff], validate_only=True)
+    with pytest.raises(type(refused.value)) as real:
+        service.append(LOCAL_ADMIN, [handoff])
+    assert str(real.value) == str(refused.value)
+    assert store.max_position() == before + sum(not r.duplicate for r in stored)

@@ -187,6 +187,17 @@ class LedgerService:
             raise outcome
         return outcome
 
+    def validate(self, principal: Principal, events: Sequence[ev.LedgerEvent]) -> list[AppendResult]:
+        """AppendEvents with validate_only: the checks and answers of an
+        append of these events now (position 0 for what would be stored),
+        storing nothing. Streams are read, never presumed new."""
+        prepared = self._prepare(principal, events)
+        known = self.store.lookup_event_ids([e.event_id for e in prepared]) if prepared else {}
+        group = Group(self._streams_for(prepared, careful=True), known, self.clock(), self.max_skew,
+                      self._history)
+        group.check_call(0, principal, prepared, content_hash)
+        return group.results(0, dict.fromkeys((e.event_id for e in prepared), 0))
+
     def append_group(
         self, calls: Sequence[tuple[Principal, Sequence[ev.LedgerEvent]]],
     ) -> list[list[AppendResult] | DomainError]:

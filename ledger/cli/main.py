@@ -21,11 +21,21 @@ def _env(name: str, default: str | None = None) -> str | None:
     return os.environ.get(f"SLA_LEDGER_{name}", default)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sla-ledger")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="sla-ledger",
         description="Event-sourced SLA accountability ledger for jointly delivered services.",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     serve = sub.add_parser("serve", help="run the gRPC server",
@@ -66,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     load = sub.add_parser("load", help="append a scenario file through the API")
     load.add_argument("file", help="scenario file (JSON or YAML)")
     load.add_argument("--json", action="store_true", help="print the summary as JSON")
+    load.add_argument("--dry-run", action="store_true",
+                      help="check every event against the server (AppendEvents validate_only) "
+                      "and store nothing")
     client_flags(load)
 
     incident = sub.add_parser("incident", help="show an incident (timeline, or SLA clocks as JSON)")
@@ -78,6 +91,27 @@ def build_parser() -> argparse.ArgumentParser:
     agreement = sub.add_parser("agreement", help="show an agreement with its amendments")
     agreement.add_argument("agreement_id")
     client_flags(agreement)
+
+    agreements = sub.add_parser("agreements", help="the agreements you may see")
+    agreements.add_argument("--format", choices=("table", "json"), default="table")
+    client_flags(agreements)
+
+    incidents = sub.add_parser("incidents", help="an agreement's incidents, or its clocks at risk")
+    incidents.add_argument("--agreement", default="", help="only this agreement's (default: all you may see)")
+    incidents.add_argument("--status", choices=("open", "resolved", "closed", "voided"))
+    incidents.add_argument("--at-risk", action="store_true",
+                           help="running clocks ordered by due_at instead of incidents")
+    incidents.add_argument("--evaluated-at", help="with --at-risk: RFC 3339 instant (default now)")
+    incidents.add_argument("--format", choices=("table", "json"), default="table")
+    client_flags(incidents)
+
+    amend = sub.add_parser("amend", help="amend an agreement's terms from a given instant")
+    amend.add_argument("--agreement", required=True)
+    amend.add_argument("--effective-from", required=True, help="RFC 3339 instant")
+    amend.add_argument("--terms", required=True,
+                       help="JSON/YAML file with the terms that change (scenario amendment format)")
+    amend.add_argument("--event-id", help="idempotency key (default: a new one)")
+    client_flags(amend)
 
     events = sub.add_parser("events", help="the global log as JSON Lines")
     events.add_argument("--from", dest="after", type=int, default=0,
@@ -111,10 +145,12 @@ def build_parser() -> argparse.ArgumentParser:
     client_flags(restatement)
 
     from ledger.cli.audit import add_parsers
+    from ledger.cli.principals import add_parser as add_principal
     from ledger.cli.projections import add_parser as add_rebuild
 
     add_parsers(sub, client_flags)
     add_rebuild(sub, _env("DATABASE", DEFAULT_DATABASE))
+    add_principal(sub, _env("PRINCIPALS"))
     return parser
 
 
@@ -144,27 +180,26 @@ def cmd_load(args: argparse.Namespace) -> int:
         print(f"sla-ledger load: {exc}", file=sys.stderr)
         return EXIT_USAGE
     with make_client(args) as client:
-        summary = load_scenario(client, scenario, progress_bar())
+        summary = load_scenario(client, scenario, progress_bar(), dry_run=args.dry_run)
+    stored = "would store" if args.dry_run else "stored"
     if args.json:
-        print(json.dumps({"stored": summary.stored, "duplicates": summary.duplicates,
-                          "rejected": summary.rejected}, indent=2))
+        out: dict[str, Any] = {"dry_run": args.dry_run, "stored": summary.stored,
+                               "duplicates": summary.duplicates, "rejected": summary.rejected}
+        if args.dry_run:
+            out["unchecked"] = summary.unchecked
+        print(json.dumps(out, indent=2))
     else:
-        print(f"{scenario.path}: stored {summary.stored}, duplicates {summary.duplicates}, "
-              f"rejected {len(summary.rejected)}")
+        print(f"{scenario.path}: {stored} {summary.stored}, duplicates {summary.duplicates}, "
+              f"rejected {len(summary.rejected)}"
+              + (f", unchecked {summary.unchecked} (their agreement is not stored yet)"
+                 if summary.unchecked else "")
+              + (" (dry run: nothing stored)" if args.dry_run else ""))
         for item in summary.rejected:
             where = f"line {item['line']}, " if item.get("line") else ""
             label = item.get("where") or f"events[{item['index']}]"
             print(f"  rejected {label} ({where}{item.get('type')} {item.get('event_id')}): {item['reason']}")
-    return 0
-
-
-def cmd_agreement(args: argparse.Namespace) -> int:
-    from google.protobuf.json_format import MessageToDict
-
-    with make_client(args) as client:
-        agreement = client.get_agreement(args.agreement_id)
-    print(json.dumps(MessageToDict(agreement, preserving_proto_field_name=True), indent=2))
-    return 0
+    # A rejection is not a usage error: scripts tell them apart by the code.
+    return EXIT_REJECTED if summary.rejected else 0
 
 
 def cmd_events(args: argparse.Namespace) -> int:
@@ -178,6 +213,8 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from ledger.cli.audit import cmd_export, cmd_replay, cmd_verify
+    from ledger.cli.listing import cmd_agreement, cmd_agreements, cmd_amend, cmd_incidents
+    from ledger.cli.principals import cmd_principal
     from ledger.cli.projections import cmd_rebuild
     from ledger.cli.reports import cmd_incident, cmd_report, cmd_restatement, cmd_statement
 
@@ -185,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"serve": cmd_serve, "load": cmd_load, "incident": cmd_incident,
                 "agreement": cmd_agreement, "events": cmd_events, "report": cmd_report,
                 "restatement": cmd_restatement, "statement": cmd_statement, "export": cmd_export, "verify": cmd_verify,
-                "replay": cmd_replay, "rebuild": cmd_rebuild}
+                "replay": cmd_replay, "rebuild": cmd_rebuild, "agreements": cmd_agreements,
+                "incidents": cmd_incidents, "amend": cmd_amend, "principal": cmd_principal}
     try:
         return handlers[args.command](args)
     except grpc.RpcError as exc:

@@ -75,8 +75,6 @@ def print_report(report: dict[str, Any], form: str) -> None:
 
 
 def cmd_incident(args: argparse.Namespace) -> int:
-    from google.protobuf.json_format import MessageToDict
-
     from ledger.cli.main import make_client
 
     try:
@@ -86,8 +84,10 @@ def cmd_incident(args: argparse.Namespace) -> int:
         return 2
     with make_client(args) as client:
         if args.format == "timeline":
-            response = client.get_incident(args.incident_id)
-            print(json.dumps(MessageToDict(response, preserving_proto_field_name=True), indent=2))
+            from ledger.cli.listing import timeline_dict
+
+            print(json.dumps(timeline_dict(client.get_incident(args.incident_id)), indent=2,
+                             ensure_ascii=False))
             return 0
         position = cut.get("as_recorded_position")
         view = client.incident_sla(args.incident_id, evaluated_at=evaluated,
@@ -106,57 +106,101 @@ def cmd_restatement(args: argparse.Namespace) -> int:
     return 0
 
 
-def report_table(report: dict[str, Any]) -> str:
-    """What a service manager reads at month end; fits 100 columns."""
+def _status(report: dict[str, Any]) -> str:
+    from ledger.application.statements import period_status
+
+    return period_status(report)
+
+
+def report_table(report: dict[str, Any], width: int | None = None) -> str:
+    """What a service manager reads at month end: fits the terminal (at
+    least 80 columns) and names the incidents that breached each level."""
+    import shutil
+    import textwrap
+
+    from ledger.formats import duration
+
+    width = max(80, min(width or shutil.get_terminal_size((100, 24)).columns, 120))
     currency = report["credits_total"]["currency"]
-    providers = sorted(report["credits_by_provider"])
-    out = [
-        f"Agreement {report['agreement']}  period {report['period']}  "
-        f"evaluated {report['evaluated_at']}  ledger position {report['recorded_position']}",
-        "",
-        f"{'service level':<22} {'objective':>9} {'attained':>9} {'ok':>3} "
-        f"{'met/missed/pend/exc':>19} {'credit':>18}",
-        "-" * 99,
-    ]
+    status = _status(report)
+    name = max(22, *(len(lv["id"]) for lv in report["service_levels"]))
+    money = width - name - 41
+    out = [f"Agreement {report['agreement']}  period {report['period']} ({status})",
+           f"evaluated {report['evaluated_at']}  ledger position {report['recorded_position']}"
+           + (f"  as recorded at {report['as_recorded_at']}" if report.get("as_recorded_at") is not None else "")]
+    if status == "not started":
+        out.append(f"The period had not started at {report['evaluated_at']}: nothing is measured yet, "
+                   "so no level is achieved or missed.")
+    elif status == "in progress":
+        out.append("The period is still running: these figures are provisional.")
+    out += ["", f"{'service level':<{name}} {'objective':>9} {'attained':>9} {'ok':>3} "
+                f"{'met/mis/pnd/exc':>15} {'credit':>{money}}", "-" * width]
     for level in report["service_levels"]:
         if level["kind"] == "availability":
-            counts = f"down {float(level.get('downtime_seconds', 0)) / 60:,.1f} min"
+            counts = f"down {duration(level.get('downtime_seconds', '0'))}"
         else:
             counts = f"{level['met']}/{level['missed']}/{level['pending']}/{level['excused']}"
-        out.append(
-            f"{level['id']:<22} {_pct(level['objective']):>9} {_pct(level.get('attainment')):>9} "
-            f"{'yes' if level['achieved'] else 'NO':>3} {counts:>19} "
-            f"{_money(level['credit']['minor_units'], currency):>18}"
-        )
-        if level.get("shares"):
-            shares = ", ".join(f"{p} {_pct(s)}" for p, s in sorted(level["shares"].items()))
-            split = ", ".join(f"{p} {_money(v, currency)}" for p, v in sorted(level["credit_split"].items()))
-            out.append(f"{'':<4}shares: {shares}")
-            if int(level["credit"]["minor_units"]):
-                out.append(f"{'':<4}credit split: {split}")
-    out.append("-" * 99)
+        ok = "-" if status == "not started" else ("yes" if level["achieved"] else "NO")
+        out.append(f"{level['id']:<{name}} {_pct(level['objective']):>9} {_pct(level.get('attainment')):>9} "
+                   f"{ok:>3} {counts:>15} {_money(level['credit']['minor_units'], currency):>{money}}")
+        breached = (level.get("incidents") or {}).get("missed") or []
+        if breached:
+            out += textwrap.wrap("breached: " + ", ".join(breached), width, initial_indent="    ",
+                                 subsequent_indent="              ")
+        if level.get("shares") and int(level["credit"]["minor_units"]):
+            split = ", ".join(f"{p} {_pct(level['shares'].get(p))} = {_money(v, currency)}"
+                              for p, v in sorted(level["credit_split"].items()))
+            out += textwrap.wrap("split: " + split, width, initial_indent="    ",
+                                 subsequent_indent="           ")
+    out.append("-" * width)
+    label = width - money - 1
     uncapped = report.get("credits_uncapped", report["credits_total"])
-    out.append(f"{'credits before cap':<40} {_money(uncapped['minor_units'], currency):>58}")
-    out.append(f"{'cap (at risk)':<40} {_money(report['credit_cap']['minor_units'], currency):>58}")
-    out.append(f"{'credits due':<40} {_money(report['credits_total']['minor_units'], currency):>58}")
-    for provider in providers:
-        out.append(f"{'  owed by ' + provider:<40} "
-                   f"{_money(report['credits_by_provider'][provider], currency):>58}")
+    out.append(f"{'credits before cap':<{label}} {_money(uncapped['minor_units'], currency):>{money}}")
+    out.append(f"{'cap (at risk)':<{label}} {_money(report['credit_cap']['minor_units'], currency):>{money}}")
+    out.append(f"{'credits due':<{label}} {_money(report['credits_total']['minor_units'], currency):>{money}}")
+    for provider in sorted(report["credits_by_provider"]):
+        out.append(f"{'  owed by ' + provider:<{label}} "
+                   f"{_money(report['credits_by_provider'][provider], currency):>{money}}")
     return "\n".join(out)
 
 
+CSV_COLUMNS = ["record", "agreement", "period", "evaluated_at", "recorded_position", "service_level",
+               "kind", "objective", "attainment", "achieved", "met", "missed", "pending", "excused",
+               "provider", "share", "currency", "credit_uncapped_minor_units", "credit_minor_units"]
+
+
 def report_csv(report: dict[str, Any]) -> str:
+    """Long format, one figure set a row: `level` rows, a `level_provider`
+    row per level and provider (share and split), the `credits_before_cap`,
+    `cap` and `credits_due` totals and a `provider_total` row per provider."""
     buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, CSV_COLUMNS, restval="")
+    writer.writeheader()
+    currency = report["credits_total"]["currency"]
+    head = {"agreement": report["agreement"], "period": report["period"],
+            "evaluated_at": report["evaluated_at"], "recorded_position": report["recorded_position"],
+            "currency": currency}
     providers = sorted(report["credits_by_provider"])
-    writer = csv.writer(buffer)
-    writer.writerow(["agreement", "period", "service_level", "kind", "objective", "attainment",
-                     "achieved", "met", "missed", "pending", "excused", "credit_minor_units",
-                     *[f"credit_{p}" for p in providers], *[f"share_{p}" for p in providers]])
     for level in report["service_levels"]:
-        writer.writerow([report["agreement"], report["period"], level["id"], level["kind"],
-                         level["objective"], level.get("attainment") or "", level["achieved"],
-                         level.get("met", ""), level.get("missed", ""), level.get("pending", ""),
-                         level.get("excused", ""), level["credit"]["minor_units"],
-                         *[level["credit_split"].get(p, 0) for p in providers],
-                         *[level.get("shares", {}).get(p, "") for p in providers]])
+        row = {**head, "record": "level", "service_level": level["id"], "kind": level["kind"],
+               "objective": level["objective"], "attainment": level.get("attainment") or "",
+               "achieved": str(level["achieved"]).lower(),
+               "credit_uncapped_minor_units": level["credit_uncapped"]["minor_units"],
+               "credit_minor_units": level["credit"]["minor_units"]}
+        for outcome in ("met", "missed", "pending", "excused"):
+            row[outcome] = level.get(outcome, "")
+        writer.writerow(row)
+        for provider in providers:
+            writer.writerow({**head, "record": "level_provider", "service_level": level["id"],
+                             "kind": level["kind"], "provider": provider,
+                             "share": level.get("shares", {}).get(provider, ""),
+                             "credit_minor_units": level["credit_split"].get(provider, 0)})
+    writer.writerow({**head, "record": "credits_before_cap",
+                     "credit_minor_units": report["credits_uncapped"]["minor_units"]})
+    writer.writerow({**head, "record": "cap", "credit_minor_units": report["credit_cap"]["minor_units"]})
+    writer.writerow({**head, "record": "credits_due",
+                     "credit_minor_units": report["credits_total"]["minor_units"]})
+    for provider in providers:
+        writer.writerow({**head, "record": "provider_total", "provider": provider,
+                         "credit_minor_units": report["credits_by_provider"][provider]})
     return buffer.getvalue()

@@ -125,6 +125,19 @@ def payload_from_dict(kind: str, raw: Mapping[str, Any], field: str, *,
     return simple()  # type: ignore[call-arg]
 
 
+# What every event may carry, and what the ledger adds when it stores one
+# (`sla-ledger events` writes those; a file may carry them back).
+EVENT_KEYS = frozenset({"event_id", "incident_id", "type", "occurred_at", "actor", "agreement"})
+STORED_KEYS = frozenset({"position", "recorded_at", "submitted_by"})
+
+
+def unknown_event_keys(raw: Mapping[str, Any]) -> list[str]:
+    """The keys of an event object that no event of its type has."""
+    payload = ev.PAYLOAD_TYPES.get(str(raw.get("type")))
+    allowed = EVENT_KEYS | STORED_KEYS | set(getattr(payload, "__slots__", ()))
+    return sorted(k for k in raw if k not in allowed)
+
+
 def event_from_dict(raw: Mapping[str, Any], field: str = "event") -> ev.LedgerEvent:
     if not isinstance(raw, Mapping):
         raise InvalidArgument(field, "must be an object")

@@ -176,7 +176,10 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
         if not request.events:
             raise InvalidArgument("events", "at least one event is required")
         events = [convert.event_from_proto(m, f"events[{i}]") for i, m in enumerate(request.events)]
-        results = await self.executors.append(principal, events)
+        if request.validate_only:  # checks only: a reader is enough
+            results = await self.executors.read(lambda: self.service.validate(principal, events))
+        else:
+            results = await self.executors.append(principal, events)
         return incidents_pb2.AppendEventsResponse(results=[
             incidents_pb2.AppendResult(event_id=r.event_id, position=r.position, duplicate=r.duplicate)
             for r in results])

@@ -49,16 +49,23 @@ class AppendEventsRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     EVENTS_FIELD_NUMBER: _builtins.int
+    VALIDATE_ONLY_FIELD_NUMBER: _builtins.int
+    validate_only: _builtins.bool
+    """Check the whole request exactly as an append would (the same errors),
+    answer as it would (position 0 for events that would be stored) and
+    store nothing.
+    """
     @_builtins.property
     def events(self) -> _containers.RepeatedCompositeFieldContainer[_events_pb2.LedgerEvent]: ...
     def __init__(
         self,
         *,
         events: _abc.Iterable[_events_pb2.LedgerEvent] | None = ...,
+        validate_only: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "validate_only", b"validate_only"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -76,7 +83,9 @@ class AppendResult(_message.Message):
     event_id: _builtins.str
     position: _builtins.int
     duplicate: _builtins.bool
-    """True when the event was already stored with identical content."""
+    """True when the event was already stored with identical content.
+    With validate_only the position of a new event is 0: nothing was stored.
+    """
     def __init__(
         self,
         *,
