@@ -473,12 +473,12 @@ def test_validate_only_checks_and_answers_like_an_append_and_stores_nothing(
     register_herts(service)
     events = [event_from_dict(raw, f"events[{i}]") for i, raw in enumerate(scenario()["events"][:12])]
     before = store.max_position()
-    checked = service.append(LOCAL_ADMIN, events, validate_only=True)
+    checked = service.validate(LOCAL_ADMIN, events)
     assert store.max_position() == before
     stored = service.append(LOCAL_ADMIN, events)
     assert [(r.event_id, r.duplicate) for r in checked] == [(r.event_id, r.duplicate) for r in stored]
     assert {r.position for r in checked} == {0}
-    again = service.append(LOCAL_ADMIN, events, validate_only=True)
+    again = service.validate(LOCAL_ADMIN, events)
     # a re-sent batch: every event a duplicate, answered with its position
     assert [(r.event_id, r.position) for r in again] == [(r.event_id, r.position) for r in stored]
     assert all(r.duplicate for r in again)
@@ -486,7 +486,7 @@ def test_validate_only_checks_and_answers_like_an_append_and_stores_nothing(
     handoff = ev.LedgerEvent("x-handoff", "", events[0].incident_id, events[-1].occurred_at, "nobody-here",
                              ev.HandedOff(to="bt"))
     with pytest.raises(DomainError) as refused:
-        service.append(LOCAL_ADMIN, [handoff], validate_only=True)
+        service.validate(LOCAL_ADMIN, [handoff])
     with pytest.raises(type(refused.value)) as real:
         service.append(LOCAL_ADMIN, [handoff])
     assert str(real.value) == str(refused.value)
