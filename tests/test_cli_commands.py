@@ -190,3 +190,26 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["--version"])
     assert exit_info.value.code == 0 and capsys.readouterr().out.startswith("sla-ledger ")
+
+
+def test_amend_names_only_the_terms_that_change(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    changes = tmp_path / "changes.json"
+    changes.write_text(json.dumps({"at_risk_percent": "10"}))
+    with running_ledger(f"sqlite:///{tmp_path / 'a.db'}", lambda: T) as (_, target):
+        run(capsys, "load", demo_scenario_path(), "--target", target)
+        code, out, _ = run(capsys, "amend", "--agreement", AGREEMENT, "--effective-from",
+                           "2026-11-01T00:00:00Z", "--terms", str(changes), "--event-id", "amend-1",
+                           "--target", target)
+        assert code == 0 and json.loads(out)["duplicate"] is False
+        again = run(capsys, "amend", "--agreement", AGREEMENT, "--effective-from",
+                    "2026-11-01T00:00:00Z", "--terms", str(changes), "--event-id", "amend-1",
+                    "--target", target)
+        assert json.loads(again[1])["duplicate"] is True
+        agreement = json.loads(run(capsys, "agreement", AGREEMENT, "--target", target)[1])
+    (amendment,) = agreement["amendments"]
+    assert amendment["at_risk_percent"] == "10" and amendment["event_id"] == "amend-1"
+    assert amendment["service_levels"] == agreement["service_levels"]  # the rest carried over
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"at_risk_percentage": "10"}))
+    assert run(capsys, "amend", "--agreement", AGREEMENT, "--effective-from", "2026-11-01T00:00:00Z",
+               "--terms", str(bad), "--target", "127.0.0.1:1")[0] == EXIT_USAGE

@@ -138,12 +138,13 @@ def cmd_incidents(args: argparse.Namespace) -> int:
 
 def cmd_amend(args: argparse.Namespace) -> int:
     """Amends an agreement from a file holding the terms that change (the
-    scenario format's amendment): the rest carry over from the current terms."""
+    scenario format's amendment): each replaces its value whole, the rest
+    carry over (the server applies amendments in effective_from order)."""
     from pathlib import Path
 
     from ledger.cli.main import make_client
     from ledger.domain.errors import InvalidArgument
-    from ledger.domain.terms_parsing import parse_terms
+    from ledger.domain.terms_parsing import parse_terms_changes
 
     try:
         text = Path(args.terms).read_text("utf-8")
@@ -160,19 +161,13 @@ def cmd_amend(args: argparse.Namespace) -> int:
     if not isinstance(changes, dict):
         print("sla-ledger amend: the terms file holds one object", file=sys.stderr)
         return 2
+    try:
+        named = parse_terms_changes(changes, "terms")
+    except InvalidArgument as exc:
+        print(f"sla-ledger amend: {exc}", file=sys.stderr)
+        return 2
     with make_client(args) as client:
-        current = agreement_dict(client.get_agreement(args.agreement))
-        latest = current["amendments"][-1] if current["amendments"] else current
-        merged = {k: v for k, v in latest.items()
-                  if k not in ("id", "event_id", "effective_from", "position", "amendments",
-                               "maintenance_windows")}
-        merged.update(changes)
-        try:
-            terms = parse_terms(merged, "terms")
-        except InvalidArgument as exc:
-            print(f"sla-ledger amend: {exc}", file=sys.stderr)
-            return 2
-        result = client.amend_agreement(args.agreement, effective, terms, args.event_id or "")
+        result = client.amend_agreement(args.agreement, effective, named, args.event_id or "")
     print(json.dumps({"agreement": args.agreement, "position": result.position,
                       "duplicate": result.duplicate, "event_id": result.event_id}))
     return 0
