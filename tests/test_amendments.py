@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import copy
 import json
+import random
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ledger.adapters.scenario import read_scenario
 from ledger.application.agreements import history_from_events
@@ -178,3 +181,42 @@ def test_load_out_of_order_amendments_through_the_api(database_url: str, tmp_pat
     assert november["credit_cap"]["minor_units"] == 120_000
     # September: the registration's terms, the 50 % cap.
     assert reports[1]["2026-09"]["credit_cap"]["minor_units"] == 500_000
+
+
+_AMENDABLE: list[dict[str, Any]] = [
+    {"at_risk_percent": "12"}, {"at_risk_percent": "30"}, {"policy": "root_cause"},
+    {"policy": "custody"}, {"timezone": "Europe/London"}, {"maintenance_notice": "P2D"},
+    {"maintenance_notice": None}, {"service_levels": LATER["service_levels"]},
+    {"providers": ["pa"]}, {"providers": ["pa", "pb", "pc"]},
+]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 5), st.sampled_from(range(len(_AMENDABLE)))),
+                min_size=1, max_size=7), st.randoms(use_true_random=False))
+def test_arrival_order_never_changes_the_terms(
+        picks: list[tuple[int, int]], rng: random.Random) -> None:
+    """Property: any arrival order of the same amendments gives the same terms
+    at every instant, and each instant's terms are the registration with
+    every amendment in force applied in effective_from order."""
+    months = ("2026-09-01", "2026-09-15", "2026-10-01", "2026-10-15", "2026-11-01", "2026-12-01")
+    amendments = [dict(_AMENDABLE[which], event_id=f"a{n}", agreement="agr",
+                       effective_from=f"{months[month]}T00:00:00Z")
+                  for n, (month, which) in enumerate(picks)]
+    shuffled = amendments[:]
+    rng.shuffle(shuffled)
+    position = {a["event_id"]: 2 + n for n, a in enumerate(shuffled)}  # arrival order
+    history = history_from_events("agr", [_registered(), *[
+        _amendment(a, position[a["event_id"]]) for a in shuffled]])
+    assert history is not None
+    # By effective_from, equal dates in the order they were stored.
+    expected_order = [_amendment(a, position[a["event_id"]]) for a in sorted(
+        shuffled, key=lambda a: (a["effective_from"], position[a["event_id"]]))]
+    for day in ("2026-09-01", "2026-09-20", "2026-10-01", "2026-10-20", "2026-11-20", "2027-01-01"):
+        instant = parse_instant(f"{day}T00:00:00Z")
+        expected = parse_terms(TERMS)
+        for event in expected_order:
+            assert isinstance(event.payload, ev.AgreementAmended)
+            if event.payload.effective_from <= instant:
+                expected = event.payload.changes.apply(expected)
+        assert history.terms_at(instant) == expected

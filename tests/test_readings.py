@@ -9,6 +9,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ledger.application.ledger_service import content_hash
 from ledger.domain import events as ev
@@ -322,3 +324,48 @@ def test_29_parties_are_those_of_the_terms_at_opened_at() -> None:
         check_maintenance_event(history, _window("2026-03-05T00:00:00Z", actor="pb"),
                                 now=NOW, max_skew=0)
     assert info.value.rule == "not_a_party"
+
+
+ZONES = ("UTC", "Europe/London", "America/New_York", "Asia/Tokyo", "Pacific/Chatham",
+         "America/Santiago", "Australia/Lord_Howe")
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(ZONES),
+       st.lists(st.tuples(st.integers(0, 400), st.sampled_from(ZONES)), max_size=4),
+       st.lists(st.integers(0, 460 * 24), min_size=1, max_size=8))
+def test_25_months_tile_time_and_hold_each_instant_once(
+        first_zone: str, changes: list[tuple[int, str]], hours: list[int]) -> None:
+    """Property: across any zone amendments the periods are contiguous, each
+    ends at local midnight on the next first in the zone of the terms at its
+    start, and incident_period agrees with period_terms' bounds."""
+    from ledger.domain.sla.period import (
+        incident_period,
+        period_bounds,
+        period_of,
+        period_terms,
+        shift_period,
+    )
+
+    base = parse_terms(Book(timezone=first_zone).raw_terms)
+    start = parse_instant("2026-01-10T07:00:00Z")
+    versions = [TermsVersion(start, base, "reg", 1)] + [
+        TermsVersion(start + day * 24 * 60 * MIN + 13 * 60 * MIN, replace(base, timezone=zone),
+                     f"a{n}", n + 2) for n, (day, zone) in enumerate(changes)]
+    history = AgreementHistory("agr", tuple(versions))
+    period = period_of(first_zone, start)
+    previous_end = None
+    for _ in range(16):
+        terms, begin, end = period_terms(history, period)
+        if previous_end is not None:
+            assert begin == previous_end
+        assert terms == history.terms_at(max(begin, start))
+        assert period_terms(history, period)[1:] == (begin, end)
+        assert end == period_bounds(terms.timezone, shift_period(period, 1))[0]
+        previous_end = end
+        period = shift_period(period, 1)
+    for hour in hours:
+        instant = start + hour * 60 * MIN
+        name = incident_period(history, instant)
+        _, begin, end = period_terms(history, name)
+        assert begin <= instant < end

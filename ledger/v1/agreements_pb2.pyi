@@ -451,7 +451,11 @@ class AmendAgreementRequest(_message.Message):
     def effective_from(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def terms(self) -> Global___AgreementTerms:
-        """The changed terms; fields not in update_mask are carried over."""
+        """The changed terms; only those in update_mask are stored, each replacing
+        its previous value whole. The ledger applies amendments in effective_from
+        order whatever order they arrive in (sla-semantics 10.18), so terms not
+        named are those in force just before effective_from.
+        """
 
     @_builtins.property
     def update_mask(self) -> _field_mask_pb2.FieldMask:
