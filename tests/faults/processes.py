@@ -1,0 +1,209 @@
+"""Real processes for the fault suite: `sla-ledger serve` as a child that can
+be killed with SIGKILL and restarted on its port, a throwaway PostgreSQL
+cluster (initdb + pg_ctl on its own port and data directory, so restarting
+it disturbs nobody else's tests), and retrying writers."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+import pytest
+
+from ledger.client import LedgerClient
+from ledger.domain.events import LedgerEvent, Opened, Resolved, Responded
+from tests.conftest import REQUIRE_POSTGRES
+
+CLI = str(Path(sys.executable).with_name("sla-ledger"))
+HOUR = 3600 * 10**6
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LedgerProcess:
+    """`sla-ledger serve` in a child process, on a fixed port."""
+
+    def __init__(self, database: str, directory: Path) -> None:
+        self.database = database
+        self.port = free_port()
+        self.target = f"127.0.0.1:{self.port}"
+        self.key = directory / "checkpoint.key"
+        self.log = directory / "serve.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        with open(self.log, "ab") as out:
+            self.process = subprocess.Popen(
+                [CLI, "serve", "--listen", self.target, "--database", self.database,
+                 "--metrics-listen", "127.0.0.1:0", "--checkpoint-key", str(self.key),
+                 "--checkpoint-interval", "1"],
+                stdout=out, stderr=subprocess.STDOUT)
+        self.starts += 1
+        with grpc.insecure_channel(self.target) as channel:
+            grpc.channel_ready_future(channel).result(timeout=60)
+
+    def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(30)
+
+    def stop(self) -> int:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else 0
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(60)
+
+
+@contextmanager
+def ledger_process(database: str, directory: Path) -> Iterator[LedgerProcess]:
+    server = LedgerProcess(database, directory)
+    server.start()
+    try:
+        yield server
+    finally:
+        if server.process is not None and server.process.poll() is None:
+            server.kill()
+
+
+@dataclass
+class Postgres:
+    url: str
+    bindir: str
+    datadir: str
+    port: int
+    as_user: list[str]
+
+    def ctl(self, *args: str) -> None:
+        subprocess.run([*self.as_user, f"{self.bindir}/pg_ctl", "-D", self.datadir, "-w", *args],
+                       check=True, capture_output=True, timeout=120)
+
+    def restart(self) -> None:
+        self.ctl("restart", "-m", "fast", "-o", self._options(), "-l", self.logfile)
+
+    @property
+    def logfile(self) -> str:
+        # the postmaster must not inherit our pipes, or pg_ctl's output never ends
+        return os.path.join(os.path.dirname(self.datadir), "pg.log")
+
+    def _options(self) -> str:
+        return (f"-p {self.port} -k {self.datadir} -c listen_addresses=127.0.0.1 -c fsync=off "
+                "-c synchronous_commit=off -c autovacuum=off")
+
+
+@contextmanager
+def throwaway_postgres() -> Iterator[Postgres]:
+    """A private PostgreSQL cluster, removed afterwards."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not found:
+        message = "no PostgreSQL server binaries (/usr/lib/postgresql/*/bin) for a throwaway cluster"
+        if REQUIRE_POSTGRES:
+            pytest.fail(message)
+        pytest.skip(message + "; postgres")
+    bindir = os.path.dirname(found[-1])
+    root = tempfile.mkdtemp(prefix="sla-ledger-pg-")
+    datadir = os.path.join(root, "data")
+    as_user: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root
+        shutil.chown(root, "postgres")
+        as_user = ["runuser", "-u", "postgres", "--"]
+    subprocess.run([*as_user, f"{bindir}/initdb", "-D", datadir, "-A", "trust", "-U", "postgres",
+                    "--no-sync"], check=True, capture_output=True, timeout=120)
+    port = free_port()
+    pg = Postgres(f"postgresql://postgres@127.0.0.1:{port}/postgres", bindir, datadir, port, as_user)
+    pg.ctl("start", "-o", pg._options(), "-l", pg.logfile)
+    try:
+        yield pg
+    finally:
+        try:
+            pg.ctl("stop", "-m", "immediate")
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class Writers:
+    """Threads appending small incidents (opened, responded, resolved) with
+    fixed event ids through retrying clients, until told to stop."""
+
+    target: str
+    start_at: int
+    threads: int = 4
+    acknowledged: dict[str, int] = field(default_factory=dict)
+    attempted: set[str] = field(default_factory=set)
+    failures: list[str] = field(default_factory=list)
+    batches: int = 0
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._progress = threading.Condition(self._lock)
+        self._workers = [threading.Thread(target=self._run, args=(n,), daemon=True)
+                         for n in range(self.threads)]
+
+    def __enter__(self) -> Writers:
+        for worker in self._workers:
+            worker.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for worker in self._workers:
+            worker.join(120)
+
+    def wait_for(self, batches: int, timeout: float = 120) -> None:
+        """Blocks until at least ``batches`` batches were acknowledged in total."""
+        with self._progress:
+            assert self._progress.wait_for(lambda: self.batches >= batches or bool(self.failures),
+                                           timeout), "the writers made no progress"
+
+    def _events(self, writer: int, n: int) -> list[LedgerEvent]:
+        incident = f"K{writer}-{n}"
+        at = self.start_at + n * 60 * 10**6
+        base = {"incident_id": incident, "agreement_id": "herts-converged"}
+        return [
+            LedgerEvent(event_id=f"{incident}-o", occurred_at=at, actor="herts",
+                        payload=Opened(service="desktop", priority="P3", custody="bt", reporter=""),
+                        **base),
+            LedgerEvent(event_id=f"{incident}-r", occurred_at=at + 60 * 10**6, actor="bt",
+                        payload=Responded(), **base),
+            LedgerEvent(event_id=f"{incident}-s", occurred_at=at + 120 * 10**6, actor="bt",
+                        payload=Resolved(), **base),
+        ]
+
+    def _run(self, writer: int) -> None:
+        n = 0
+        with LedgerClient(self.target, timeout=10, attempts=200, backoff=0.05) as client:
+            while not self._stop.is_set():
+                events = self._events(writer, n)
+                with self._lock:
+                    self.attempted.update(e.event_id for e in events)
+                try:
+                    results = client.append(events)
+                except grpc.RpcError as exc:
+                    with self._progress:
+                        self.failures.append(f"{exc.code().name}: {exc.details()}")
+                        self._progress.notify_all()
+                    return
+                with self._progress:
+                    for result in results:
+                        self.acknowledged[result.event_id] = result.position
+                    self.batches += 1
+                    self._progress.notify_all()
+                n += 1
