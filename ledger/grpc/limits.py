@@ -15,6 +15,7 @@ to call them:
 - identifiers (fields named ``id``, ``*_id``, or naming an org, a service, a
   calendar...) at most ``max_id_chars``; any other text at most
   ``max_text_chars``;
+- no text holds a NUL character (PostgreSQL text cannot store one);
 - repeated fields at most ``max_repeated`` items, ``events`` at most
   ``max_events_per_append``;
 - positions, sizes, counts and indexes not negative;
@@ -131,6 +132,8 @@ def _check_scalar(name: str, value: Any, path: str, limits: Limits) -> None:
         if len(value) > cap:
             raise InvalidArgument(path, f"at most {cap} characters, got {len(value)} "
                                         f"starting {quote(value)}")
+        if "\x00" in value:  # PostgreSQL text cannot hold it; no id or name needs it
+            raise InvalidArgument(path, "must not contain the NUL character")
         if name == "period" and value:
             _check_period(value, path)
     elif isinstance(value, int) and not isinstance(value, bool) and name.endswith(_COUNT_SUFFIXES):

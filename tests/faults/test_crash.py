@@ -60,7 +60,7 @@ def test_kill_9_under_load_loses_nothing(database_url: str, tmp_path: Path) -> N
         assert not writers.failures, writers.failures[:3]
         assert server.stop() == 0
     figures = _check_log(database_url, writers)
-    print(f"\nkill -9 x{KILLS} ({database_url.split(':')[0]}): {figures}")
+    print(f"\nkill -9 x{KILLS} ({database_url.split(':', maxsplit=1)[0]}): {figures}")
     # every batch a writer finished was acknowledged: nothing attempted is missing
     assert figures["stored"] >= figures["acknowledged"]
 
