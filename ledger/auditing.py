@@ -27,6 +27,7 @@ log = logging.getLogger("ledger.audit")
 
 DEFAULT_ORIGIN = "sla-ledger"
 DEFAULT_INTERVAL = 60.0
+DEFAULT_SCRUB_RATE = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +35,7 @@ class AuditConfig:
     key_path: str | None = None  # None: next to a SQLite database, else ephemeral
     origin: str = DEFAULT_ORIGIN  # the log's identity: checkpoint origin and key name
     interval: float = DEFAULT_INTERVAL  # seconds between checkpoints while the log grows
+    scrub_rate: int = DEFAULT_SCRUB_RATE  # events re-hashed per second in the background (0: off)
 
 
 def default_key_path(store: EventStore) -> Path | None:

@@ -13,9 +13,11 @@ import grpc
 
 from ledger.adapters.eventstore import EventStore, open_store
 from ledger.application.group_commit import GroupCommitter
+from ledger.application.integrity import Integrity
 from ledger.application.ledger_service import LedgerService
 from ledger.application.log_feed import LogFeed
 from ledger.application.observer import LedgerObserver, Observers
+from ledger.application.scrub import Scrub
 from ledger.domain.events import LedgerEvent
 from ledger.grpc.server import RunningServer, ServerConfig, build_server
 from ledger.grpc.servicers import Executors, register_all
@@ -45,6 +47,8 @@ class Ledger:
     extras: list[Callable[[], None]] = field(default_factory=list)
     runner: ProjectionRunner | None = None
     audit: AuditService | None = None
+    integrity: Integrity | None = None
+    scrub: Scrub | None = None
     # What the web console reads through: the services the servicers use.
     reports: ReportService | None = None
     statements: StatementService | None = None
@@ -126,7 +130,11 @@ async def start_ledger(
     # Followers wake before the observers count the batch.
     observer.observers.insert(0, Wake())
     service = LedgerService(store, clock, on_stored=observer.stored)
-    audit_service = AuditService(store, audit_log, service, clock, catch_up=runner.run_once)
+    integrity = Integrity(audit_log.leaf_hash, lambda: audit_log.size)
+    integrity.listeners.append(lambda breach: audit_log.halt(
+        f"the stored log was altered at position {breach.position}"))
+    audit_service = AuditService(store, audit_log, service, clock, catch_up=runner.run_once,
+                                 integrity=integrity)
     executors = Executors(GroupCommitter(service, observer))
 
     # Reports and listings wait for the SLA models only, not the Merkle leaves.
@@ -135,12 +143,13 @@ async def start_ledger(
 
     sla_model = SlaReadModel(store, ready=sla_ready)
     listing = IncidentListing(service, sla_model)
-    reports = ReportService(store, clock, sla_model)
+    reports = ReportService(store, clock, sla_model, verify=integrity.verify)
     statements = StatementService(reports, audit_service)
 
     def register(server: grpc.aio.Server) -> list[str]:
         names = register_all(server, service, executors, feed, listing,
-                             stall_seconds=config.limits.follower_stall_seconds)
+                             stall_seconds=config.limits.follower_stall_seconds,
+                             integrity=integrity)
         names += register_reports(server, reports, executors, statements)
         names += register_audit(server, audit_service, executors)
         return names
@@ -152,15 +161,24 @@ async def start_ledger(
         store.close()
         raise
     runner.start()
-    checkpoints = asyncio.get_running_loop().create_task(
-        checkpoint_periodically(audit_service, audit_config.interval))
+    loop = asyncio.get_running_loop()
+    checkpoints = loop.create_task(checkpoint_periodically(audit_service, audit_config.interval))
+    def refuse_writes(_breach: object) -> None:  # told from whichever thread noticed
+        loop.call_soon_threadsafe(lambda: loop.create_task(running.refuse_writes()))
+
+    integrity.listeners.append(refuse_writes)
+    scrub = Scrub(store, integrity, audit_log.leaf_rows, lambda: audit_log.size, audit_log.leaf_hash)
+    scrubbing = (loop.create_task(scrub.run(audit_config.scrub_rate))
+                 if audit_config.scrub_rate > 0 else None)
 
     def stop_audit() -> None:
         checkpoints.cancel()
+        if scrubbing is not None:
+            scrubbing.cancel()
         runner.stop()
         final_checkpoint(runner, audit_service)
 
     return Ledger(running, store, service, executors, feed,
                   extras=[stop_audit], runner=runner, audit=audit_service,
                   reports=reports, statements=statements, listing=listing,
-                  observers=observer)
+                  observers=observer, integrity=integrity, scrub=scrub)

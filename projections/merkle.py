@@ -120,6 +120,7 @@ class AuditLog:
         self._store = MemoryHashStore.from_leaf_hashes(hashes)
         self._log = TransparencyLog(signer, origin=self.origin, store=self._store)
         self._floor: SignedCheckpoint | None = signed[0] if signed else None
+        self._halted: str | None = None
         self._check_floor()
 
     def _verified(self, notes: list[str]) -> list[SignedCheckpoint]:
@@ -165,6 +166,22 @@ class AuditLog:
             self._check_floor()
             return self._log.size
 
+    def leaf_hash(self, position: int) -> bytes | None:
+        """The leaf hash the tree holds for ``position`` (None beyond the tree)."""
+        store = self._store
+        if not 1 <= position <= store.size():
+            return None
+        return store.leaf_hash(position - 1)
+
+    def leaf_rows(self, after: int, upto: int) -> list[tuple[int, bytes]]:
+        """The stored ``audit_leaves`` rows in (after, upto]."""
+        with self.db.transaction(commit=False) as tx:
+            return read_leaf_hashes(tx, after, upto)
+
+    def halt(self, reason: str) -> None:
+        """Stops signing for good (the stored log no longer matches the tree)."""
+        self._halted = reason
+
     # -- checkpoints -------------------------------------------------------
     def latest(self) -> SignedCheckpoint | None:
         return self._log.latest() if self._floor is None else self._floor
@@ -172,6 +189,8 @@ class AuditLog:
     def sign(self, now: int) -> SignedCheckpoint:
         """Signs (and stores) a checkpoint of the tree as it is now."""
         with self._lock:
+            if self._halted is not None:
+                raise Unavailable(f"checkpoint signing stopped: {self._halted}", retry_after=60.0)
             self.sync()
             if self._floor is not None:
                 raise Unavailable(f"the Merkle tree is catching up ({self._log.size} of "
@@ -188,7 +207,7 @@ class AuditLog:
     def due(self, now: int, interval: int) -> bool:
         with self._lock:
             self.sync()
-            return self._floor is None and self._log.due(now, interval)
+            return self._floor is None and self._halted is None and self._log.due(now, interval)
 
     def checkpoint_at_least(self, size: int, now: int) -> SignedCheckpoint:
         """The latest checkpoint if it covers `size` leaves, else a new one."""

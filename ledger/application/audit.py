@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ledger.adapters.eventstore import EventStore
+from ledger.application.integrity import Integrity
 from ledger.application.ledger_service import LedgerService
 from ledger.audit.leaf import leaf_bytes
 from ledger.audit.tlog import InclusionProof, SignedCheckpoint
@@ -33,7 +34,9 @@ class ProvenEvent:
 class AuditService:
     def __init__(self, store: EventStore, log: AuditLog, ledger: LedgerService,
                  clock: Callable[[], int], *,
-                 catch_up: Callable[[], object] = lambda: None) -> None:
+                 catch_up: Callable[[], object] = lambda: None,
+                 integrity: Integrity | None = None) -> None:
+        self.integrity = integrity
         self.store = store
         self.log = log
         self.ledger = ledger
@@ -82,7 +85,12 @@ class AuditService:
         elif position < 1:
             raise InvalidArgument("position", f"positions start at 1, got {position}")
         label = event_id or f"position {position}"
+        known = self.log.size
         stored = self.store.read_log(position - 1, 1)
+        if self.integrity is not None:  # a proof of changed bytes would mislead
+            self.integrity.verify(stored, after=position - 1)
+            if not stored:
+                self.integrity.verify_end(position - 1, min(known, position))
         if not stored or stored[0].position != position or \
                 not self.ledger.visible_filter(principal)(stored[0]):
             raise NotFound("event", label)
@@ -127,6 +135,10 @@ class AuditService:
             self.ledger.visible_agreement(principal, agreement_id)  # NotFound if not a party
         visible = self.ledger.visible_filter(principal)
         events = self.store.read_log(after, min(page_size or MAX_LEAVES, MAX_LEAVES), upto=size)
+        if self.integrity is not None:
+            self.integrity.verify(events, after=after)
+            if len(events) < min(page_size or MAX_LEAVES, MAX_LEAVES):
+                self.integrity.verify_end(events[-1].position if events else after, size)
         leaves = [(e.position, leaf_bytes(e)) for e in events
                   if visible(e) and (not agreement_id or e.agreement_id == agreement_id)]
         # a page that ends early (rows missing from the store) ends the scan

@@ -61,8 +61,11 @@ def _without_ids(report: dict[str, Any]) -> dict[str, Any]:
 
 class ReportService:
     def __init__(self, store: EventStore, clock: Callable[[], int],
-                 read_model: SlaReadModel | None = None) -> None:
-        """Without a read model every report replays."""
+                 read_model: SlaReadModel | None = None,
+                 verify: Callable[[list[ev.LedgerEvent]], None] | None = None) -> None:
+        """Without a read model every report replays. ``verify`` checks events
+        a replay read against their leaves (ledger.application.integrity)."""
+        self.verify = verify
         self.store = store
         self.clock = clock
         self.read_model = read_model
@@ -105,6 +108,8 @@ class ReportService:
     def _agreement_events(self, principal: Principal, agreement_id: str,
                           upto: int) -> tuple[AgreementHistory, dict[str, list[ev.LedgerEvent]]]:
         events = self.store.read_agreement(agreement_id, upto)
+        if self.verify is not None:
+            self.verify(events)
         own = [e for e in events if not e.incident_id]
         history = self._visible_to(principal, agreement_id)(history_from_events(agreement_id, own))
         incidents: dict[str, list[ev.LedgerEvent]] = {}
@@ -229,7 +234,10 @@ class ReportService:
         start, stop = before["recorded_position"], after["recorded_position"]
         if start > stop:
             raise InvalidArgument("from", f"the earlier cut ({start}) is after the later one ({stop})")
-        arrived = [event_to_dict(e) for e in self.store.read_agreement(agreement_id, stop, after=start)]
+        between = self.store.read_agreement(agreement_id, stop, after=start)
+        if self.verify is not None:
+            self.verify(between)
+        arrived = [event_to_dict(e) for e in between]
         return {
             "agreement": agreement_id, "period": period, "evaluated_at": after["evaluated_at"],
             "from_position": start, "to_position": stop,

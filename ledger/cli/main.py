@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "missing); default next to a SQLite database, required on PostgreSQL")
     serve.add_argument("--checkpoint-origin", default=_env("CHECKPOINT_ORIGIN", "sla-ledger"),
                        help="the log's name in its checkpoints and key (default %(default)s)")
+    serve.add_argument("--scrub-rate", type=int, default=int(_env("SCRUB_RATE", "2000") or 2000),
+                       help="events re-hashed per second by the background integrity scrub "
+                       "(0: off; default %(default)s)")
     serve.add_argument("--checkpoint-interval", type=float,
                        default=float(_env("CHECKPOINT_INTERVAL", "60") or 60),
                        help="sign a checkpoint at least every SECONDS while the log grows "

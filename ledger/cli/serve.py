@@ -65,7 +65,7 @@ async def serve(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 2
     audit = AuditConfig(key_path=args.checkpoint_key, origin=args.checkpoint_origin,
-                        interval=args.checkpoint_interval)
+                        interval=args.checkpoint_interval, scrub_rate=max(args.scrub_rate, 0))
     try:
         ledger = await start_ledger(args.database, config, interceptors=interceptors, audit=audit,
                                     observers=_observers())

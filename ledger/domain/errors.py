@@ -74,3 +74,13 @@ class Conflict(DomainError):
     def __init__(self, message: str, retry_after: float = 0.05) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class Corrupted(DomainError):
+    """The stored log differs from what the ledger recorded (gRPC DATA_LOSS)."""
+
+    def __init__(self, position: int, reason: str) -> None:
+        super().__init__(f"the stored log was altered at position {position} ({reason}); "
+                         "the ledger stopped signing and accepting writes")
+        self.position = position
+        self.reason = reason

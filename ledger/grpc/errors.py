@@ -16,6 +16,7 @@ PermissionDenied    PERMISSION_DENIED    ErrorInfo(PERMISSION_DENIED)
 OutOfRange          OUT_OF_RANGE         ErrorInfo(OUT_OF_RANGE)
 Conflict            ABORTED              ErrorInfo(CONFLICT) + RetryInfo
 Unavailable         UNAVAILABLE          ErrorInfo(UNAVAILABLE) + RetryInfo
+Corrupted           DATA_LOSS            ErrorInfo(LOG_ALTERED, metadata position)
 other DomainError   FAILED_PRECONDITION  ErrorInfo(DOMAIN_RULE)
 (auth interceptor)  UNAUTHENTICATED      ErrorInfo(reason given by the interceptor)
 ==================  ===================  =============================================
@@ -41,6 +42,7 @@ from ledger.adapters.db_errors import database_error
 from ledger.domain.errors import (
     AlreadyExists,
     Conflict,
+    Corrupted,
     DomainError,
     InvalidArgument,
     NotFound,
@@ -144,6 +146,9 @@ def rich_status(error: DomainError) -> status_pb2.Status:
             _error_info("CONFLICT"),
             _retry_info(error.retry_after),
         ]
+    elif isinstance(error, Corrupted):
+        code = code_pb2.DATA_LOSS
+        details = [_error_info("LOG_ALTERED", {"position": str(error.position)})]
     elif isinstance(error, Unavailable):
         code = code_pb2.UNAVAILABLE
         details = [

@@ -44,6 +44,7 @@ DEFAULT_LISTEN = "127.0.0.1:50051"
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 HEALTH_SERVICE = health_pb2.DESCRIPTOR.services_by_name["Health"].full_name
 REFLECTION_SERVICE: str = reflection.SERVICE_NAME
+WRITE_SERVICES = frozenset({"ledger.v1.IncidentService", "ledger.v1.AgreementService"})
 
 
 class ServerConfigError(ValueError):
@@ -147,6 +148,13 @@ class RunningServer:
     @property
     def draining(self) -> bool:
         return self._stopping is not None
+
+    async def refuse_writes(self) -> None:
+        """Reports NOT_SERVING for the services that write (the stored log was
+        found altered: ledger.application.integrity); reads stay SERVING."""
+        for name in self.services:
+            if name in WRITE_SERVICES:
+                await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
 
     async def begin_drain(self) -> None:
         """Reports NOT_SERVING for every service; calls are still accepted."""

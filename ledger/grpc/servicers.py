@@ -17,6 +17,7 @@ from ledger.application.appends import AppendResult
 from ledger.application.group_commit import GroupCommitter
 from ledger.application.incident_list import IncidentListing, IncidentQuery
 from ledger.application.incidents import IncidentSummary, summarise
+from ledger.application.integrity import Integrity
 from ledger.application.ledger_service import LedgerService
 from ledger.application.log_feed import LogFeed
 from ledger.domain.access import Principal
@@ -88,15 +89,23 @@ def _decode_token(token: str) -> str:
         raise InvalidArgument("page_token", "is not a token this server issued") from None
 
 
+def _require_intact(integrity: Integrity | None) -> None:
+    if integrity is not None:
+        integrity.require_intact()
+
+
 class AgreementServicer(agreements_pb2_grpc.AgreementServiceServicer):
-    def __init__(self, service: LedgerService, executors: Executors) -> None:
+    def __init__(self, service: LedgerService, executors: Executors,
+                 integrity: Integrity | None = None) -> None:
         self.service = service
         self.executors = executors
+        self.integrity = integrity
 
     @translate_errors
     async def RegisterAgreement(self, request: Any, context: Any) -> Any:
         principal = current_principal()
         principal.require_admin("register agreements")
+        _require_intact(self.integrity)
         agreement = request.agreement
         if not agreement.id:
             raise InvalidArgument("agreement.id", "is required")
@@ -113,6 +122,7 @@ class AgreementServicer(agreements_pb2_grpc.AgreementServiceServicer):
     async def AmendAgreement(self, request: Any, context: Any) -> Any:
         principal = current_principal()
         principal.require_admin("amend agreements")
+        _require_intact(self.integrity)
         if not request.event_id:
             raise InvalidArgument("event_id", "is required")
         if not request.HasField("effective_from"):
@@ -165,16 +175,18 @@ def summary_to_proto(summary: IncidentSummary) -> incidents_pb2.Incident:
 
 class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
     def __init__(self, service: LedgerService, executors: Executors,
-                 listing: IncidentListing | None = None) -> None:
+                 listing: IncidentListing | None = None, integrity: Integrity | None = None) -> None:
         self.service = service
         self.executors = executors
         self.listing = listing or IncidentListing(service)
+        self.integrity = integrity
 
     @translate_errors
     async def AppendEvents(self, request: Any, context: Any) -> Any:
         principal = current_principal()
         if not request.events:
             raise InvalidArgument("events", "at least one event is required")
+        _require_intact(self.integrity)
         events = [convert.event_from_proto(m, f"events[{i}]") for i, m in enumerate(request.events)]
         if request.validate_only:  # checks only: a reader is enough
             results = await self.executors.read(lambda: self.service.validate(principal, events))
@@ -231,7 +243,9 @@ class LogServicer(log_pb2_grpc.LogServiceServicer):
     last position."""
 
     def __init__(self, service: LedgerService, executors: Executors, feed: LogFeed,
-                 poll_seconds: float = 1.0, stall_seconds: float = 30.0) -> None:
+                 poll_seconds: float = 1.0, stall_seconds: float = 30.0,
+                 integrity: Integrity | None = None) -> None:
+        self.integrity = integrity
         self.service = service
         self.executors = executors
         self.feed = feed
@@ -246,6 +260,18 @@ class LogServicer(log_pb2_grpc.LogServiceServicer):
                                 f"the reader took longer than {self.stall_seconds:g} s to accept "
                                 "an event; resume with after_position set to the last one received")
 
+    def _read(self, after: int, upto: int | None) -> list[Any]:
+        """A batch of the log, each event checked against its leaf, no gap."""
+        integrity = self.integrity
+        known = integrity.tree_size() if integrity is not None else 0
+        batch = self.service.store.read_log(after, 500, upto)
+        if integrity is not None:
+            integrity.verify(batch, after=after)
+            if len(batch) < 500:
+                end = batch[-1].position if batch else after
+                integrity.verify_end(end, known if upto is None else min(known, upto))
+        return batch
+
     @translate_errors
     async def ReadLog(self, request: Any, context: Any) -> None:  # type: ignore[override]
         principal = current_principal()
@@ -259,7 +285,7 @@ class LogServicer(log_pb2_grpc.LogServiceServicer):
         upto = request.to_position or None
         while True:
             batch = await self.executors.read(
-                lambda a=after: self.service.store.read_log(a, 500, upto))  # type: ignore[misc]
+                lambda a=after: self._read(a, upto))  # type: ignore[misc]
             for event in batch:
                 after = event.position
                 if request.agreement_id and event.agreement_id != request.agreement_id:
@@ -280,12 +306,13 @@ class LogServicer(log_pb2_grpc.LogServiceServicer):
 
 def register_all(server: grpc.aio.Server, service: LedgerService, executors: Executors,
                  feed: LogFeed, listing: IncidentListing | None = None,
-                 stall_seconds: float = 30.0) -> list[str]:
-    agreements_pb2_grpc.add_AgreementServiceServicer_to_server(AgreementServicer(service, executors), server)
+                 stall_seconds: float = 30.0, integrity: Integrity | None = None) -> list[str]:
+    agreements_pb2_grpc.add_AgreementServiceServicer_to_server(
+        AgreementServicer(service, executors, integrity), server)
     incidents_pb2_grpc.add_IncidentServiceServicer_to_server(
-        IncidentServicer(service, executors, listing), server)
+        IncidentServicer(service, executors, listing, integrity), server)
     log_pb2_grpc.add_LogServiceServicer_to_server(
-        LogServicer(service, executors, feed, stall_seconds=stall_seconds), server)
+        LogServicer(service, executors, feed, stall_seconds=stall_seconds, integrity=integrity), server)
     return [
         agreements_pb2.DESCRIPTOR.services_by_name["AgreementService"].full_name,
         incidents_pb2.DESCRIPTOR.services_by_name["IncidentService"].full_name,

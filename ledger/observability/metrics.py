@@ -652,6 +652,11 @@ class LedgerMetrics:
             "When the last signed checkpoint was issued (0 = none yet).",
             registry=r,
         )
+        self.integrity_breach = Gauge(
+            "ledger_integrity_breach_position",
+            "First log position found altered, missing or out of place (0: none).",
+            registry=r,
+        )
         self._db_pool = _DbPoolCollector()
         r.register(self._db_pool)
 

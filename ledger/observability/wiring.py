@@ -163,10 +163,19 @@ def instrument(ledger: Any, metrics: LedgerMetrics | None = None, reports: Any =
         latest = audit.log.latest()
         if latest is not None:
             MetricsObserver(m).checkpoint_signed(latest)
+    integrity = getattr(ledger, "integrity", None)
+    if integrity is not None:
+        _observe_integrity(integrity, m)
     reports = reports if reports is not None else getattr(ledger, "reports", None)
     if reports is not None:
         m.set_sla_source(sla_source(reports, service))
 
+
+
+def _observe_integrity(integrity: Any, m: LedgerMetrics) -> None:
+    """``ledger_integrity_breach_position``: 0 while the stored log matches the
+    leaves the ledger recorded, else the first altered position (alerted)."""
+    m.integrity_breach.set_function(lambda: float(integrity.breach.position) if integrity.breach else 0.0)
 
 def rejection_of(events: Sequence[Any], exc: DomainError) -> tuple[str, str]:
     """(type of the refused event, rule id) of a refused append."""

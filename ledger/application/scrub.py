@@ -1,0 +1,78 @@
+"""The background scrub: re-hashes the whole log, a slice at a time, against
+the leaves the ledger recorded (ledger.application.integrity).
+
+Each ``step`` reads the next ``count`` events after its cursor, checks them
+with ``Integrity.verify`` (content against the tree's leaf, no gap), compares
+the ``audit_leaves`` rows of the same positions with the tree (a rewritten
+leaf table would otherwise go unseen until a restart), and at the end of the
+log checks that the log still reaches the tree's size; then it starts over.
+``run`` paces it at ``rate`` events per second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+
+from ledger.adapters.eventstore import EventStore
+from ledger.application.integrity import Integrity
+from ledger.domain.errors import Corrupted
+from ledger.domain.events import LedgerEvent
+
+log = logging.getLogger("ledger.integrity")
+
+
+class Scrub:
+    def __init__(self, store: EventStore, integrity: Integrity,
+                 leaf_rows: Callable[[int, int], Sequence[tuple[int, bytes]]],
+                 tree_size: Callable[[], int], tree_leaf: Callable[[int], bytes | None]) -> None:
+        self.store = store
+        self.integrity = integrity
+        self.leaf_rows = leaf_rows  # (after, upto) -> stored audit_leaves rows
+        self.tree_size = tree_size
+        self.tree_leaf = tree_leaf
+        self.cursor = 0
+        self.passes = 0  # complete passes over the log
+        self.checked = 0  # events checked since start
+
+    def step(self, count: int) -> None:
+        """Checks up to ``count`` events after the cursor (never raises Corrupted)."""
+        if not self.integrity.intact:
+            return
+        size = self.tree_size()
+        after = self.cursor
+        events: list[LedgerEvent] = self.store.read_log(after, count, upto=size or None)
+        try:
+            self.integrity.verify(events, after=after)
+            last = events[-1].position if events else after
+            self._check_leaf_rows(after, last)
+            if len(events) < count:
+                self.integrity.verify_end(last, size)
+                self.cursor = 0
+                self.passes += 1
+            else:
+                self.cursor = last
+        except Corrupted:
+            return  # reported (logged, listeners told) by Integrity
+        self.checked += len(events)
+
+    def _check_leaf_rows(self, after: int, upto: int) -> None:
+        expected = after + 1
+        for position, digest in self.leaf_rows(after, upto):
+            if position != expected:
+                raise self.integrity.report(expected, "leaf row missing from audit_leaves")
+            if digest != self.tree_leaf(position):
+                raise self.integrity.report(position, "audit_leaves row differs from the tree")
+            expected += 1
+        if expected <= upto:
+            raise self.integrity.report(expected, "leaf row missing from audit_leaves")
+
+    async def run(self, rate: int) -> None:
+        """Forever: ``rate`` events per second, in one step each second."""
+        while True:
+            try:
+                await asyncio.to_thread(self.step, rate)
+            except Exception:  # the database may be down: the next round retries
+                log.exception("integrity scrub step failed")
+            await asyncio.sleep(1.0)
