@@ -169,9 +169,20 @@ def cmd_export(args: argparse.Namespace) -> int:
 # -- verify -----------------------------------------------------------------
 
 
+_UNPINNED = ("no key pinned: a key taken from {source} proves only that {what} is "
+             "self-consistent, not that the ledger signed it. Give --key with the ledger's "
+             "published key, or --trust-bundle-key to accept {source}'s own key anyway")
+
+
+def _pinned_or_refused(args: argparse.Namespace, source: str, what: str) -> None:
+    if not args.key and not args.trust_bundle_key:
+        raise UsageError(_UNPINNED.format(source=source, what=what))
+
+
 def verify_directory(args: argparse.Namespace) -> int:
     if not Path(args.bundle, CHECKPOINT).is_file():
         raise UsageError(f"{args.bundle} is not a bundle (no {CHECKPOINT})")
+    _pinned_or_refused(args, "the bundle", "the bundle")
     trusted = _read_note(args.trusted) if args.trusted else None
     report = verify_bundle(args.bundle, key=read_key(args.key), trusted=trusted,
                            partial=args.partial)
@@ -194,6 +205,7 @@ def verify_live(args: argparse.Namespace) -> int:
     from ledger.cli.main import make_client
 
     old = _read_note(args.checkpoint)
+    _pinned_or_refused(args, "the server", "its log")
     with make_client(args) as client:
         key = read_key(args.key)
         if key is None:
@@ -215,12 +227,42 @@ def verify_live(args: argparse.Namespace) -> int:
         except (CheckpointError, ProofError) as exc:
             print(f"FAILED: the ledger's answer does not verify: {exc}")
             return EXIT_FAILED
-    assert before is not None
+        assert before is not None
+        try:
+            served = recompute_leaves(client.audit, now, before)
+        except (ProofError, LeafError, InvalidArgument) as exc:
+            print(f"FAILED: the events the ledger serves do not match its signed log: {exc}")
+            return EXIT_FAILED
     print(f"OK: the log of {now.size} events (root {now.root_hash.hex()}) extends the "
-          f"checkpoint of {before.size} events (key {key.vkey})")
+          f"checkpoint of {before.size} events (key {key.vkey}); {served} events fetched "
+          "and re-hashed into both roots")
     if args.save:
         Path(args.save).write_text(audit.trusted_note or "", "utf-8")
     return EXIT_OK
+
+
+def recompute_leaves(audit: Any, now: Checkpoint, old: Checkpoint) -> int:
+    """Fetches the events the caller may see and re-hashes them: each must hash
+    to its leaf, and the leaves must give both signed roots. Checking stored
+    leaf hashes alone would pass while the events served had been edited."""
+    from ledger.audit.merkle import leaf_hash, root_from_leaf_hashes
+
+    hashes = audit.leaf_hashes(now.size)
+    if len(hashes) != now.size:
+        raise ProofError(f"{len(hashes)} leaf hashes for a tree of {now.size}")
+    seen = 0
+    for position, data in audit.leaves(now.size):
+        event = event_from_leaf(data)
+        if event.position != position or leaf_bytes(event) != data:
+            raise LeafError(f"position {position}: the event does not round-trip to its leaf")
+        if not 1 <= position <= now.size or leaf_hash(data) != hashes[position - 1]:
+            raise ProofError(f"position {position}: the event served does not hash to its leaf")
+        seen += 1
+    for checkpoint in (now, old):
+        if checkpoint.size and root_from_leaf_hashes(hashes[:checkpoint.size]) != checkpoint.root_hash:
+            raise ProofError(f"the leaves do not give the root of the checkpoint of "
+                             f"{checkpoint.size} events")
+    return seen
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -325,6 +367,9 @@ def add_parsers(sub: Any, client_flags: Any) -> None:
                             "against an earlier checkpoint")
     verify.add_argument("bundle", nargs="?", help="bundle directory (offline: no server)")
     verify.add_argument("--key", help="pin the log's verifier key (or a file with it)")
+    verify.add_argument("--trust-bundle-key", action="store_true",
+                        help="without --key, accept the key the bundle (or the server) "
+                        "presents: proves consistency only, not who signed")
     verify.add_argument("--trusted", help="a checkpoint from an earlier audit the bundle "
                         "must extend")
     verify.add_argument("--partial", action="store_true",

@@ -27,6 +27,48 @@ def add_parser(sub: Any, default_database: str | None) -> None:
     rebuild.add_argument("--batch", type=int, default=20_000, help="events per transaction")
 
 
+def leaves_against_checkpoints(store: Any) -> str | None:
+    """Re-hashes every stored event and checks the leaves against every signed
+    checkpoint's root (and the recorded leaves): a description of the first
+    difference, or None. Rebuilding leaves from altered events would launder
+    them into the next checkpoint."""
+    from ledger.audit.checkpoint import Checkpoint, CheckpointError
+    from ledger.audit.leaf import event_leaf_hash
+    from ledger.audit.memstore import MemoryHashStore
+    from ledger.audit.merkle import MerkleTree
+    from projections.merkle import MerkleProjection, read_leaf_hashes, stored_checkpoints
+    from projections.storage import ProjectionDatabase
+
+    hashes: list[bytes] = []
+    after = 0
+    while batch := store.read_log(after, 5000):
+        for event in batch:
+            if event.position != len(hashes) + 1:
+                return f"position {len(hashes) + 1} is missing from the log"
+            hashes.append(event_leaf_hash(event))
+        after = batch[-1].position
+    db = ProjectionDatabase.of_store(store)
+    with db.transaction() as tx:
+        MerkleProjection().create_tables(tx)
+    with db.transaction(commit=False) as tx:
+        notes = stored_checkpoints(tx, limit=1_000_000)
+        recorded = read_leaf_hashes(tx)
+    for position, digest in recorded:
+        if position <= len(hashes) and hashes[position - 1] != digest:
+            return f"the event at position {position} no longer hashes to its recorded leaf"
+    tree = MerkleTree(MemoryHashStore.from_leaf_hashes(hashes))
+    for note in notes:
+        try:
+            checkpoint = Checkpoint.from_text(note.split("\n\n", 1)[0] + "\n")
+        except CheckpointError:
+            continue
+        if checkpoint.size > len(hashes):
+            return f"the log ends at {len(hashes)}, before the signed checkpoint of {checkpoint.size}"
+        if tree.root(checkpoint.size) != checkpoint.root_hash:
+            return f"the events do not give the root of the signed checkpoint of {checkpoint.size}"
+    return None
+
+
 def cmd_rebuild(args: argparse.Namespace) -> int:
     from ledger.adapters.eventstore import open_store
     from ledger.application.observer import LedgerObserver
@@ -39,6 +81,13 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
     try:
         names = PROJECTIONS if args.projection == "all" else (args.projection,)
         head = store.max_position()
+        if "audit_merkle" in names:
+            problem = leaves_against_checkpoints(store)
+            if problem is not None:
+                print(f"sla-ledger rebuild: refusing to rebuild the Merkle leaves: {problem}. "
+                      "The events differ from what the ledger signed: restore them from a "
+                      "backup; nothing was changed.", file=sys.stderr)
+                return 1
 
         class Progress(LedgerObserver):
             def projected(self, name: str, position: int, recorded_at: int, count: int,
