@@ -165,7 +165,7 @@ class Writers:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         for worker in self._workers:
-            worker.join(120)
+            worker.join(30)  # daemon threads: a stuck one cannot hold the run
 
     def wait_for(self, batches: int, timeout: float = 120) -> None:
         """Blocks until at least ``batches`` batches were acknowledged in total."""
