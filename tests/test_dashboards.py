@@ -115,7 +115,7 @@ def test_the_sla_dashboard_covers_the_sla_families() -> None:
         "ledger_sla_breaches",
         "ledger_sla_credits_accrued_minor_units",
         "ledger_sla_error_budget_remaining_ratio",
-        "ledger_sla_sli_bad_total",
+        "ledger_sla_period_sli_bad",
     ):
         assert name in used, name
 

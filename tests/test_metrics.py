@@ -177,10 +177,13 @@ def test_sla_collector_from_worked_scenario_report() -> None:
     assert value(m, "ledger_sla_attainment_ratio", **sl) == 0.6
     assert value(m, "ledger_sla_achieved", **sl) == 0
     assert value(m, "ledger_sla_breaches", **sl) == 2
-    assert value(m, "ledger_sla_sli_valid_total", **sl) == 5
+    assert value(m, "ledger_sla_period_sli_valid", **sl) == 5
     # two missed incidents apportioned 0.75 / 0.25 by custody
-    assert value(m, "ledger_sla_sli_bad_total", provider="bt", **sl) == pytest.approx(1.5)
-    assert value(m, "ledger_sla_sli_bad_total", provider="hp", **sl) == pytest.approx(0.5)
+    assert value(m, "ledger_sla_period_sli_bad", provider="bt", **sl) == pytest.approx(1.5)
+    assert value(m, "ledger_sla_period_sli_bad", provider="hp", **sl) == pytest.approx(0.5)
+    counter = {k: v for k, v in sl.items() if k != "period"}
+    assert value(m, "ledger_sla_sli_valid_total", **counter) == 5
+    assert value(m, "ledger_sla_sli_bad_total", provider="bt", **counter) == pytest.approx(1.5)
     credit = {"currency": "GBP", **sl}
     assert value(m, "ledger_sla_credits_accrued_minor_units", provider="bt", **credit) == 23087558
     assert value(m, "ledger_sla_credits_accrued_minor_units", provider="hp", **credit) == 7695852
@@ -194,9 +197,9 @@ def test_sla_collector_from_worked_scenario_report() -> None:
         "period": "current",
     }
     assert value(m, "ledger_sla_attainment_ratio", **net) == pytest.approx(0.992094017094)
-    assert value(m, "ledger_sla_sli_valid_total", **net) == 2667600
-    assert value(m, "ledger_sla_sli_bad_total", provider="bt", **net) == 14070
-    assert value(m, "ledger_sla_sli_bad_total", provider="hp", **net) == 7020
+    assert value(m, "ledger_sla_period_sli_valid", **net) == 2667600
+    assert value(m, "ledger_sla_period_sli_bad", provider="bt", **net) == 14070
+    assert value(m, "ledger_sla_period_sli_bad", provider="hp", **net) == 7020
     assert value(m, "ledger_sla_breaches", **net) == 1
 
     # credits per provider over the service levels add up to the report's totals
@@ -251,6 +254,31 @@ def test_sla_collector_null_attainment_and_failures() -> None:
     text = generate_latest(m.registry).decode()  # the scrape itself never fails
     assert "ledger_sla_collector_up 0.0" in text
     assert "ledger_sla_objective_ratio{" not in text
+
+
+def test_sli_counters_grow_across_periods_and_no_created_series() -> None:
+    m = LedgerMetrics(CollectorRegistry(), process_metrics=False, sla_cache_seconds=0)
+    snapshots: list[AgreementSnapshot] = []
+    m.set_sla_source(lambda: snapshots)
+
+    def month(start: float, valid: float, bad: float) -> AgreementSnapshot:
+        level = ServiceLevelSnapshot(service_level="net", kind="availability", objective=0.999,
+                                     attainment=1 - bad / valid, achieved=False, valid=valid,
+                                     bad_by_provider={"bt": bad})
+        return AgreementSnapshot("a1", start, start + 100.0, start + 50.0, "EUR", [level])
+
+    counter = {"agreement": "a1", "service_level": "net", "kind": "availability"}
+    seen = []
+    for snapshot in (month(0, 100, 10), month(0, 150, 8), month(100, 20, 1), month(100, 30, 1)):
+        snapshots[:] = [snapshot]
+        seen.append((value(m, "ledger_sla_sli_valid_total", **counter),
+                     value(m, "ledger_sla_sli_bad_total", provider="bt", **counter),
+                     value(m, "ledger_sla_period_sli_bad", provider="bt", period="current", **counter)))
+    # a retraction lowers the period's figure, never the counter; a new month adds on
+    assert seen == [(100, 10, 10), (150, 10, 8), (170, 11, 1), (180, 11, 1)]
+    m.record_append(batch_size=1, duration_seconds=0.01)
+    text = generate_latest(m.registry).decode()
+    assert "_created" not in text and "ledger_events_appended_total" in m.metric_names()
 
 
 def test_sla_collector_caches_between_scrapes() -> None:

@@ -164,8 +164,8 @@ def test_metrics_listener_after_the_worked_scenario(loaded: Loaded) -> None:
             == minor
         )
     network = {**october, "service_level": "network-availability"}
-    assert total(samples, "ledger_sla_sli_bad_total", provider="bt", **network) == 14070
-    assert total(samples, "ledger_sla_sli_bad_total", provider="hp", **network) == 7020
+    assert total(samples, "ledger_sla_period_sli_bad", provider="bt", **network) == 14070
+    assert total(samples, "ledger_sla_period_sli_bad", provider="hp", **network) == 7020
     # November has started: objectives are there, nothing counted yet
     november = {
         "agreement": "herts-converged",

@@ -26,7 +26,8 @@ Projections
     ledger_projection_position{projection}, ledger_projection_lag_events{projection},
     ledger_projection_lag_seconds{projection}, ledger_projection_rebuild_progress_ratio{projection}
 SLA (scrape time, ``SlaCollector``)
-    see ``SLA_FAMILIES``
+    see ``SLA_FAMILIES``; the SLI counters carry no period and never reset at a
+    month's end (the period's own figures are the ``ledger_sla_period_*`` gauges)
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ from prometheus_client import (
     Histogram,
     PlatformCollector,
     ProcessCollector,
+    disable_created_metrics,
     start_http_server,
 )
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -212,7 +214,7 @@ class ServiceLevelSnapshot:
     resolution levels the unit is incidents (valid = met + missed, bad = each
     missed incident apportioned by the period shares); for availability levels
     it is seconds (valid = scheduled seconds, bad = downtime seconds by provider).
-    Both restart at each period, like a counter reset.
+    Both restart at each period; the SLI counters add them up across periods.
     """
 
     service_level: str
@@ -372,16 +374,29 @@ SLA_FAMILIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "Share of the error budget (1 - objective) left this period; negative when overspent.",
         _SL,
     ),
-    "ledger_sla_sli_valid": (
-        "counter",
+    "ledger_sla_period_sli_valid": (
+        "gauge",
         "SLI events this period: met+missed incidents, or scheduled seconds (availability).",
         _SL,
     ),
-    "ledger_sla_sli_bad": (
-        "counter",
+    "ledger_sla_period_sli_bad": (
+        "gauge",
         "SLI bad events this period charged to a provider: missed incidents apportioned by"
         " share, or downtime seconds (availability).",
         (*_SL, "provider"),
+    ),
+    # Counters never reset at a month's end: each period's figures are added
+    # to those of the periods before (since the process started), so rate()
+    # and the burn-rate rules work across the boundary.
+    "ledger_sla_sli_valid": (
+        "counter",
+        "SLI events so far, across periods: met+missed incidents, or scheduled seconds.",
+        _SL[:-1],
+    ),
+    "ledger_sla_sli_bad": (
+        "counter",
+        "SLI bad events so far, across periods, charged to a provider.",
+        (*_SL[:-1], "provider"),
     ),
     "ledger_sla_credits_accrued_minor_units": (
         "gauge",
@@ -429,6 +444,7 @@ class SlaCollector:
         self._cache_seconds = cache_seconds
         self._cached: tuple[float, list[AgreementSnapshot], float] | None = None
         self._lock = threading.Lock()
+        self._counters = _MonotonicSli()
 
     def set_source(self, source: SlaSource | None) -> None:
         with self._lock:
@@ -445,6 +461,10 @@ class SlaCollector:
         families["ledger_sla_collector_duration_seconds"].add_metric([], took)
         for agreement in snapshots:
             self._add(families, agreement)
+        with self._lock:
+            for key, total in self._counters.totals([a for a in snapshots if a.period == CURRENT]):
+                name, labels = key[0], list(key[1:])
+                families[name].add_metric(labels, total)
         return list(families.values())
 
     def _read(self) -> tuple[bool, float, list[AgreementSnapshot]]:
@@ -490,13 +510,47 @@ class SlaCollector:
             f["ledger_sla_breaches"].add_metric(key, sl.breaches)
             f["ledger_sla_incidents_at_risk"].add_metric(key, sl.incidents_at_risk)
             f["ledger_sla_error_budget_remaining_ratio"].add_metric(key, sl.error_budget_remaining)
-            f["ledger_sla_sli_valid"].add_metric(key, sl.valid)
+            f["ledger_sla_period_sli_valid"].add_metric(key, sl.valid)
             for provider, bad in sorted(sl.bad_by_provider.items()):
-                f["ledger_sla_sli_bad"].add_metric([*key, provider], bad)
+                f["ledger_sla_period_sli_bad"].add_metric([*key, provider], bad)
             for provider, minor in sorted(sl.credits_by_provider.items()):
                 f["ledger_sla_credits_accrued_minor_units"].add_metric(
                     [*key, provider, a.currency], minor
                 )
+
+
+class _MonotonicSli:
+    """SLI counters that only grow: the current period's value on top of the
+    final values of the periods seen end before it. A correction that lowers
+    a figure within the period (a retraction) holds the counter where it was
+    rather than resetting it; the period gauges show the corrected figure."""
+
+    def __init__(self) -> None:
+        self.carried: dict[tuple[str, ...], float] = {}
+        self.seen: dict[tuple[str, ...], tuple[float, float]] = {}  # key -> (period start, high)
+
+    def totals(self, current: Sequence[AgreementSnapshot]) -> list[tuple[tuple[str, ...], float]]:
+        out: list[tuple[tuple[str, ...], float]] = []
+        for a in current:
+            for sl in a.service_levels:
+                base = (a.agreement, sl.service_level, sl.kind)
+                values: list[tuple[tuple[str, ...], float]] = [(("ledger_sla_sli_valid", *base), sl.valid)]
+                values += [(("ledger_sla_sli_bad", *base, provider), bad)
+                           for provider, bad in sorted(sl.bad_by_provider.items())]
+                for key, value in values:
+                    out.append((key, self._total(key, a.period_start, value)))
+        return out
+
+    def _total(self, key: tuple[str, ...], period_start: float, value: float) -> float:
+        start, high = self.seen.get(key, (period_start, 0.0))
+        if period_start > start:  # a new period: the last one's figure is final
+            self.carried[key] = self.carried.get(key, 0.0) + high
+            high = 0.0
+        elif period_start < start:  # an answer about an older period: ignore it
+            return self.carried.get(key, 0.0) + high
+        high = max(high, value)
+        self.seen[key] = (period_start, high)
+        return self.carried.get(key, 0.0) + high
 
 
 # --------------------------------------------------------------------------- DB pool
@@ -571,6 +625,9 @@ class LedgerMetrics:
         sla_cache_seconds: float = 5.0,
         process_metrics: bool = True,
     ) -> None:
+        # No `_created` series: nothing reads them and they double the
+        # counter series (prometheus_client's switch is process-wide).
+        disable_created_metrics()  # type: ignore[no-untyped-call]
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
         if process_metrics:
@@ -789,11 +846,11 @@ class LedgerMetrics:
 def _sample_names(family: Metric) -> Iterator[str]:
     name = family.name
     if family.type == "counter":
-        yield from (f"{name}_total", f"{name}_created")
+        yield f"{name}_total"
     elif family.type == "histogram":
-        yield from (f"{name}_bucket", f"{name}_sum", f"{name}_count", f"{name}_created")
+        yield from (f"{name}_bucket", f"{name}_sum", f"{name}_count")
     elif family.type == "summary":
-        yield from (name, f"{name}_sum", f"{name}_count", f"{name}_created")
+        yield from (name, f"{name}_sum", f"{name}_count")
     elif family.type == "info":
         yield f"{name}_info"
     else:
