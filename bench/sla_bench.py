@@ -4,6 +4,7 @@
   python -m bench.sla_bench rebuild --db URL      rebuild rate vs a plain psycopg read
   python -m bench.sla_bench report --db URL       GetPeriodReport p50/p99 through gRPC
   python -m bench.sla_bench lag --db URL          append-to-visible lag under steady appends
+  python -m bench.sla_bench cuts --db URL         reports as recorded at a position, restatements
 
 URL: postgresql://postgres@127.0.0.1:5432/test?schema=bench (the schema must exist).
 """
@@ -136,6 +137,102 @@ async def _report_latency(args: argparse.Namespace) -> dict[str, Any]:
         await ledger.stop()
 
 
+def _month_positions(store: Any) -> tuple[int, int]:
+    """(first, last) ledger positions of the month agreement's events."""
+    from ledger.adapters.eventstore import agreement_stream
+
+    registered = store.load_stream(agreement_stream(MONTH))[0].position
+    return registered + 1, store.max_position()
+
+
+def _percentiles(timings: list[float]) -> dict[str, float]:
+    timings = sorted(timings)
+    return {"p50_ms": round(statistics.median(timings) * 1000, 1),
+            "p99_ms": round(timings[max(int(len(timings) * 0.99) - 1, 0)] * 1000, 1),
+            "n": len(timings)}
+
+
+async def _cut_latency(args: argparse.Namespace) -> dict[str, Any]:
+    """Reports as recorded at a position (issue 11): the month report at the
+    latest knowledge, at the middle of the month's events and at the last
+    position, in turn in each round so noise falls on all three alike; then
+    restatements between two cuts."""
+    from ledger.bootstrap import start_ledger
+    from ledger.client import LedgerClient
+    from ledger.grpc.server import ServerConfig
+
+    ledger = await start_ledger(args.db, ServerConfig(listen="127.0.0.1:0"))
+    try:
+        await asyncio.to_thread(ledger.runner.run_once)  # type: ignore[union-attr]
+        await asyncio.to_thread(ledger.audit.checkpoint, True)  # type: ignore[union-attr]
+        first, last = _month_positions(ledger.store)
+        middle = (first + last) // 2
+        t = parse_instant("2026-11-05T00:00:00Z")
+        cases: dict[str, int | None] = {"latest": None, f"at {middle} (middle)": middle,
+                                        f"at {last} (last)": last}
+        restatements = {f"{middle} -> {middle + 1000}": (middle, middle + 1000),
+                        f"{last - 1000} -> {last}": (last - 1000, last),
+                        f"{middle} -> {last}": (middle, last)}
+
+        def run() -> dict[str, Any]:
+            out: dict[str, Any] = {"month_positions": [first, last]}
+            with LedgerClient(f"127.0.0.1:{ledger.port}") as client:
+                timings: dict[str, list[float]] = {name: [] for name in cases}
+                counts: dict[str, int] = {}
+                for i in range(args.repeat + 1):
+                    for name, cut in cases.items():
+                        started = time.perf_counter()
+                        report = client.period_report(MONTH, "2026-10", evaluated_at=t,
+                                                      as_recorded_position=cut,
+                                                      include_incidents=False)
+                        if i >= 1:  # the first round warms caches and connections
+                            timings[name].append(time.perf_counter() - started)
+                        counts[name] = sum(
+                            sl.get(o, 0) for sl in report["service_levels"]
+                            for o in ("met", "missed", "pending", "excused"))
+                for name, samples in timings.items():
+                    out[f"report {name}"] = {"clocks": counts[name], **_percentiles(samples)}
+                for name, (a, b) in restatements.items():
+                    samples = []
+                    repeat = 3 if b - a > 10_000 else args.repeat // 2
+                    for i in range(repeat + 1):
+                        started = time.perf_counter()
+                        restated = client.restatement(
+                            MONTH, "2026-10", evaluated_at=t,
+                            from_cut={"as_recorded_position": a},
+                            to_cut={"as_recorded_position": b})
+                        if i >= 1:
+                            samples.append(time.perf_counter() - started)
+                    out[f"restatement {name}"] = {"events": len(restated["events"]),
+                                                  "changes": len(restated["changes"]),
+                                                  **_percentiles(samples)}
+            return out
+        out = await asyncio.to_thread(run)
+        if args.replay:
+            from ledger.application.reports import Cut, ReportService
+            from ledger.domain.access import LOCAL_ADMIN
+            from projections.sla_reads import SlaReadModel
+
+            def replay() -> None:
+                model = ReportService(ledger.store, lambda: t, SlaReadModel(ledger.store))
+                reference = ReportService(ledger.store, lambda: t)
+                started = time.perf_counter()
+                expected = reference.period_report(LOCAL_ADMIN, MONTH, "2026-10", t,
+                                                   Cut(position=middle), False)
+                out["replay at middle (in process, once)"] = {
+                    "seconds": round(time.perf_counter() - started, 1),
+                    "equals_read_model": model.period_report(
+                        LOCAL_ADMIN, MONTH, "2026-10", t, Cut(position=middle), False) == expected}
+            await asyncio.to_thread(replay)
+        return out
+    finally:
+        await ledger.stop()
+
+
+def cmd_cuts(args: argparse.Namespace) -> None:
+    print(json.dumps(asyncio.run(_cut_latency(args)), indent=1))
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     print(json.dumps(asyncio.run(_report_latency(args)), indent=1))
 
@@ -201,7 +298,7 @@ def cmd_lag(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.sla_bench")
-    parser.add_argument("command", choices=["generate", "rebuild", "report", "lag"])
+    parser.add_argument("command", choices=["generate", "rebuild", "report", "lag", "cuts"])
     parser.add_argument("--db", required=True)
     parser.add_argument("--year-incidents", type=int, default=100_000)
     parser.add_argument("--month-incidents", type=int, default=100_000)
@@ -209,9 +306,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=100)
     parser.add_argument("--rate", type=float, default=50.0, help="appends per second (lag)")
     parser.add_argument("--appends", type=int, default=1000)
+    parser.add_argument("--replay", action="store_true",
+                        help="cuts: also replay the middle cut once and compare")
     args = parser.parse_args()
     {"generate": cmd_generate, "rebuild": cmd_rebuild, "report": cmd_report,
-     "lag": cmd_lag}[args.command](args)
+     "lag": cmd_lag, "cuts": cmd_cuts}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -33,6 +33,7 @@ from ledger.domain import events as ev
 from ledger.domain.agreements import AgreementHistory
 from ledger.domain.sla.api import cut_history
 from ledger.domain.sla.facts import fold_incident
+from ledger.domain.sla.period import incident_period
 from projections.sla_rows import (
     CLOCK_COLUMNS,
     ClockRow,
@@ -47,10 +48,11 @@ from projections.storage import Tx, chunked, read_position, write_position
 
 NAME = "sla"
 TABLES = ("sla_incident", "sla_clock", "sla_period_level")
-SCHEMA_KEY, SCHEMA_VERSION = f"{NAME}.schema", 4
+SCHEMA_KEY, SCHEMA_VERSION = f"{NAME}.schema", 5
 INCIDENT_COLUMNS = ("incident_id, agreement_id, period, opened_at, last_position, facts, "
                     "valid_from, outages_from, outages_until, has_claims")
 VERSION_COLUMNS = "valid_from_position, valid_to_position, span_class"
+GROUP = 1000  # incidents folded between two round trips
 
 
 def _chunks(tx: Tx, ids: Sequence[str]) -> list[Sequence[str]]:
@@ -232,24 +234,24 @@ class SlaProjection:
                 streams.update({i: loaded.get(f"incident:{i}", []) for i in chunk})
         streams = {i: s for i, s in streams.items() if any(e.type == "opened" for e in s)}
         ids = set(streams)
-        if not ids:
-            write_checkpoints(tx, events[0].position, upto)
-            return
-        state = self._current(tx, sorted(ids))
         cuts: dict[tuple[str, int], AgreementHistory] = {}
-        for incident_id in sorted(ids):
-            item = state[incident_id]
-            stream = streams[incident_id]
-            points = {e.position for e in touched.get(incident_id, ())}
-            first = min(e.position for e in stream if e.type == "opened")
-            agreement_id = stream[0].agreement_id
-            points.update(p for p in amended.get(agreement_id, ()) if p > first)
-            for position in sorted(points):
-                self._version(item, agreement_id, stream, position, upto, cuts)
-        self._write(tx, state)
+        # A group at a time, so the transaction never sits idle for long
+        # between statements (PostgreSQL ends one idle past its timeout).
+        for group in chunked(sorted(ids), GROUP):
+            state = self._current(tx, group)
+            for incident_id in group:
+                item = state[incident_id]
+                stream = streams[incident_id]
+                points = {e.position for e in touched.get(incident_id, ())}
+                first = min(e.position for e in stream if e.type == "opened")
+                agreement_id = stream[0].agreement_id
+                points.update(p for p in amended.get(agreement_id, ()) if p > first)
+                for position in sorted(points):
+                    self._version(item, agreement_id, stream, position, upto, cuts)
+            self._write(tx, state)
         write_checkpoints(tx, events[0].position, upto)
 
-    def _current(self, tx: Tx, ids: list[str]) -> dict[str, _Incident]:
+    def _current(self, tx: Tx, ids: Sequence[str]) -> dict[str, _Incident]:
         """The current rows of the given incidents."""
         state = {i: _Incident() for i in ids}
         incidents, clocks = tx.table("sla_incident"), tx.table("sla_clock")
@@ -289,12 +291,13 @@ class SlaProjection:
         if history is None:
             history = cuts[(agreement_id, count)] = cut_history(full, position)
         facts = fold_incident(known, None, history)
-        row = incident_row(facts, history, known[-1].position)
+        period = incident_period(history, facts.opened_at)
+        row = incident_row(facts, history, known[-1].position, period)
         if known[-1].position == position or row != item.row:
             item.close_row(position)
             item.new_rows.append([row, position, OPEN])
             item.row = row
-        fresh = {r.level_id: r for r in clock_rows(facts, history, item.clocks)}
+        fresh = {r.level_id: r for r in clock_rows(facts, history, item.clocks, period)}
         for level, old in list(item.clocks.items()):
             if fresh.get(level) is not old:
                 item.close_clock(level, position)

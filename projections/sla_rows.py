@@ -126,14 +126,16 @@ def decode_shares(text: str) -> dict[str, Fraction]:
     return {org: decode_fraction(s) for org, s in raw.items()}
 
 
-def incident_row(facts: IncidentFacts, history: AgreementHistory, last_position: int) -> IncidentRow:
+def incident_row(facts: IncidentFacts, history: AgreementHistory, last_position: int,
+                 period: str | None = None) -> IncidentRow:
     outages_from = outages_until = None
     if facts.outages:
         outages_from = min(o.start for o in facts.outages)
         outages_until = max(OPEN_END if o.end is None else o.end for o in facts.outages)
     return IncidentRow(
         incident_id=facts.incident_id, agreement_id=facts.agreement_id,
-        period=incident_period(history, facts.opened_at), opened_at=facts.opened_at,
+        period=incident_period(history, facts.opened_at) if period is None else period,
+        opened_at=facts.opened_at,
         last_position=last_position,
         facts_json=json.dumps(facts_to_dict(facts), separators=(",", ":")),
         valid_from=facts.valid_from, outages_from=outages_from, outages_until=outages_until,
@@ -144,22 +146,29 @@ def incident_row(facts: IncidentFacts, history: AgreementHistory, last_position:
     )
 
 
-def clock_inputs(facts: IncidentFacts, level: ServiceLevel, terms_versions: int) -> str:
+def _common_inputs(facts: IncidentFacts, terms_versions: int) -> str:
+    return repr((terms_versions, facts.opened_at, facts.counts, facts.root_cause,
+                 [(p.start, p.end) for p in facts.pauses],
+                 [(h.org, h.start, h.end, h.sender, h.misrouted) for h in facts.holders]))
+
+
+def clock_inputs(facts: IncidentFacts, level: ServiceLevel, terms_versions: int,
+                 common: str | None = None) -> str:
     """A digest of every input of one clock row: its kind's running
     intervals, pauses, custody, root cause, whether the incident counts,
     when it opened and which terms were known. Status, outages and the
     instant of the last event are left out on purpose: a `closed` event or
-    an outage changes no clock, so its row is kept as it was."""
+    an outage changes no clock, so its row is kept as it was. (repr of
+    ints, strings, bools and None is stable across processes.)"""
     runs = (facts.response,) if level.kind == "response" else facts.resolution
-    raw = [level.id, terms_versions, facts.opened_at, facts.counts, facts.root_cause,
-           [[s.start, s.end] for s in runs], [[p.start, p.end] for p in facts.pauses],
-           [[h.org, h.start, h.end, h.sender, h.misrouted] for h in facts.holders]]
-    return hashlib.blake2b(json.dumps(raw, separators=(",", ":")).encode(),
-                           digest_size=12).hexdigest()
+    text = f"{level.id}|{[(s.start, s.end) for s in runs]!r}|" + (
+        common if common is not None else _common_inputs(facts, terms_versions))
+    return hashlib.blake2b(text.encode(), digest_size=12).hexdigest()
 
 
 def clock_rows(facts: IncidentFacts, history: AgreementHistory,
-               previous: Mapping[str, ClockRow] | None = None) -> list[ClockRow]:
+               previous: Mapping[str, ClockRow] | None = None,
+               period: str | None = None) -> list[ClockRow]:
     """The incident's clocks as they stand after its last known event.
     `facts` must be folded with every event counted (evaluated_at None).
 
@@ -172,10 +181,12 @@ def clock_rows(facts: IncidentFacts, history: AgreementHistory,
     if not facts.counts or terms is None:
         return []
     t = facts.valid_from if facts.valid_from is not None else facts.opened_at
-    period = incident_period(history, facts.opened_at)
+    if period is None:
+        period = incident_period(history, facts.opened_at)
+    common = _common_inputs(facts, len(history.versions))
     rows: list[ClockRow] = []
     for level in clock_levels(terms, facts.priority, facts.service):
-        inputs = clock_inputs(facts, level, len(history.versions))
+        inputs = clock_inputs(facts, level, len(history.versions), common)
         kept = None if previous is None else previous.get(level.id)
         if kept is not None and kept.inputs == inputs and kept.period == period and (
                 kept.settled_from is not None or kept.base_at <= t):
