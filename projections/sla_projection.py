@@ -125,8 +125,11 @@ class SlaProjection:
             "PRIMARY KEY (incident_id, valid_from_position))")
         # Every index leads with equality columns and ranges over one more,
         # so its plan is right without statistics (autovacuum may be off).
+        # Outages of the incidents current at a position: at the latest
+        # position only the current rows are in the range.
         tx.execute(f"CREATE INDEX IF NOT EXISTS sla_incident_outages ON {incident} "
-                   "(agreement_id, outages_from)")
+                   "(agreement_id, valid_to_position, outages_from) "
+                   "WHERE outages_from IS NOT NULL")
         # Incidents whose facts at a position are newer than the evaluation
         # instant (folded again at T): few unless T is early.
         tx.execute(f"CREATE INDEX IF NOT EXISTS sla_incident_live ON {incident} "

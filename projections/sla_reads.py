@@ -139,9 +139,10 @@ class SlaReadModel:
                                           at, keep_ids)
             outage_rows = tx.fetchall(
                 f"SELECT incident_id, agreement_id, facts FROM {tx.table('sla_incident')} "
-                "WHERE agreement_id = ? AND outages_from IS NOT NULL AND outages_from < ? "
-                f"AND outages_until > ? AND outages_from < ? AND {CURRENT_AT}",
-                (agreement_id, end, start, evaluated_at, at, at))
+                "WHERE agreement_id = ? AND valid_to_position > ? AND outages_from IS NOT NULL "
+                "AND outages_from < ? AND outages_until > ? AND outages_from < ? "
+                "AND valid_from_position <= ?",
+                (agreement_id, at, end, start, evaluated_at, at))
             outage_facts = self.facts_at(tx, outage_rows, evaluated_at, at)
             claim_rows = tx.fetchall(
                 f"SELECT incident_id, agreement_id, facts FROM {tx.table('sla_incident')} "

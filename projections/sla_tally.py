@@ -66,19 +66,20 @@ def _checkpoint_rows(tx: Tx, agreement_id: str | None, period: str | None,
 
 def _changed_rows(tx: Tx, after: int, upto: int, agreement_id: str | None,
                   period: str | None) -> list[tuple[Any, ...]]:
-    """Settled clock versions that began or ended in (after, upto]."""
+    """Settled clock versions that began or ended in (after, upto]. The
+    window is bounded by CHECKPOINT events, so it is found by position alone
+    and filtered here: a condition on the agreement as well would tempt a
+    planner without statistics to scan the agreement's rows instead."""
     table = tx.table("sla_clock")
-    extra, params = "", list[Any]()
-    if agreement_id is not None:
-        extra, params = " AND agreement_id = ? AND period = ?", [agreement_id, period or ""]
     seen: dict[tuple[Any, ...], tuple[Any, ...]] = {}
     for column in ("valid_from_position", "valid_to_position"):
         for row in tx.fetchall(
                 f"SELECT incident_id, level_id, valid_from_position, valid_to_position, "
                 f"agreement_id, period, outcome, shares FROM {table} "
-                f"WHERE {column} > ? AND {column} <= ? AND settled_from IS NOT NULL{extra}",
-                [after, upto, *params]):
-            seen[row[:3]] = row
+                f"WHERE {column} > ? AND {column} <= ? AND settled_from IS NOT NULL",
+                [after, upto]):
+            if agreement_id is None or (row[4] == agreement_id and row[5] == period):
+                seen[row[:3]] = row
     return list(seen.values())
 
 
