@@ -14,8 +14,10 @@ import pytest
 from google.protobuf import timestamp_pb2
 
 from ledger.adapters.scenario import read_scenario
+from ledger.application.reports import ReportService
 from ledger.cli.load import LoadSummary, load_scenario
 from ledger.client import LedgerClient
+from ledger.domain.access import LOCAL_ADMIN
 from ledger.domain.instants import parse_instant
 from ledger.v1 import events_pb2, incidents_pb2
 from tests.ledger_server import ledger_client
@@ -121,7 +123,7 @@ def _level(report: dict[str, Any], level_id: str) -> dict[str, Any]:
 
 
 def test_readings_through_the_public_api(database_url: str, tmp_path: Path) -> None:
-    with ledger_client(database_url, lambda: T) as (_, client):
+    with ledger_client(database_url, lambda: T) as (ledger, client):
         summary = _load(tmp_path, client)
         rejected = {EVENTS[r["index"]]["event_id"]: r["reason"] for r in summary.rejected}
         assert set(rejected) == {"I1-bad1", "I1-bad2", "w-early", "w-outsider", "I6-r"}
@@ -172,6 +174,13 @@ def test_readings_through_the_public_api(database_url: str, tmp_path: Path) -> N
         november = client.period_report("zoned", "2026-11", evaluated_at=T)
         assert november["period_start"] == "2026-11-01T00:00:00Z"
         assert november["period_end"] == "2026-12-01T05:00:00Z"
+
+        # The read models answer as the replay does, period by period.
+        replay = ReportService(ledger.store, lambda: T)
+        for agreement, period in (("agr", "2026-09"), ("agr", "2026-10"), ("agr", "2027-03"),
+                                  ("zoned", "2026-10"), ("zoned", "2026-11")):
+            served = client.period_report(agreement, period, evaluated_at=T)
+            assert served == replay.period_report(LOCAL_ADMIN, agreement, period, T, None)
 
 
 def test_server_refuses_an_impact_that_is_not_a_decimal_string(database_url: str,
