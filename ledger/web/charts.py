@@ -134,7 +134,7 @@ def attainment_chart(history: Sequence[dict[str, Any]], width: int = 720) -> Mar
             x = label_w + step * i + step * 0.2
             if lv is None or not lv.get("attainment"):
                 note = "no agreement" if lv is None else "nothing measured"
-                parts.append(f'<text x="{x + step * 0.3:.1f}" y="{top + 36}" font-size="9" '
+                parts.append(f'<text x="{x + step * 0.3:.1f}" y="{top + 14}" font-size="9" '
                              f'text-anchor="middle" fill="#777">{note}</text>')
                 continue
             value = Decimal(lv["attainment"])
