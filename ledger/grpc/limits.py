@@ -124,10 +124,6 @@ def _is_name(field_name: str) -> bool:
 
 def _check_scalar(name: str, value: Any, path: str, limits: Limits) -> None:
     if isinstance(value, str):
-        if "\x00" in value:
-            # Nothing holding NUL can be stored (PostgreSQL text refuses it),
-            # so no request naming one can find or add anything.
-            raise InvalidArgument(path, "must not contain NUL characters")
         cap = limits.max_id_chars if _is_name(name) else limits.max_text_chars
         if len(value) > cap:
             raise InvalidArgument(path, f"at most {cap} characters, got {len(value)} "
