@@ -182,9 +182,10 @@ class LedgerClient:
         response = self._call(self.incidents.AppendEvents, request)
         return [AppendResult(r.event_id, r.position, r.duplicate) for r in response.results]
 
-    def get_incident(self, incident_id: str) -> incidents_pb2.GetIncidentResponse:
+    def get_incident(self, incident_id: str, agreement_id: str = "") -> incidents_pb2.GetIncidentResponse:
         response: incidents_pb2.GetIncidentResponse = self._call(
-            self.incidents.GetIncident, incidents_pb2.GetIncidentRequest(incident_id=incident_id))
+            self.incidents.GetIncident, incidents_pb2.GetIncidentRequest(
+                incident_id=incident_id, agreement_id=agreement_id))
         return response
 
     def list_incidents(self, agreement_id: str = "", status: str = "") -> list[incidents_pb2.Incident]:
@@ -267,8 +268,10 @@ class LedgerClient:
         return result
 
     def incident_sla(self, incident_id: str, *, evaluated_at: int | None = None,
-                     as_recorded_position: int | None = None) -> dict[str, Any]:
-        request = reports_pb2.GetIncidentSlaRequest(incident_id=incident_id)
+                     as_recorded_position: int | None = None,
+                     agreement_id: str = "") -> dict[str, Any]:
+        request = reports_pb2.GetIncidentSlaRequest(incident_id=incident_id,
+                                                    agreement_id=agreement_id)
         if evaluated_at is not None:
             request.evaluated_at.CopyFrom(convert.micros_to_timestamp(evaluated_at))
         if as_recorded_position is not None:

@@ -48,15 +48,33 @@ from projections.storage import Tx, chunked, read_position, write_position
 
 NAME = "sla"
 TABLES = ("sla_incident", "sla_clock", "sla_period_level")
-SCHEMA_KEY, SCHEMA_VERSION = f"{NAME}.schema", 5
+# 6: incidents keyed by (agreement, incident id): ids are scoped by agreement (reading 28)
+SCHEMA_KEY, SCHEMA_VERSION = f"{NAME}.schema", 6
 INCIDENT_COLUMNS = ("incident_id, agreement_id, period, opened_at, last_position, facts, "
                     "valid_from, outages_from, outages_until, has_claims")
 VERSION_COLUMNS = "valid_from_position, valid_to_position, span_class"
 GROUP = 1000  # incidents folded between two round trips
 
 
+#: An incident in the model: (agreement_id, incident_id).
+Key = tuple[str, str]
+
+
 def _chunks(tx: Tx, ids: Sequence[str]) -> list[Sequence[str]]:
     return [ids] if tx.is_postgres else chunked(ids)
+
+
+def _where_keys(tx: Tx, keys: Sequence[Key]) -> list[tuple[str, list[Any]]]:
+    """WHERE clauses selecting the rows of these incidents, per agreement."""
+    by_agreement: dict[str, list[str]] = {}
+    for agreement_id, incident_id in keys:
+        by_agreement.setdefault(agreement_id, []).append(incident_id)
+    out = []
+    for agreement_id, ids in sorted(by_agreement.items()):
+        for chunk in _chunks(tx, ids):
+            where, params = tx.in_list("incident_id", chunk)
+            out.append((f"agreement_id = ? AND {where}", [agreement_id, *params]))
+    return out
 
 
 @dataclass
@@ -99,7 +117,7 @@ class SlaProjection:
         # Streams of recently touched incidents: most incidents live for
         # hours, so a rebuild finds nearly every earlier event here instead
         # of reading it back. Bounded, so memory does not grow with history.
-        self._streams: OrderedDict[str, list[ev.LedgerEvent]] = OrderedDict()
+        self._streams: OrderedDict[Key, list[ev.LedgerEvent]] = OrderedDict()
         self._cache_size = cache_size
         self._histories: dict[str, tuple[int, AgreementHistory | None]] = {}
         self._cached_upto = -1  # last position of the batch the caches were filled from
@@ -122,7 +140,7 @@ class SlaProjection:
             "last_position BIGINT NOT NULL, facts TEXT NOT NULL, valid_from BIGINT, "
             "outages_from BIGINT, outages_until BIGINT, has_claims INTEGER NOT NULL DEFAULT 0, "
             f"{versions}, "
-            "PRIMARY KEY (incident_id, valid_from_position))")
+            "PRIMARY KEY (agreement_id, incident_id, valid_from_position))")
         # Every index leads with equality columns and ranges over one more,
         # so its plan is right without statistics (autovacuum may be off).
         # Outages of the incidents current at a position: at the latest
@@ -137,13 +155,13 @@ class SlaProjection:
         tx.execute(f"CREATE INDEX IF NOT EXISTS sla_incident_claims ON {incident} "
                    "(agreement_id, period) WHERE has_claims = 1")
         tx.execute(f"CREATE INDEX IF NOT EXISTS sla_incident_current ON {incident} "
-                   f"(incident_id) WHERE valid_to_position = {OPEN}")
+                   f"(agreement_id, incident_id) WHERE valid_to_position = {OPEN}")
         tx.execute(
             f"CREATE TABLE IF NOT EXISTS {clock} (incident_id TEXT NOT NULL, "
             "level_id TEXT NOT NULL, agreement_id TEXT NOT NULL, period TEXT NOT NULL, "
             "outcome TEXT NOT NULL, settled_from BIGINT, shares TEXT NOT NULL, "
             "base_at BIGINT NOT NULL, flip_at BIGINT, running TEXT, inputs TEXT NOT NULL, "
-            f"{versions}, PRIMARY KEY (incident_id, level_id, valid_from_position))")
+            f"{versions}, PRIMARY KEY (agreement_id, incident_id, level_id, valid_from_position))")
         # Versions that began or ended between a checkpoint and a position.
         tx.execute(f"CREATE INDEX IF NOT EXISTS sla_clock_from ON {clock} (valid_from_position)")
         tx.execute(f"CREATE INDEX IF NOT EXISTS sla_clock_to ON {clock} (valid_to_position)")
@@ -180,26 +198,26 @@ class SlaProjection:
         self._histories[agreement_id] = (upto, history)
         return history
 
-    def _streams_of(self, touched: dict[str, list[ev.LedgerEvent]],
-                    upto: int) -> dict[str, list[ev.LedgerEvent]]:
+    def _streams_of(self, touched: dict[Key, list[ev.LedgerEvent]],
+                    upto: int) -> dict[Key, list[ev.LedgerEvent]]:
         """Every known event of each touched incident, up to `upto`."""
-        out: dict[str, list[ev.LedgerEvent]] = {}
+        out: dict[Key, list[ev.LedgerEvent]] = {}
         missing: dict[str, list[str]] = {}
-        for incident_id, new in touched.items():
-            cached = self._streams.pop(incident_id, None)
+        for key, new in touched.items():
+            cached = self._streams.pop(key, None)
             if cached is not None:
-                out[incident_id] = cached + new
+                out[key] = cached + new
             elif new[0].type == "opened":
-                out[incident_id] = list(new)  # an opened event is always a stream's first
+                out[key] = list(new)  # an opened event is always a stream's first
             else:
-                missing.setdefault(new[0].agreement_id, []).append(incident_id)
+                missing.setdefault(key[0], []).append(key[1])
         for agreement_id, ids in missing.items():
             for chunk in chunked(ids):
                 loaded = self.store.read_streams(agreement_id, [f"incident:{i}" for i in chunk], upto)
                 for incident_id in chunk:
-                    out[incident_id] = loaded.get(f"incident:{incident_id}", [])
-        for incident_id, events in out.items():
-            self._streams[incident_id] = events
+                    out[(agreement_id, incident_id)] = loaded.get(f"incident:{incident_id}", [])
+        for key, events in out.items():
+            self._streams[key] = events
         while len(self._streams) > self._cache_size:
             self._streams.popitem(last=False)
         return out
@@ -212,11 +230,11 @@ class SlaProjection:
             # streams may hold events that were never committed.
             self._streams.clear()
         upto = self._cached_upto = events[-1].position
-        touched: dict[str, list[ev.LedgerEvent]] = {}
+        touched: dict[Key, list[ev.LedgerEvent]] = {}
         amended: dict[str, list[int]] = {}
         for event in events:
             if event.incident_id:
-                touched.setdefault(event.incident_id, []).append(event)
+                touched.setdefault((event.agreement_id, event.incident_id), []).append(event)
             elif isinstance(event.payload, ev.AgreementRegistered | ev.AgreementAmended):
                 amended.setdefault(event.agreement_id, []).append(event.position)
         for agreement_id in {e.agreement_id for e in events}:
@@ -230,11 +248,12 @@ class SlaProjection:
         for agreement_id in sorted(amended):
             others = [str(r[0]) for r in tx.fetchall(
                 f"SELECT incident_id FROM {tx.table('sla_incident')} WHERE agreement_id = ? "
-                f"AND valid_to_position = {OPEN}", (agreement_id,)) if str(r[0]) not in streams]
+                f"AND valid_to_position = {OPEN}", (agreement_id,))
+                if (agreement_id, str(r[0])) not in streams]
             for chunk in chunked(others):
                 loaded = self.store.read_streams(
                     agreement_id, [f"incident:{i}" for i in chunk], upto)
-                streams.update({i: loaded.get(f"incident:{i}", []) for i in chunk})
+                streams.update({(agreement_id, i): loaded.get(f"incident:{i}", []) for i in chunk})
         streams = {i: s for i, s in streams.items() if any(e.type == "opened" for e in s)}
         ids = set(streams)
         cuts: dict[tuple[str, int], AgreementHistory] = {}
@@ -242,10 +261,10 @@ class SlaProjection:
         # between statements (PostgreSQL ends one idle past its timeout).
         for group in chunked(sorted(ids), GROUP):
             state = self._current(tx, group)
-            for incident_id in group:
-                item = state[incident_id]
-                stream = streams[incident_id]
-                points = {e.position for e in touched.get(incident_id, ())}
+            for key in group:
+                item = state[key]
+                stream = streams[key]
+                points = {e.position for e in touched.get(key, ())}
                 first = min(e.position for e in stream if e.type == "opened")
                 agreement_id = stream[0].agreement_id
                 points.update(p for p in amended.get(agreement_id, ()) if p > first)
@@ -254,17 +273,16 @@ class SlaProjection:
             self._write(tx, state)
         write_checkpoints(tx, events[0].position, upto)
 
-    def _current(self, tx: Tx, ids: Sequence[str]) -> dict[str, _Incident]:
+    def _current(self, tx: Tx, ids: Sequence[Key]) -> dict[Key, _Incident]:
         """The current rows of the given incidents."""
         state = {i: _Incident() for i in ids}
         incidents, clocks = tx.table("sla_incident"), tx.table("sla_clock")
-        for chunk in _chunks(tx, ids):
-            where, params = tx.in_list("incident_id", chunk)
+        for where, params in _where_keys(tx, ids):
             for (incident_id, agreement_id, period, opened_at, last, facts, valid_from,
                  outages_from, outages_until, has_claims, row_from) in tx.fetchall(
                     f"SELECT {INCIDENT_COLUMNS}, valid_from_position FROM {incidents} "
                     f"WHERE {where} AND valid_to_position = {OPEN}", params):
-                item = state[str(incident_id)]
+                item = state[(str(agreement_id), str(incident_id))]
                 item.row = IncidentRow(str(incident_id), str(agreement_id), str(period),
                                        int(opened_at), int(last), str(facts), valid_from,
                                        outages_from, outages_until, bool(has_claims))
@@ -273,7 +291,7 @@ class SlaProjection:
                     f"SELECT {CLOCK_COLUMNS}, valid_from_position FROM {clocks} "
                     f"WHERE {where} AND valid_to_position = {OPEN}", params):
                 row = row_from_columns(columns)
-                item = state[row.incident_id]
+                item = state[(row.agreement_id, row.incident_id)]
                 item.clocks[row.level_id] = row
                 item.stored_clocks[row.level_id] = int(row_from)
         return state
@@ -309,20 +327,20 @@ class SlaProjection:
                 item.new_clocks.append([new, position, OPEN])
                 item.clocks[level] = new
 
-    def _write(self, tx: Tx, state: dict[str, _Incident]) -> None:
+    def _write(self, tx: Tx, state: dict[Key, _Incident]) -> None:
         incidents, clocks = tx.table("sla_incident"), tx.table("sla_clock")
         tx.executemany(
             f"UPDATE {incidents} SET valid_to_position = ?, span_class = ? "
-            "WHERE incident_id = ? AND valid_from_position = ?",
-            [(item.row_closed, span_class(item.stored_from, item.row_closed), incident_id,
+            "WHERE agreement_id = ? AND incident_id = ? AND valid_from_position = ?",
+            [(item.row_closed, span_class(item.stored_from, item.row_closed), *key,
               item.stored_from)
-             for incident_id, item in state.items()
+             for key, item in state.items()
              if item.row_closed is not None and item.stored_from is not None])
         tx.executemany(
             f"UPDATE {clocks} SET valid_to_position = ?, span_class = ? "
-            "WHERE incident_id = ? AND level_id = ? AND valid_from_position = ?",
-            [(to, span_class(start, to), incident_id, level, start)
-             for incident_id, item in state.items() for level, start, to in item.clocks_closed])
+            "WHERE agreement_id = ? AND incident_id = ? AND level_id = ? AND valid_from_position = ?",
+            [(to, span_class(start, to), *key, level, start)
+             for key, item in state.items() for level, start, to in item.clocks_closed])
         tx.insert_rows(
             clocks, f"{CLOCK_COLUMNS}, {VERSION_COLUMNS}",
             [(*row_columns(row), start, to, span_class(start, to))

@@ -173,8 +173,8 @@ class SlaReadModel:
         for chunk in chunked(live_ids):
             where, params = tx.in_list("incident_id", chunk)
             taken += [row_from_columns(r) for r in tx.fetchall(
-                f"SELECT {CLOCK_COLUMNS} FROM {clocks} WHERE {where} AND {CURRENT_AT}",
-                [*params, position, position])]
+                f"SELECT {CLOCK_COLUMNS} FROM {clocks} WHERE agreement_id = ? AND {where} "
+                f"AND {CURRENT_AT}", [agreement_id, *params, position, position])]
         add_settled(keyed, taken, -1)
         by_level = {key[2]: tally for key, tally in keyed.items()}
         if keep_ids:
@@ -229,13 +229,15 @@ class SlaReadModel:
                 assert ids is not None
                 ids[outcome].append(incident_id)
 
-    def incident_facts(self, incident_id: str, evaluated_at: int) -> tuple[int, IncidentFacts] | None:
+    def incident_facts(self, incident_id: str, evaluated_at: int,
+                       agreement_id: str) -> tuple[int, IncidentFacts] | None:
         """(model position, facts at T) of one incident, or None if unknown."""
         with self.db.snapshot() as tx:
             position = read_position(tx, NAME)[0]
             rows = tx.fetchall(f"SELECT incident_id, agreement_id, facts FROM "
-                               f"{tx.table('sla_incident')} WHERE incident_id = ? "
-                               f"AND valid_to_position = {OPEN}", (incident_id,))
+                               f"{tx.table('sla_incident')} WHERE agreement_id = ? "
+                               f"AND incident_id = ? AND valid_to_position = {OPEN}",
+                               (agreement_id, incident_id))
             if not rows:
                 return None
             return position, self.facts_at(tx, rows, evaluated_at, position)[0]
@@ -271,7 +273,8 @@ class SlaReadModel:
         with self.db.snapshot() as tx:
             position = read_position(tx, NAME)[0]
             sql = (f"SELECT i.incident_id, i.agreement_id, i.facts FROM {tx.table('sla_incident')} i "
-                   f"WHERE i.incident_id IN (SELECT c.incident_id FROM {tx.table('sla_clock')} c "
+                   f"WHERE (i.agreement_id, i.incident_id) IN (SELECT c.agreement_id, c.incident_id "
+                   f"FROM {tx.table('sla_clock')} c "
                    f"WHERE c.settled_from IS NULL AND c.valid_to_position = {OPEN}")
             params: tuple[Any, ...] = ()
             if agreement_id is not None:

@@ -123,7 +123,7 @@ def test_herts_scenario_event_by_event(service: LedgerService, store: EventStore
         assert event.submitted_by == LOCAL_ADMIN.name
         assert event.agreement_id == AGREEMENT
         assert event.recorded_at == parse_instant("2026-11-05T00:00:00Z")
-    assert store.lookup_event_ids([data["events"][i]["event_id"] for i in (34, 45)]) == {}
+    assert store.lookup_event_ids([(AGREEMENT, data["events"][i]["event_id"]) for i in (34, 45)]) == {}
 
     # The reads agree, and every stored incident is valid as a whole.
     assert service.agreement_ids(LOCAL_ADMIN) == [AGREEMENT]
@@ -162,9 +162,9 @@ def test_batch_with_one_invalid_event_stores_nothing(service: LedgerService, sto
     assert info.value.rule == "not_paused"
     assert info.value.index == 3
     assert store.max_position() == before
-    assert store.lookup_event_ids([e.event_id for e in batch]) == {}
-    assert store.load_stream(incident_stream("INC-2")) == []
-    assert [e.event_id for e in store.load_stream(incident_stream("INC-1"))] == ["o-1"]
+    assert store.lookup_event_ids([(e.agreement_id or AGREEMENT, e.event_id) for e in batch]) == {}
+    assert store.load_stream(incident_stream(AGREEMENT, "INC-2")) == []
+    assert [e.event_id for e in store.load_stream(incident_stream(AGREEMENT, "INC-1"))] == ["o-1"]
     assert service.incident_ids(LOCAL_ADMIN, AGREEMENT) == ["INC-1"]
     # The service's cache was not polluted: the valid part appends cleanly.
     results = service.append(LOCAL_ADMIN, batch[:3])
@@ -299,14 +299,14 @@ def test_concurrent_writers_to_one_incident(database_url: str, clock: Callable[[
     def writer(n: int) -> None:
         try:
             service, store = services[n], stores[n]
-            service.streams.get("incident:INC-X")  # both writers start from version 1
+            service.streams.get(f"incident:{AGREEMENT}/INC-X")  # both writers start from version 1
             store.gate_next_append()
             for event in series[n]:
                 (result,) = append_retrying(service, LOCAL_ADMIN, [event])
                 assert not result.duplicate
                 results[n][result.event_id] = result.position
             barrier.wait(timeout=60)  # both series are in
-            service.streams.get("incident:INC-X")
+            service.streams.get(f"incident:{AGREEMENT}/INC-X")
             store.gate_next_append()
             try:
                 (final_outcome[n],) = append_retrying(service, LOCAL_ADMIN, [finals[n]])
@@ -336,7 +336,7 @@ def test_concurrent_writers_to_one_incident(database_url: str, clock: Callable[[
         check = open_store(database_url)
         try:
             log = assert_gap_free(check)
-            stream = check.load_stream(incident_stream("INC-X"))
+            stream = check.load_stream(incident_stream(AGREEMENT, "INC-X"))
             by_id = {e.event_id: e.position for e in stream}
             # No event lost: every acknowledged position holds that event.
             acknowledged = {**results[0], **results[1], winners[0].event_id: winners[0].position}
@@ -364,7 +364,7 @@ def test_stale_cache_conflict_is_retried_with_fresh_state(database_url: str,
         b = LedgerService(b_store, clock)
         register_herts(a)
         a.append(LOCAL_ADMIN, [opened("open", "INC-S")])
-        assert len(a.streams.get("incident:INC-S")) == 1  # cached at version 1
+        assert len(a.streams.get(f"incident:{AGREEMENT}/INC-S")) == 1  # cached at version 1
         b.append(LOCAL_ADMIN, [incident_event("p-b", "INC-S", "clock_paused",
                                               "2026-10-10T10:00:00Z", "herts")])
         # A's valid-looking (against its stale cache) pause is refused after the reload.
@@ -376,7 +376,7 @@ def test_stale_cache_conflict_is_retried_with_fresh_state(database_url: str,
         (resumed,) = a.append(LOCAL_ADMIN, [incident_event("r-a", "INC-S", "clock_resumed",
                                                           "2026-10-10T11:00:00Z", "herts")])
         assert resumed.position == 4
-        assert [e.event_id for e in b.store.load_stream(incident_stream("INC-S"))] == [
+        assert [e.event_id for e in b.store.load_stream(incident_stream(AGREEMENT, "INC-S"))] == [
             "open", "p-b", "r-a"]
         assert_gap_free(b_store)
     finally:
@@ -454,7 +454,11 @@ def test_foreign_provider_gets_not_found_for_the_agreement(
                                                    "2026-10-10T09:10:00Z", "globex")])
         else:
             parties.visible_agreement(GLOBEX, AGREEMENT)
-    assert (info.value.kind, info.value.ident) == ("agreement", AGREEMENT)
+    # Reading 28: an agreement it cannot see is answered as one that does not
+    # exist; an incident not named with its agreement is looked up among the
+    # globex's own agreements, where it does not exist.
+    expected = ("incident", "INC-1") if attempt == "respond" else ("agreement", AGREEMENT)
+    assert (info.value.kind, info.value.ident) == expected
     assert store.max_position() == before
     # Its existence is not disclosed elsewhere either.
     assert parties.agreement_ids(GLOBEX) == ["acme-desk"]

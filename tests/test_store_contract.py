@@ -38,7 +38,7 @@ def event(event_id: str, incident: str = "INC-1", agreement: str = "agr-a", minu
 def write(events: list[ev.LedgerEvent], expected_version: int) -> StreamWrite:
     first = events[0]
     if first.incident_id:
-        name, stream = f"incident:{first.incident_id}", incident_stream(first.incident_id)
+        name, stream = f"incident:{first.incident_id}", incident_stream(first.agreement_id, first.incident_id)
     else:
         name, stream = f"agreement:{first.agreement_id}", agreement_stream(first.agreement_id)
     return StreamWrite(name, stream, expected_version, tuple(events),
@@ -84,15 +84,15 @@ def test_positions_are_gap_free_across_streams_and_conflicts(store: EventStore) 
     log = store.read_log(0)
     assert positions(log) == [1, 2, 3, 4, 5, 6]
     assert [e.event_id for e in log] == ["a1", "a2", "b1", "a3", "c1", "b2"]
-    assert positions(store.load_stream(incident_stream("INC-A"))) == [1, 2, 4]
-    assert positions(store.load_stream(incident_stream("INC-B"))) == [3, 6]
+    assert positions(store.load_stream(incident_stream("agr-a", "INC-A"))) == [1, 2, 4]
+    assert positions(store.load_stream(incident_stream("agr-a", "INC-B"))) == [3, 6]
     assert [r[0] for r in log_rows(store)] == [1, 2, 3, 4, 5, 6]
 
 
 def test_stored_event_round_trips_with_position_and_recorded_at(store: EventStore) -> None:
     original = event("e1", "INC-A", payload=ev.Opened("svc", "P2", "bt", reporter="alice"))
     store.append([write([original], 0)], T0 + 7)
-    (stored,) = store.load_stream(incident_stream("INC-A"))
+    (stored,) = store.load_stream(incident_stream("agr-a", "INC-A"))
     assert stored == ev.LedgerEvent(
         event_id="e1", agreement_id="agr-a", incident_id="INC-A", occurred_at=T0, actor="bt",
         payload=ev.Opened("svc", "P2", "bt", reporter="alice"), position=1,
@@ -104,13 +104,13 @@ def test_stored_event_round_trips_with_position_and_recorded_at(store: EventStor
 def test_version_conflict_stores_nothing(store: EventStore) -> None:
     store.append([write([event("a1", "INC-A")], 0)], T0)
     before_log = log_rows(store)
-    before_raw = raw_state(store, incident_stream("INC-A"))
+    before_raw = raw_state(store, incident_stream("agr-a", "INC-A"))
     with pytest.raises(VersionConflict):
         store.append([write([event("x1", "INC-A", minute=1), event("x2", "INC-A", minute=2)], 0)],
                      T0 + MINUTE)
     assert log_rows(store) == before_log
-    assert raw_state(store, incident_stream("INC-A")) == before_raw
-    assert store.lookup_event_ids(["x1", "x2"]) == {}
+    assert raw_state(store, incident_stream("agr-a", "INC-A")) == before_raw
+    assert store.lookup_event_ids([("agr-a", "x1"), ("agr-a", "x2")]) == {}
     assert store.max_position() == 1
     assert store.position_recorded_by(T0 + MINUTE) == 1
 
@@ -123,9 +123,9 @@ def test_multi_stream_batch_is_atomic(store: EventStore) -> None:
     ]
     with pytest.raises(VersionConflict):
         store.append(batch, T0)
-    assert store.load_stream(incident_stream("INC-B")) == []
-    assert raw_state(store, incident_stream("INC-B")) == []
-    assert store.lookup_event_ids(["b1", "b2", "a-stale"]) == {}
+    assert store.load_stream(incident_stream("agr-a", "INC-B")) == []
+    assert raw_state(store, incident_stream("agr-a", "INC-B")) == []
+    assert store.lookup_event_ids([("agr-a", i) for i in ("b1", "b2", "a-stale")]) == {}
     assert store.stream_names("incident:") == ["incident:INC-A"]
     assert store.max_position() == 1
     # The first stream's write is still possible afterwards, at the next position.
@@ -136,8 +136,8 @@ def test_batch_with_event_id_taken_in_second_stream_is_atomic(store: EventStore)
     store.append([write([event("a1", "INC-A")], 0)], T0)
     with pytest.raises(VersionConflict):
         store.append([write([event("b1", "INC-B")], 0), write([event("a1", "INC-C")], 0)], T0)
-    assert store.load_stream(incident_stream("INC-B")) == []
-    assert store.load_stream(incident_stream("INC-C")) == []
+    assert store.load_stream(incident_stream("agr-a", "INC-B")) == []
+    assert store.load_stream(incident_stream("agr-a", "INC-C")) == []
     assert store.max_position() == 1
 
 
@@ -153,9 +153,11 @@ def test_idempotency_keys_survive_reopening(database_url: str) -> None:
         store.close()
     reopened = open_store(database_url)
     try:
-        assert reopened.lookup_event_ids(["k1", "k2", "unknown", "k1"]) == {
-            "k1": (content_hash(first), 1),
-            "k2": (content_hash(second), 2),
+        keys = [("agr-a", "k1"), ("agr-b", "k2"), ("agr-a", "unknown"), ("agr-a", "k1"),
+                ("agr-b", "k1")]  # ids are scoped by agreement (reading 28)
+        assert reopened.lookup_event_ids(keys) == {
+            ("agr-a", "k1"): (content_hash(first), 1),
+            ("agr-b", "k2"): (content_hash(second), 2),
         }
         # Still enforced after reopening: the key cannot be stored again...
         with pytest.raises(VersionConflict):
@@ -169,10 +171,10 @@ def test_idempotency_keys_survive_reopening(database_url: str) -> None:
 def test_lookup_event_ids_handles_many_ids(store: EventStore) -> None:
     events = [event(f"id-{i:04d}", "INC-A", minute=i) for i in range(1200)]
     store.append([write(events, 0)], T0)
-    found = store.lookup_event_ids([e.event_id for e in events] + ["missing"])
+    found = store.lookup_event_ids([("agr-a", e.event_id) for e in events] + [("agr-a", "missing")])
     assert len(found) == 1200
-    assert found["id-0000"] == (content_hash(events[0]), 1)
-    assert found["id-1199"] == (content_hash(events[1199]), 1200)
+    assert found[("agr-a", "id-0000")] == (content_hash(events[0]), 1)
+    assert found[("agr-a", "id-1199")] == (content_hash(events[1199]), 1200)
 
 
 # -- reads --------------------------------------------------------------------
@@ -264,7 +266,7 @@ def test_position_recorded_by_with_batches_sharing_an_instant(store: EventStore)
 def test_stored_events_are_never_updated(store: EventStore) -> None:
     original = event("e1", "INC-A", payload=ev.Resolved(root_cause="bt"))
     store.append([write([original], 0)], T0)
-    before_raw = raw_state(store, incident_stream("INC-A"))
+    before_raw = raw_state(store, incident_stream("agr-a", "INC-A"))
     before_log = log_rows(store)
     changed = event("e1", "INC-A", payload=ev.Resolved(root_cause="hp"))
     assert content_hash(changed) != content_hash(original)
@@ -278,10 +280,10 @@ def test_stored_events_are_never_updated(store: EventStore) -> None:
     # Same event_id appended after the original in its own stream: refused.
     with pytest.raises(VersionConflict):
         store.append([write([changed], 1)], T0 + MINUTE)
-    assert raw_state(store, incident_stream("INC-A")) == before_raw
-    assert raw_state(store, incident_stream("INC-B")) == []
+    assert raw_state(store, incident_stream("agr-a", "INC-A")) == before_raw
+    assert raw_state(store, incident_stream("agr-a", "INC-B")) == []
     assert log_rows(store) == before_log
-    assert store.lookup_event_ids(["e1"]) == {"e1": (content_hash(original), 1)}
-    (stored,) = store.load_stream(incident_stream("INC-A"))
+    assert store.lookup_event_ids([("agr-a", "e1")]) == {("agr-a", "e1"): (content_hash(original), 1)}
+    (stored,) = store.load_stream(incident_stream("agr-a", "INC-A"))
     assert stored.payload == ev.Resolved(root_cause="bt")
     assert stored.recorded_at == T0

@@ -39,8 +39,21 @@ def stream_uuid(kind: str, ident: str) -> uuid.UUID:
     return uuid.uuid5(_NAMESPACE, f"{kind}:{ident}")
 
 
-def incident_stream(incident_id: str) -> uuid.UUID:
-    return stream_uuid("incident", incident_id)
+def incident_name(agreement_id: str, incident_id: str) -> str:
+    """An incident's stream name: ids are scoped by agreement (reading 28; ids
+    cannot hold "/"). ``ledger_log.stream`` keeps ``incident:ID`` (``log_stream``)."""
+    return f"incident:{agreement_id}/{incident_id}"
+
+
+def incident_stream(agreement_id: str, incident_id: str) -> uuid.UUID:
+    return stream_for(incident_name(agreement_id, incident_id))
+
+
+def log_stream(name: str) -> str:
+    """The ``ledger_log.stream`` value of a stream name (rows carry their agreement)."""
+    if name.startswith("incident:") and "/" in name:
+        return "incident:" + name.split("/", 1)[1]
+    return name
 
 
 def agreement_stream(agreement_id: str) -> uuid.UUID:
@@ -194,22 +207,47 @@ class EventStore:
         )
         return int(rows[0][0])
 
-    def lookup_event_ids(self, event_ids: Sequence[str]) -> dict[str, tuple[str, int]]:
-        """event_id -> (content_hash, position) for the ids already stored."""
-        found: dict[str, tuple[str, int]] = {}
+    def lookup_event_ids(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], tuple[str, int]]:
+        """(agreement_id, event_id) -> (content_hash, position) for the ids already
+        stored: event ids are unique within their agreement (reading 28)."""
+        found: dict[tuple[str, str], tuple[str, int]] = {}
+        by_agreement: dict[str, list[str]] = {}
         # An id holding NUL was never stored (validation refuses it), and
         # PostgreSQL cannot even compare one: asking would fail, not miss.
-        ids = [i for i in dict.fromkeys(event_ids) if "\x00" not in i]
-        for start in range(0, len(ids), 500):
-            chunk = ids[start : start + 500]
-            marks = ",".join("?" * len(chunk))
-            for event_id, digest, position in self.query(
-                f"SELECT event_id, content_hash, position FROM {self.log_table} "
-                f"WHERE event_id IN ({marks})",
-                chunk,
-            ):
-                found[str(event_id)] = (str(digest), int(position))
+        for agreement_id, event_id in dict.fromkeys(keys):
+            if "\x00" not in event_id and "\x00" not in agreement_id:
+                by_agreement.setdefault(agreement_id, []).append(event_id)
+        for agreement_id, ids in by_agreement.items():
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                for event_id, digest, position in self.query(
+                    f"SELECT event_id, content_hash, position FROM {self.log_table} "
+                    f"WHERE agreement_id = ? AND event_id IN ({marks})",
+                    [agreement_id, *chunk],
+                ):
+                    found[(agreement_id, str(event_id))] = (str(digest), int(position))
         return found
+
+    def find_event(self, event_id: str) -> list[tuple[str, int]]:
+        """(agreement_id, position) of every stored event with this id."""
+        if "\x00" in event_id:
+            return []
+        rows = self.query(f"SELECT agreement_id, position FROM {self.log_table} WHERE event_id = ?",
+                          (event_id,))
+        return [(str(a), int(p)) for a, p in rows]
+
+    def incident_agreements(self, incident_ids: Sequence[str]) -> dict[str, set[str]]:
+        """incident_id -> the agreements holding an incident with that id."""
+        out: dict[str, set[str]] = {}
+        ids = [i for i in dict.fromkeys(incident_ids) if "\x00" not in i]
+        for start in range(0, len(ids), 500):
+            chunk = [f"incident:{i}" for i in ids[start:start + 500]]
+            for stream, agreement_id in self.query(
+                    f"SELECT DISTINCT stream, agreement_id FROM {self.log_table} "
+                    f"WHERE stream IN ({','.join('?' * len(chunk))})", chunk):
+                out.setdefault(str(stream).split(":", 1)[1], set()).add(str(agreement_id))
+        return out
 
     def stream_names(self, prefix: str, agreement_id: str | None = None) -> list[str]:
         """Distinct stream names ("incident:ID", "agreement:ID") in name order."""
@@ -240,7 +278,7 @@ class EventStore:
                     topic=f"ledger.v1/{event.type}",
                     state=encode_state(replace(event, recorded_at=recorded_at)),
                 )
-                rows.append(LogRow(stored, event.event_id, digest, write.name,
+                rows.append(LogRow(stored, event.event_id, digest, log_stream(write.name),
                                    event.agreement_id))
         if not rows:
             return []
@@ -300,7 +338,7 @@ def open_store(url: str) -> EventStore:
 
         parent = os.path.dirname(os.path.abspath(path))
         os.makedirs(parent, exist_ok=True)
-        return EventStore(make_sqlite_recorder(path), url)
+        return _migrated(EventStore(make_sqlite_recorder(path), url))
     if parsed.scheme in ("postgresql", "postgres"):
         options = parse_qs(parsed.query)
         schema = options.get("schema", ["public"])[0]
@@ -315,5 +353,16 @@ def open_store(url: str) -> EventStore:
             statement_timeout=float(options.get("statement_timeout", ["30"])[0]),
             idle_in_transaction_timeout=float(options.get("idle_in_transaction_timeout", ["10"])[0]),
         )
-        return EventStore(recorder, url)
+        return _migrated(EventStore(recorder, url))
     raise ValueError(f"unsupported database URL {url!r}: use sqlite:///path or postgresql://...")
+
+
+def _migrated(store: EventStore) -> EventStore:
+    from ledger.adapters.migrations import migrate
+
+    try:
+        migrate(store)
+    except BaseException:
+        store.close()
+        raise
+    return store

@@ -19,11 +19,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from ledger.adapters.eventstore import StreamWrite, stream_for
+from ledger.adapters.eventstore import StreamWrite, incident_name, stream_for
 from ledger.domain import events as ev
 from ledger.domain.access import Principal
 from ledger.domain.agreements import AgreementHistory
-from ledger.domain.errors import AlreadyExists, DomainError, InvalidArgument, NotFound
+from ledger.domain.errors import AlreadyExists, DomainError, NotFound
 from ledger.domain.validation import check_incident_event, check_maintenance_event
 
 #: Pending events sort after every stored one on the timeline.
@@ -38,9 +38,16 @@ class AppendResult:
 
 
 def stream_name(event: ev.LedgerEvent) -> str:
+    """The event's stream; an incident event's agreement is known by now
+    (given, or resolved by LedgerService before the group is checked)."""
     if event.incident_id:
-        return f"incident:{event.incident_id}"
+        return incident_name(event.agreement_id, event.incident_id)
     return f"agreement:{event.agreement_id}"
+
+
+def key_of(event: ev.LedgerEvent) -> tuple[str, str]:
+    """An event id is unique within its agreement (reading 28)."""
+    return (event.agreement_id, event.event_id)
 
 
 class Histories(Protocol):
@@ -56,7 +63,7 @@ class CallPlan:
     # Per event: "" = store it; "stored" = duplicate of a stored event;
     # "group" = duplicate of an event stored by this group (this call or an earlier one).
     kinds: list[str]
-    known: dict[str, int] = field(default_factory=dict)
+    known: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 @dataclass
@@ -64,12 +71,13 @@ class Group:
     """The state of one group while its calls are checked in arrival order."""
 
     base: dict[str, list[ev.LedgerEvent]]
-    known: dict[str, tuple[str, int]]
+    known: dict[tuple[str, str], tuple[str, int]]
     now: int
     max_skew: int
     history_of: Histories
     pending: dict[str, list[ev.LedgerEvent]] = field(default_factory=dict)
-    hashes: dict[str, str] = field(default_factory=dict)  # event_id -> hash, stored by the group
+    # (agreement, event_id) -> hash, stored by the group
+    hashes: dict[tuple[str, str], str] = field(default_factory=dict)
     read_only: set[str] = field(default_factory=set)  # streams validated against, not written
     plans: dict[int, CallPlan] = field(default_factory=dict)
 
@@ -77,13 +85,14 @@ class Group:
                    hash_of: Callable[[ev.LedgerEvent], str]) -> None:
         """Plans the call or raises the rule it breaks (leaving the group as it was)."""
         pending: dict[str, list[ev.LedgerEvent]] = {}
-        hashes: dict[str, str] = {}
+        hashes: dict[tuple[str, str], str] = {}
         read: set[str] = set()
         plan = CallPlan([], [], [])
         for index, event in enumerate(events):
             digest = hash_of(event)
-            if event.event_id in self.known:
-                stored_hash, position = self.known[event.event_id]
+            key_ = key_of(event)
+            if key_ in self.known:
+                stored_hash, position = self.known[key_]
                 if stored_hash != digest:
                     raise AlreadyExists(
                         f"events[{index}]: event_id {event.event_id!r} is already stored at "
@@ -91,12 +100,12 @@ class Group:
                 plan.events.append(event)
                 plan.hashes.append(digest)
                 plan.kinds.append("stored")
-                plan.known[event.event_id] = position
+                plan.known[key_] = position
                 continue
-            earlier = hashes.get(event.event_id) or self.hashes.get(event.event_id)
+            earlier = hashes.get(key_) or self.hashes.get(key_)
             if earlier is not None:
                 if earlier != digest:
-                    where = "batch" if event.event_id in hashes else "group"
+                    where = "batch" if key_ in hashes else "group"
                     raise AlreadyExists(
                         f"events[{index}]: event_id {event.event_id!r} appears twice in the "
                         f"{where} with different content", index)
@@ -105,7 +114,7 @@ class Group:
                 plan.kinds.append("group")
                 continue
             checked = self._check(principal, index, event, pending, read)
-            hashes[event.event_id] = digest
+            hashes[key_] = digest
             pending.setdefault(stream_name(checked), []).append(checked)
             plan.events.append(checked)
             plan.hashes.append(digest)
@@ -124,19 +133,12 @@ class Group:
             history = self._agreement(principal, event.agreement_id, read)
             check_maintenance_event(history, event, now=self.now, max_skew=self.max_skew)
             return event
-        if isinstance(event.payload, ev.Opened):
-            agreement_id = event.agreement_id
-        else:
-            opened = next((e for e in stored if isinstance(e.payload, ev.Opened)), None)
-            if opened is None:
-                raise NotFound("incident", event.incident_id)
-            agreement_id = opened.agreement_id
-            if event.agreement_id and event.agreement_id != agreement_id:
-                raise InvalidArgument(
-                    f"events[{index}].agreement_id",
-                    f"incident {event.incident_id!r} belongs to {agreement_id!r}")
-            event = replace(event, agreement_id=agreement_id)
-        history = self._agreement(principal, agreement_id, read)
+        # The agreement first: one the caller cannot see answers exactly as
+        # one that does not exist, whatever incidents it holds (reading 28).
+        history = self._agreement(principal, event.agreement_id, read)
+        if not isinstance(event.payload, ev.Opened) and \
+                not any(isinstance(e.payload, ev.Opened) for e in stored):
+            raise NotFound("incident", event.incident_id)
         provisional = [
             e if e.position else replace(e, position=PROVISIONAL + i) for i, e in enumerate(stored)
         ]
@@ -182,10 +184,10 @@ class Group:
         return {name: len(self.base.get(name, [])) for name in self.read_only
                 if name not in self.pending}
 
-    def results(self, key: int, positions: dict[str, int]) -> list[AppendResult]:
+    def results(self, key: int, positions: dict[tuple[str, str], int]) -> list[AppendResult]:
         plan = self.plans[key]
         return [
-            AppendResult(event.event_id, plan.known[event.event_id], True) if kind == "stored"
-            else AppendResult(event.event_id, positions[event.event_id], kind == "group")
+            AppendResult(event.event_id, plan.known[key_of(event)], True) if kind == "stored"
+            else AppendResult(event.event_id, positions[key_of(event)], kind == "group")
             for event, kind in zip(plan.events, plan.kinds, strict=True)
         ]

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from ledger.adapters.eventstore import EventStore
 from ledger.application.integrity import Integrity
 from ledger.application.ledger_service import LedgerService
+from ledger.application.scoping import visible_agreement_of
 from ledger.audit.leaf import leaf_bytes
 from ledger.audit.tlog import InclusionProof, SignedCheckpoint
 from ledger.domain.access import Principal
@@ -74,14 +75,11 @@ class AuditService:
         return self.log.sign(now) if self.log.due(now, interval) else None
 
     def inclusion_proof(self, principal: Principal, *, position: int = 0, event_id: str = "",
-                        tree_size: int = 0) -> ProvenEvent:
+                        tree_size: int = 0, agreement_id: str = "") -> ProvenEvent:
         if tree_size < 0:
             raise InvalidArgument("tree_size", "must not be negative (0: the latest checkpoint)")
         if event_id:
-            found = self.store.lookup_event_ids([event_id]).get(event_id)
-            if found is None:
-                raise NotFound("event", event_id)
-            position = found[1]
+            position = self._event_position(principal, event_id, agreement_id)
         elif position < 1:
             raise InvalidArgument("position", f"positions start at 1, got {position}")
         label = event_id or f"position {position}"
@@ -96,6 +94,13 @@ class AuditService:
             raise NotFound("event", label)
         proof = self.log.inclusion_proof(position, tree_size)
         return ProvenEvent(proof, leaf_bytes(stored[0]))
+
+    def _event_position(self, principal: Principal, event_id: str, agreement_id: str) -> int:
+        """Event ids are scoped by agreement (reading 28): the one the caller
+        may see, in the agreement given if any; unseen is NOT_FOUND."""
+        found = {agreement: position for agreement, position in self.store.find_event(event_id)
+                 if not agreement_id or agreement == agreement_id}
+        return found[visible_agreement_of(principal, "event", event_id, found, self.ledger.agreement)]
 
     def consistency_proof(self, first: int, second: int = 0) -> tuple[int, int, tuple[bytes, ...]]:
         if first < 0:

@@ -20,10 +20,13 @@ from ledger.adapters.eventstore import (
     EventStore,
     StreamWrite,
     VersionConflict,
+    incident_name,
     stream_for,
 )
 from ledger.application.agreements import history_from_events
-from ledger.application.appends import AppendResult, Group, stream_name
+from ledger.application.amendments import check_stored_timelines
+from ledger.application.appends import AppendResult, Group, key_of, stream_name
+from ledger.application.scoping import visible_agreement_of
 from ledger.domain import events as ev
 from ledger.domain.access import Principal
 from ledger.domain.agreements import AgreementHistory, AgreementTerms, TermsChanges
@@ -35,6 +38,7 @@ from ledger.domain.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
+    quote,
 )
 from ledger.domain.instants import MICROS_PER_MINUTE
 from ledger.domain.validation import check_amendment
@@ -168,6 +172,7 @@ class LedgerService:
                 history = history_from_events(event.agreement_id, stored)
                 assert history is not None
                 check_amendment(history, event)
+                check_stored_timelines(self.store, history, stored, event, self.max_skew)
             write = StreamWrite(name, stream_for(name), len(stored), (event,),
                                 (content_hash(event),))
             try:
@@ -191,12 +196,17 @@ class LedgerService:
         """AppendEvents with validate_only: the checks and answers of an
         append of these events now (position 0 for what would be stored),
         storing nothing. Streams are read, never presumed new."""
-        prepared = self._prepare(principal, events)
-        known = self.store.lookup_event_ids([e.event_id for e in prepared]) if prepared else {}
+        calls = {0: self._prepare(principal, events)}
+        outcomes: list[list[AppendResult] | DomainError] = [[]]
+        self._resolve_agreements(calls, outcomes)
+        if isinstance(outcomes[0], DomainError):
+            raise outcomes[0]
+        prepared = calls[0]
+        known = self.store.lookup_event_ids([key_of(e) for e in prepared]) if prepared else {}
         group = Group(self._streams_for(prepared, careful=True), known, self.clock(), self.max_skew,
                       self._history)
         group.check_call(0, principal, prepared, content_hash)
-        return group.results(0, dict.fromkeys((e.event_id for e in prepared), 0))
+        return group.results(0, dict.fromkeys((key_of(e) for e in prepared), 0))
 
     def append_group(
         self, calls: Sequence[tuple[Principal, Sequence[ev.LedgerEvent]]],
@@ -213,6 +223,7 @@ class LedgerService:
                 outcomes.append([])
             except DomainError as exc:
                 outcomes.append(exc)
+        self._resolve_agreements(prepared, outcomes)
         for attempt in range(MAX_ATTEMPTS):
             answers: dict[int, list[AppendResult] | DomainError] = {}
             try:
@@ -237,11 +248,11 @@ class LedgerService:
         return outcomes
 
     def _duplicate_of(self, events: Sequence[ev.LedgerEvent]) -> list[AppendResult]:
-        known = self.store.lookup_event_ids([e.event_id for e in events])
+        known = self.store.lookup_event_ids([key_of(e) for e in events])
         results = []
         for index, event in enumerate(events):
-            if event.event_id in known:
-                digest, position = known[event.event_id]
+            if key_of(event) in known:
+                digest, position = known[key_of(event)]
                 if digest != content_hash(event):
                     raise AlreadyExists(
                         f"events[{index}]: event_id {event.event_id!r} is already stored at "
@@ -271,7 +282,7 @@ class LedgerService:
         outcomes: dict[int, list[AppendResult] | DomainError], *, careful: bool,
     ) -> None:
         every = [e for events in prepared.values() for e in events]
-        known = self.store.lookup_event_ids([e.event_id for e in every]) if every else {}
+        known = self.store.lookup_event_ids([key_of(e) for e in every]) if every else {}
         base = self._streams_for(every, careful=careful)
         group = Group(base, known, self.clock(), self.max_skew, self._history)
         for key, events in prepared.items():
@@ -287,8 +298,8 @@ class LedgerService:
             except VersionConflict:
                 self.streams.forget([*group.pending, *group.read_only])
                 raise
-        by_event = {w.events[0].event_id: p for w, p in zip(writes, positions, strict=True)}
-        self._stored([(name, base.get(name, []), new, [by_event[e.event_id] for e in new])
+        by_event = {key_of(w.events[0]): p for w, p in zip(writes, positions, strict=True)}
+        self._stored([(name, base.get(name, []), new, [by_event[key_of(e)] for e in new])
                       for name, new in group.pending.items()])
         for key in group.plans:
             outcomes[key] = group.results(key, by_event)
@@ -352,13 +363,64 @@ class LedgerService:
         if self.on_stored is not None and stored_all:
             self.on_stored(sorted(stored_all, key=lambda e: e.position))
 
+    def _resolve_agreements(self, prepared: dict[int, list[ev.LedgerEvent]],
+                            outcomes: list[list[AppendResult] | DomainError]) -> None:
+        """Reading 28: an incident event that does not name its agreement
+        belongs to the one, among the agreements its actor is a party of,
+        holding that incident (stored, or opened earlier in the same call).
+        None is NOT_FOUND (the same answer as for an id that exists nowhere);
+        two are ambiguous. One look-up for the whole group."""
+        missing = sorted({e.incident_id for events in prepared.values() for e in events
+                          if e.incident_id and not e.agreement_id})
+        if not missing:
+            return
+        stored = self.store.incident_agreements(missing)
+        for key, events in list(prepared.items()):
+            opened: dict[str, set[str]] = {}
+            resolved = []
+            try:
+                for index, given in enumerate(events):
+                    event = given
+                    if isinstance(event.payload, ev.Opened) and event.agreement_id:
+                        opened.setdefault(event.incident_id, set()).add(event.agreement_id)
+                    if event.incident_id and not event.agreement_id:
+                        event = replace(event, agreement_id=self._agreement_of(
+                            index, event, stored.get(event.incident_id, set()) |
+                            opened.get(event.incident_id, set())))
+                    resolved.append(event)
+            except DomainError as exc:
+                outcomes[key] = exc
+                del prepared[key]
+                continue
+            prepared[key] = resolved
+
+    def _agreement_of(self, index: int, event: ev.LedgerEvent, candidates: set[str]) -> str:
+        mine = sorted(a for a in candidates
+                      if (h := self.agreement(a)) is not None and event.actor in h.parties())
+        if not mine:
+            raise NotFound("incident", event.incident_id)
+        if len(mine) > 1:
+            raise InvalidArgument(f"events[{index}].agreement_id",
+                                  f"incident {quote(event.incident_id)} exists in more than one "
+                                  f"agreement of {quote(event.actor)}: name its agreement")
+        return mine[0]
+
     # -- reads -----------------------------------------------------------------
-    def incident_events(self, principal: Principal, incident_id: str) -> list[ev.LedgerEvent]:
-        events = self.streams.get(f"incident:{incident_id}")
+    def incident_agreement(self, principal: Principal, incident_id: str,
+                           agreement_id: str = "") -> str:
+        """The agreement of the incident a caller names (reading 28): the one
+        given, or the only one the caller may see that holds the id. Anything
+        the caller cannot see is NOT_FOUND, exactly like an id that does not
+        exist."""
+        candidates = {agreement_id} if agreement_id else \
+            self.store.incident_agreements([incident_id]).get(incident_id, set())
+        return visible_agreement_of(principal, "incident", incident_id, candidates, self.agreement)
+
+    def incident_events(self, principal: Principal, incident_id: str,
+                        agreement_id: str = "") -> list[ev.LedgerEvent]:
+        agreement_id = self.incident_agreement(principal, incident_id, agreement_id)
+        events = self.streams.get(incident_name(agreement_id, incident_id))
         if not events:
-            raise NotFound("incident", incident_id)
-        history = self.agreement(events[0].agreement_id)
-        if history is None or not principal.may_see(history.parties()):
             raise NotFound("incident", incident_id)
         return events
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from ledger.adapters.eventstore import EventStore, incident_stream
 from ledger.application.agreements import history_from_events, load_history
+from ledger.application.scoping import visible_agreement_of
 from ledger.domain import events as ev
 from ledger.domain.access import Principal
 from ledger.domain.agreements import AgreementHistory
@@ -160,11 +161,12 @@ class ReportService:
         return compute_downtime_timeline(history, incidents, period, when, upto)
 
     def incident_view(self, principal: Principal, incident_id: str, evaluated_at: int | None,
-                      cut: Cut | None) -> dict[str, Any]:
+                      cut: Cut | None, agreement_id: str = "") -> dict[str, Any]:
         when = self.clock() if evaluated_at is None else evaluated_at
+        agreement_id = self._incident_agreement(principal, incident_id, agreement_id)
         model = self._model(cut)
         if model is not None:
-            found = model.incident_facts(incident_id, when)
+            found = model.incident_facts(incident_id, when, agreement_id)
             if found is None:
                 raise NotFound("incident", incident_id)
             position, facts = found
@@ -173,13 +175,23 @@ class ReportService:
                 raise NotFound("incident", incident_id)
             return incident_view(cut_history(history, position), facts, when, position)
         upto, _ = self.resolve_cut(cut)
-        stream = [e for e in self.store.load_stream(incident_stream(incident_id)) if e.position <= upto]
+        stream = [e for e in self.store.load_stream(incident_stream(agreement_id, incident_id))
+                  if e.position <= upto]
         if not stream:
             raise NotFound("incident", incident_id)
         history = self._history(stream[0].agreement_id, upto)
         if history is None or not principal.may_see(history.parties()):
             raise NotFound("incident", incident_id)
         return compute_incident_view(history, stream, when, upto)
+
+    def _incident_agreement(self, principal: Principal, incident_id: str, agreement_id: str) -> str:
+        """Reading 28: the agreement given, or the only one the caller may see
+        holding the id; whatever the caller cannot see is NOT_FOUND."""
+        candidates = {agreement_id} if agreement_id else \
+            self.store.incident_agreements([incident_id]).get(incident_id, set())
+        head = self.store.max_position()
+        return visible_agreement_of(principal, "incident", incident_id, candidates,
+                                    lambda a: self._history(a, head))
 
     def clocks_at_risk(self, principal: Principal, agreement_id: str | None,
                        evaluated_at: int | None) -> list[dict[str, Any]]:

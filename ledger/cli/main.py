@@ -86,6 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     incident = sub.add_parser("incident", help="show an incident (timeline, or SLA clocks as JSON)")
     incident.add_argument("incident_id")
+    incident.add_argument("--agreement", help="the incident's agreement (ids are scoped by "
+                          "agreement; needed only when you see the id in more than one)")
     incident.add_argument("--format", choices=("json", "timeline"), default="json")
     incident.add_argument("--evaluated-at", help="RFC 3339 instant (default now)")
     incident.add_argument("--as-recorded-at", help="knowledge cut: ledger position or RFC 3339 instant")

@@ -86,11 +86,12 @@ def cmd_incident(args: argparse.Namespace) -> int:
         if args.format == "timeline":
             from ledger.cli.listing import timeline_dict
 
-            print(json.dumps(timeline_dict(client.get_incident(args.incident_id)), indent=2,
+            print(json.dumps(timeline_dict(client.get_incident(args.incident_id, args.agreement or "")), indent=2,
                              ensure_ascii=False))
             return 0
         position = cut.get("as_recorded_position")
-        view = client.incident_sla(args.incident_id, evaluated_at=evaluated,
+        view = client.incident_sla(args.incident_id, agreement_id=args.agreement or "",
+                                   evaluated_at=evaluated,
                                    as_recorded_position=position)
     print(json.dumps(view, indent=2, ensure_ascii=False))
     return 0

@@ -43,7 +43,8 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         if which is None or (which == "event_id" and not event_id):
             raise InvalidArgument("leaf", "set position or event_id")
         proven = await self.executors.read(lambda: self.audit.inclusion_proof(
-            principal, position=position, event_id=event_id, tree_size=request.tree_size))
+            principal, position=position, event_id=event_id, tree_size=request.tree_size,
+            agreement_id=request.agreement_id))
         proof = proven.proof
         return audit_pb2.GetInclusionProofResponse(
             leaf_index=proof.leaf_index, tree_size=proof.tree_size, hashes=list(proof.hashes),

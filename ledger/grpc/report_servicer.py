@@ -91,7 +91,7 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
         principal = current_principal()
         evaluated, cut = _question(request)
         view = await self.executors.read(lambda: self.reports.incident_view(
-            principal, request.incident_id, evaluated, cut))
+            principal, request.incident_id, evaluated, cut, request.agreement_id))
         return reports_pb2.GetIncidentSlaResponse(incident_json=canonical_json(view))
 
 

@@ -200,7 +200,8 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
     async def GetIncident(self, request: Any, context: Any) -> Any:
         principal = current_principal()
         events = await self.executors.read(
-            lambda: self.service.incident_events(principal, request.incident_id))
+            lambda: self.service.incident_events(principal, request.incident_id,
+                                                 request.agreement_id))
         summary = summarise(events)
         retracted = effective_timeline(events).retracted_ids
         return incidents_pb2.GetIncidentResponse(

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15ledger/v1/audit.proto\x12\tledger.v1\"\'\n\x14GetCheckpointRequest\x12\x0f\n\x07refresh\x18\x01 \x01(\x08\"e\n\x15GetCheckpointResponse\x12\x12\n\ncheckpoint\x18\x01 \x01(\t\x12\x11\n\ttree_size\x18\x02 \x01(\x03\x12\x11\n\troot_hash\x18\x03 \x01(\x0c\x12\x12\n\npublic_key\x18\x04 \x01(\t\"]\n\x18GetInclusionProofRequest\x12\x12\n\x08position\x18\x01 \x01(\x03H\x00\x12\x12\n\x08\x65vent_id\x18\x02 \x01(\tH\x00\x12\x11\n\ttree_size\x18\x03 \x01(\x03\x42\x06\n\x04leaf\"y\n\x19GetInclusionProofResponse\x12\x12\n\nleaf_index\x18\x01 \x01(\x03\x12\x11\n\ttree_size\x18\x02 \x01(\x03\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\x12\x11\n\tleaf_hash\x18\x04 \x01(\x0c\x12\x12\n\nleaf_bytes\x18\x05 \x01(\x0c\"O\n\x1aGetConsistencyProofRequest\x12\x17\n\x0f\x66irst_tree_size\x18\x01 \x01(\x03\x12\x18\n\x10second_tree_size\x18\x02 \x01(\x03\"`\n\x1bGetConsistencyProofResponse\x12\x17\n\x0f\x66irst_tree_size\x18\x01 \x01(\x03\x12\x18\n\x10second_tree_size\x18\x02 \x01(\x03\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\"Q\n\x14GetLeafHashesRequest\x12\x13\n\x0bstart_index\x18\x01 \x01(\x03\x12\x11\n\ttree_size\x18\x02 \x01(\x03\x12\x11\n\tmax_count\x18\x03 \x01(\x05\"T\n\x15GetLeafHashesResponse\x12\x13\n\x0bstart_index\x18\x01 \x01(\x03\x12\x11\n\ttree_size\x18\x02 \x01(\x03\x12\x13\n\x0bleaf_hashes\x18\x03 \x01(\x0c\"g\n\x11ListLeavesRequest\x12\x16\n\x0e\x61\x66ter_position\x18\x01 \x01(\x03\x12\x11\n\ttree_size\x18\x02 \x01(\x03\x12\x14\n\x0c\x61greement_id\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\",\n\x04Leaf\x12\x10\n\x08position\x18\x01 \x01(\x03\x12\x12\n\nleaf_bytes\x18\x02 \x01(\x0c\"_\n\x12ListLeavesResponse\x12\x1f\n\x06leaves\x18\x01 \x03(\x0b\x32\x0f.ledger.v1.Leaf\x12\x15\n\rlast_position\x18\x02 \x01(\x03\x12\x11\n\ttree_size\x18\x03 \x01(\x03\x32\xc7\x03\n\x0c\x41uditService\x12R\n\rGetCheckpoint\x12\x1f.ledger.v1.GetCheckpointRequest\x1a .ledger.v1.GetCheckpointResponse\x12^\n\x11GetInclusionProof\x12#.ledger.v1.GetInclusionProofRequest\x1a$.ledger.v1.GetInclusionProofResponse\x12\x64\n\x13GetConsistencyProof\x12%.ledger.v1.GetConsistencyProofRequest\x1a&.ledger.v1.GetConsistencyProofResponse\x12R\n\rGetLeafHashes\x12\x1f.ledger.v1.GetLeafHashesRequest\x1a .ledger.v1.GetLeafHashesResponse\x12I\n\nListLeaves\x12\x1c.ledger.v1.ListLeavesRequest\x1a\x1d.ledger.v1.ListLeavesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15ledger/v1/audit.proto\x12\tledger.v1\"\'\n\x14GetCheckpointRequest\x12\x0f\n\x07refresh\x18\x01 \x01(\x08\"e\n\x15GetCheckpointResponse\x12\x12\n\ncheckpoint\x18\x01 \x01(\t\x12\x11\n\ttree_size\x18\x02 \x01(\x03\x12\x11\n\troot_hash\x18\x03 \x01(\x0c\x12\x12\n\npublic_key\x18\x04 \x01(\t\"s\n\x18GetInclusionProofRequest\x12\x12\n\x08position\x18\x01 \x01(\x03H\x00\x12\x12\n\x08\x65vent_id\x18\x02 \x01(\tH\x00\x12\x11\n\ttree_size\x18\x03 \x01(\x03\x12\x14\n\x0c\x61greement_id\x18\x04 \x01(\tB\x06\n\x04leaf\"y\n\x19GetInclusionProofResponse\x12\x12\n\nleaf_index\x18\x01 \x01(\x03\x12\x11\n\ttree_size\x18\x02 \x01(\x03\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\x12\x11\n\tleaf_hash\x18\x04 \x01(\x0c\x12\x12\n\nleaf_bytes\x18\x05 \x01(\x0c\"O\n\x1aGetConsistencyProofRequest\x12\x17\n\x0f\x66irst_tree_size\x18\x01 \x01(\x03\x12\x18\n\x10second_tree_size\x18\x02 \x01(\x03\"`\n\x1bGetConsistencyProofResponse\x12\x17\n\x0f\x66irst_tree_size\x18\x01 \x01(\x03\x12\x18\n\x10second_tree_size\x18\x02 \x01(\x03\x12\x0e\n\x06hashes\x18\x03 \x03(\x0c\"Q\n\x14GetLeafHashesRequest\x12\x13\n\x0bstart_index\x18\x01 \x01(\x03\x12\x11\n\ttree_size\x18\x02 \x01(\x03\x12\x11\n\tmax_count\x18\x03 \x01(\x05\"T\n\x15GetLeafHashesResponse\x12\x13\n\x0bstart_index\x18\x01 \x01(\x03\x12\x11\n\ttree_size\x18\x02 \x01(\x03\x12\x13\n\x0bleaf_hashes\x18\x03 \x01(\x0c\"g\n\x11ListLeavesRequest\x12\x16\n\x0e\x61\x66ter_position\x18\x01 \x01(\x03\x12\x11\n\ttree_size\x18\x02 \x01(\x03\x12\x14\n\x0c\x61greement_id\x18\x03 \x01(\t\x12\x11\n\tpage_size\x18\x04 \x01(\x05\",\n\x04Leaf\x12\x10\n\x08position\x18\x01 \x01(\x03\x12\x12\n\nleaf_bytes\x18\x02 \x01(\x0c\"_\n\x12ListLeavesResponse\x12\x1f\n\x06leaves\x18\x01 \x03(\x0b\x32\x0f.ledger.v1.Leaf\x12\x15\n\rlast_position\x18\x02 \x01(\x03\x12\x11\n\ttree_size\x18\x03 \x01(\x03\x32\xc7\x03\n\x0c\x41uditService\x12R\n\rGetCheckpoint\x12\x1f.ledger.v1.GetCheckpointRequest\x1a .ledger.v1.GetCheckpointResponse\x12^\n\x11GetInclusionProof\x12#.ledger.v1.GetInclusionProofRequest\x1a$.ledger.v1.GetInclusionProofResponse\x12\x64\n\x13GetConsistencyProof\x12%.ledger.v1.GetConsistencyProofRequest\x1a&.ledger.v1.GetConsistencyProofResponse\x12R\n\rGetLeafHashes\x12\x1f.ledger.v1.GetLeafHashesRequest\x1a .ledger.v1.GetLeafHashesResponse\x12I\n\nListLeaves\x12\x1c.ledger.v1.ListLeavesRequest\x1a\x1d.ledger.v1.ListLeavesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,23 +36,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETCHECKPOINTRESPONSE']._serialized_start=77
   _globals['_GETCHECKPOINTRESPONSE']._serialized_end=178
   _globals['_GETINCLUSIONPROOFREQUEST']._serialized_start=180
-  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=273
-  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_start=275
-  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_end=396
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=398
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=477
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=479
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=575
-  _globals['_GETLEAFHASHESREQUEST']._serialized_start=577
-  _globals['_GETLEAFHASHESREQUEST']._serialized_end=658
-  _globals['_GETLEAFHASHESRESPONSE']._serialized_start=660
-  _globals['_GETLEAFHASHESRESPONSE']._serialized_end=744
-  _globals['_LISTLEAVESREQUEST']._serialized_start=746
-  _globals['_LISTLEAVESREQUEST']._serialized_end=849
-  _globals['_LEAF']._serialized_start=851
-  _globals['_LEAF']._serialized_end=895
-  _globals['_LISTLEAVESRESPONSE']._serialized_start=897
-  _globals['_LISTLEAVESRESPONSE']._serialized_end=992
-  _globals['_AUDITSERVICE']._serialized_start=995
-  _globals['_AUDITSERVICE']._serialized_end=1450
+  _globals['_GETINCLUSIONPROOFREQUEST']._serialized_end=295
+  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_start=297
+  _globals['_GETINCLUSIONPROOFRESPONSE']._serialized_end=418
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=420
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=499
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=501
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=597
+  _globals['_GETLEAFHASHESREQUEST']._serialized_start=599
+  _globals['_GETLEAFHASHESREQUEST']._serialized_end=680
+  _globals['_GETLEAFHASHESRESPONSE']._serialized_start=682
+  _globals['_GETLEAFHASHESRESPONSE']._serialized_end=766
+  _globals['_LISTLEAVESREQUEST']._serialized_start=768
+  _globals['_LISTLEAVESREQUEST']._serialized_end=871
+  _globals['_LEAF']._serialized_start=873
+  _globals['_LEAF']._serialized_end=917
+  _globals['_LISTLEAVESRESPONSE']._serialized_start=919
+  _globals['_LISTLEAVESRESPONSE']._serialized_end=1014
+  _globals['_AUDITSERVICE']._serialized_start=1017
+  _globals['_AUDITSERVICE']._serialized_end=1472
 # @@protoc_insertion_point(module_scope)

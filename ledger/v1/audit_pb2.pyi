@@ -77,20 +77,26 @@ class GetInclusionProofRequest(_message.Message):
     POSITION_FIELD_NUMBER: _builtins.int
     EVENT_ID_FIELD_NUMBER: _builtins.int
     TREE_SIZE_FIELD_NUMBER: _builtins.int
+    AGREEMENT_ID_FIELD_NUMBER: _builtins.int
     position: _builtins.int
     event_id: _builtins.str
     tree_size: _builtins.int
     """0 means the latest checkpoint's size."""
+    agreement_id: _builtins.str
+    """With event_id: the event's agreement (event ids are scoped by
+    agreement); empty: the one agreement the caller may see that holds it.
+    """
     def __init__(
         self,
         *,
         position: _builtins.int = ...,
         event_id: _builtins.str = ...,
         tree_size: _builtins.int = ...,
+        agreement_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "leaf", b"leaf", "position", b"position"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "leaf", b"leaf", "position", b"position", "tree_size", b"tree_size"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agreement_id", b"agreement_id", "event_id", b"event_id", "leaf", b"leaf", "position", b"position", "tree_size", b"tree_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_leaf: _TypeAlias = _typing.Literal["position", "event_id"]  # noqa: Y015
     _WhichOneofArgType_leaf: _TypeAlias = _typing.Literal["leaf", b"leaf"]  # noqa: Y015

@@ -27,15 +27,15 @@ from ledger.v1 import common_pb2 as ledger_dot_v1_dot_common__pb2
 from ledger.v1 import events_pb2 as ledger_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19ledger/v1/incidents.proto\x12\tledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16ledger/v1/common.proto\x1a\x16ledger/v1/events.proto\"T\n\x13\x41ppendEventsRequest\x12&\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x16.ledger.v1.LedgerEvent\x12\x15\n\rvalidate_only\x18\x02 \x01(\x08\"E\n\x0c\x41ppendResult\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x10\n\x08position\x18\x02 \x01(\x03\x12\x11\n\tduplicate\x18\x03 \x01(\x08\"@\n\x14\x41ppendEventsResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.ledger.v1.AppendResult\"N\n\rTimelineEntry\x12*\n\x08recorded\x18\x01 \x01(\x0b\x32\x18.ledger.v1.RecordedEvent\x12\x11\n\tretracted\x18\x02 \x01(\x08\"\x93\x02\n\x08Incident\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x14\n\x0c\x61greement_id\x18\x02 \x01(\t\x12\x0f\n\x07service\x18\x03 \x01(\t\x12%\n\x08priority\x18\x04 \x01(\x0e\x32\x13.ledger.v1.Priority\x12)\n\x06status\x18\x05 \x01(\x0e\x32\x19.ledger.v1.IncidentStatus\x12-\n\topened_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63ustody\x18\x07 \x01(\t\x12\x0e\n\x06paused\x18\x08 \x01(\x08\x12\x12\n\nroot_cause\x18\t \x01(\t\x12\x15\n\rlast_position\x18\n \x01(\x03\")\n\x12GetIncidentRequest\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\"h\n\x13GetIncidentResponse\x12%\n\x08incident\x18\x01 \x01(\x0b\x32\x13.ledger.v1.Incident\x12*\n\x08timeline\x18\x02 \x03(\x0b\x32\x18.ledger.v1.TimelineEntry\"\xef\x01\n\x14ListIncidentsRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12)\n\x06status\x18\x02 \x01(\x0e\x32\x19.ledger.v1.IncidentStatus\x12/\n\x0bopened_from\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\topened_to\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63ustody\x18\x05 \x01(\t\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\"X\n\x15ListIncidentsResponse\x12&\n\tincidents\x18\x01 \x03(\x0b\x32\x13.ledger.v1.Incident\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xa1\x01\n\x0eIncidentStatus\x12\x1f\n\x1bINCIDENT_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14INCIDENT_STATUS_OPEN\x10\x01\x12\x1c\n\x18INCIDENT_STATUS_RESOLVED\x10\x02\x12\x1a\n\x16INCIDENT_STATUS_CLOSED\x10\x03\x12\x1a\n\x16INCIDENT_STATUS_VOIDED\x10\x04\x32\x84\x02\n\x0fIncidentService\x12O\n\x0c\x41ppendEvents\x12\x1e.ledger.v1.AppendEventsRequest\x1a\x1f.ledger.v1.AppendEventsResponse\x12L\n\x0bGetIncident\x12\x1d.ledger.v1.GetIncidentRequest\x1a\x1e.ledger.v1.GetIncidentResponse\x12R\n\rListIncidents\x12\x1f.ledger.v1.ListIncidentsRequest\x1a .ledger.v1.ListIncidentsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19ledger/v1/incidents.proto\x12\tledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16ledger/v1/common.proto\x1a\x16ledger/v1/events.proto\"T\n\x13\x41ppendEventsRequest\x12&\n\x06\x65vents\x18\x01 \x03(\x0b\x32\x16.ledger.v1.LedgerEvent\x12\x15\n\rvalidate_only\x18\x02 \x01(\x08\"E\n\x0c\x41ppendResult\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x10\n\x08position\x18\x02 \x01(\x03\x12\x11\n\tduplicate\x18\x03 \x01(\x08\"@\n\x14\x41ppendEventsResponse\x12(\n\x07results\x18\x01 \x03(\x0b\x32\x17.ledger.v1.AppendResult\"N\n\rTimelineEntry\x12*\n\x08recorded\x18\x01 \x01(\x0b\x32\x18.ledger.v1.RecordedEvent\x12\x11\n\tretracted\x18\x02 \x01(\x08\"\x93\x02\n\x08Incident\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x14\n\x0c\x61greement_id\x18\x02 \x01(\t\x12\x0f\n\x07service\x18\x03 \x01(\t\x12%\n\x08priority\x18\x04 \x01(\x0e\x32\x13.ledger.v1.Priority\x12)\n\x06status\x18\x05 \x01(\x0e\x32\x19.ledger.v1.IncidentStatus\x12-\n\topened_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63ustody\x18\x07 \x01(\t\x12\x0e\n\x06paused\x18\x08 \x01(\x08\x12\x12\n\nroot_cause\x18\t \x01(\t\x12\x15\n\rlast_position\x18\n \x01(\x03\"?\n\x12GetIncidentRequest\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x14\n\x0c\x61greement_id\x18\x02 \x01(\t\"h\n\x13GetIncidentResponse\x12%\n\x08incident\x18\x01 \x01(\x0b\x32\x13.ledger.v1.Incident\x12*\n\x08timeline\x18\x02 \x03(\x0b\x32\x18.ledger.v1.TimelineEntry\"\xef\x01\n\x14ListIncidentsRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12)\n\x06status\x18\x02 \x01(\x0e\x32\x19.ledger.v1.IncidentStatus\x12/\n\x0bopened_from\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12-\n\topened_to\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63ustody\x18\x05 \x01(\t\x12\x11\n\tpage_size\x18\x06 \x01(\x05\x12\x12\n\npage_token\x18\x07 \x01(\t\"X\n\x15ListIncidentsResponse\x12&\n\tincidents\x18\x01 \x03(\x0b\x32\x13.ledger.v1.Incident\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\xa1\x01\n\x0eIncidentStatus\x12\x1f\n\x1bINCIDENT_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14INCIDENT_STATUS_OPEN\x10\x01\x12\x1c\n\x18INCIDENT_STATUS_RESOLVED\x10\x02\x12\x1a\n\x16INCIDENT_STATUS_CLOSED\x10\x03\x12\x1a\n\x16INCIDENT_STATUS_VOIDED\x10\x04\x32\x84\x02\n\x0fIncidentService\x12O\n\x0c\x41ppendEvents\x12\x1e.ledger.v1.AppendEventsRequest\x1a\x1f.ledger.v1.AppendEventsResponse\x12L\n\x0bGetIncident\x12\x1d.ledger.v1.GetIncidentRequest\x1a\x1e.ledger.v1.GetIncidentResponse\x12R\n\rListIncidents\x12\x1f.ledger.v1.ListIncidentsRequest\x1a .ledger.v1.ListIncidentsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'ledger.v1.incidents_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_INCIDENTSTATUS']._serialized_start=1184
-  _globals['_INCIDENTSTATUS']._serialized_end=1345
+  _globals['_INCIDENTSTATUS']._serialized_start=1206
+  _globals['_INCIDENTSTATUS']._serialized_end=1367
   _globals['_APPENDEVENTSREQUEST']._serialized_start=121
   _globals['_APPENDEVENTSREQUEST']._serialized_end=205
   _globals['_APPENDRESULT']._serialized_start=207
@@ -47,13 +47,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INCIDENT']._serialized_start=425
   _globals['_INCIDENT']._serialized_end=700
   _globals['_GETINCIDENTREQUEST']._serialized_start=702
-  _globals['_GETINCIDENTREQUEST']._serialized_end=743
-  _globals['_GETINCIDENTRESPONSE']._serialized_start=745
-  _globals['_GETINCIDENTRESPONSE']._serialized_end=849
-  _globals['_LISTINCIDENTSREQUEST']._serialized_start=852
-  _globals['_LISTINCIDENTSREQUEST']._serialized_end=1091
-  _globals['_LISTINCIDENTSRESPONSE']._serialized_start=1093
-  _globals['_LISTINCIDENTSRESPONSE']._serialized_end=1181
-  _globals['_INCIDENTSERVICE']._serialized_start=1348
-  _globals['_INCIDENTSERVICE']._serialized_end=1608
+  _globals['_GETINCIDENTREQUEST']._serialized_end=765
+  _globals['_GETINCIDENTRESPONSE']._serialized_start=767
+  _globals['_GETINCIDENTRESPONSE']._serialized_end=871
+  _globals['_LISTINCIDENTSREQUEST']._serialized_start=874
+  _globals['_LISTINCIDENTSREQUEST']._serialized_end=1113
+  _globals['_LISTINCIDENTSRESPONSE']._serialized_start=1115
+  _globals['_LISTINCIDENTSRESPONSE']._serialized_end=1203
+  _globals['_INCIDENTSERVICE']._serialized_start=1370
+  _globals['_INCIDENTSERVICE']._serialized_end=1630
 # @@protoc_insertion_point(module_scope)

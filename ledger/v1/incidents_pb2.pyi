@@ -204,15 +204,21 @@ class GetIncidentRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     INCIDENT_ID_FIELD_NUMBER: _builtins.int
+    AGREEMENT_ID_FIELD_NUMBER: _builtins.int
     incident_id: _builtins.str
+    agreement_id: _builtins.str
+    """The incident's agreement: ids are scoped by agreement. Empty: the one
+    agreement the caller may see that holds the id.
+    """
     def __init__(
         self,
         *,
         incident_id: _builtins.str = ...,
+        agreement_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["incident_id", b"incident_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agreement_id", b"agreement_id", "incident_id", b"incident_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

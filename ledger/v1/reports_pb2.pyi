@@ -364,7 +364,12 @@ class GetIncidentSlaRequest(_message.Message):
     INCIDENT_ID_FIELD_NUMBER: _builtins.int
     EVALUATED_AT_FIELD_NUMBER: _builtins.int
     AS_RECORDED_AT_FIELD_NUMBER: _builtins.int
+    AGREEMENT_ID_FIELD_NUMBER: _builtins.int
     incident_id: _builtins.str
+    agreement_id: _builtins.str
+    """The incident's agreement (ids are scoped by agreement); empty: the one
+    agreement the caller may see that holds the id.
+    """
     @_builtins.property
     def evaluated_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
@@ -375,10 +380,11 @@ class GetIncidentSlaRequest(_message.Message):
         incident_id: _builtins.str = ...,
         evaluated_at: _timestamp_pb2.Timestamp | None = ...,
         as_recorded_at: Global___KnowledgeCut | None = ...,
+        agreement_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_recorded_at", b"as_recorded_at", "evaluated_at", b"evaluated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_recorded_at", b"as_recorded_at", "evaluated_at", b"evaluated_at", "incident_id", b"incident_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agreement_id", b"agreement_id", "as_recorded_at", b"as_recorded_at", "evaluated_at", b"evaluated_at", "incident_id", b"incident_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

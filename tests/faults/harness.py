@@ -57,7 +57,7 @@ def write_principals(directory: Path) -> Path:
 
 #: Reading 28: B reuses A's incident and event ids. Without scoped ids B's
 #: ids would collide with A's, so they are prefixed.
-SCOPED_IDS = False
+SCOPED_IDS = True
 _ID_KEYS = ("event_id", "incident_id", "target_event_id")
 
 
