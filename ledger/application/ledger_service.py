@@ -367,7 +367,7 @@ class LedgerService:
                             outcomes: list[list[AppendResult] | DomainError]) -> None:
         """Reading 28: an incident event that does not name its agreement
         belongs to the one, among the agreements its actor is a party of,
-        holding that incident (stored, or opened earlier in the same call).
+        holding that incident (stored, or opened earlier in the group).
         None is NOT_FOUND (the same answer as for an id that exists nowhere);
         two are ambiguous. One look-up for the whole group."""
         missing = sorted({e.incident_id for events in prepared.values() for e in events
@@ -375,8 +375,9 @@ class LedgerService:
         if not missing:
             return
         stored = self.store.incident_agreements(missing)
+        # incidents opened earlier in the group count too (calls are checked in order)
+        opened: dict[str, set[str]] = {}
         for key, events in list(prepared.items()):
-            opened: dict[str, set[str]] = {}
             resolved = []
             try:
                 for index, given in enumerate(events):
