@@ -55,9 +55,7 @@ def write_principals(directory: Path) -> Path:
     return path
 
 
-#: Reading 28: B reuses A's incident and event ids. Without scoped ids B's
-#: ids would collide with A's, so they are prefixed.
-SCOPED_IDS = True
+#: Kept as they are in B: ids are scoped by agreement (reading 28).
 _ID_KEYS = ("event_id", "incident_id", "target_event_id")
 
 
@@ -67,13 +65,9 @@ def _rename(value: Any) -> Any:
     if isinstance(value, list):
         return [_rename(v) for v in value]
     if isinstance(value, dict):
-        return {k: (_id_b(v) if k in _ID_KEYS else v if k == "occurred_at" else _rename(v))
+        return {k: (v if k in _ID_KEYS or k == "occurred_at" else _rename(v))
                 for k, v in value.items()}
     return value
-
-
-def _id_b(value: Any) -> Any:
-    return value if SCOPED_IDS or not value else f"B-{value}"
 
 
 def scenario_b(directory: Path) -> Path:

@@ -160,6 +160,15 @@ def test_authorization_matrix(database_url: str, clock: FakeClock, tmp_path: Pat
                     if role != "admin" and rpc in ("RegisterAgreement", "AmendAgreement"):
                         assert code == "PERMISSION_DENIED", (name, rpc, code)
 
+            # listings and the public audit calls: nothing of A in them
+            for name in OUTSIDERS:
+                tried += 1
+                with fixture.client(name) as client:
+                    listed = client.agreements.ListAgreements(
+                        agreements_pb2.ListAgreementsRequest(), metadata=client.metadata)
+                    if [a.id for a in listed.agreements] == [AGREEMENT_B]:
+                        denied += 1
+
             # B's own INC-1003 (the same ids as A's) is B's: its parties see it
             # without naming the agreement, and reuse A's event ids freely
             for name in OUTSIDERS:
