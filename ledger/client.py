@@ -26,7 +26,7 @@ from ledger.application.appends import AppendResult
 from ledger.audit.checkpoint import Verifier
 from ledger.audit_client import AuditClient
 from ledger.domain.agreements import AgreementTerms, TermsChanges
-from ledger.domain.events import LedgerEvent
+from ledger.domain.events import ClaimAccepted, ClaimDisputed, LedgerEvent
 from ledger.grpc import convert
 from ledger.grpc.errors import decode_error
 from ledger.v1 import (
@@ -266,6 +266,38 @@ class LedgerClient:
         response = self._call(self.reports.GetStatement, request)
         result: dict[str, Any] = json.loads(response.statement_json)
         return result
+
+    def claims(self, *, agreement_id: str = "", period: str = "", awaiting: str = "",
+               event_id: str = "", evaluated_at: int | None = None,
+               deemed_within: int | None = None, include_in_effect: bool = False,
+               page_size: int = 1000) -> list[reports_pb2.Claim]:
+        """Claims of section 11 at an instant (default: those not in effect)."""
+        request = reports_pb2.ListClaimsRequest(
+            agreement_id=agreement_id, period=period, awaiting=awaiting, event_id=event_id,
+            include_in_effect=include_in_effect, page_size=page_size)
+        if evaluated_at is not None:
+            request.evaluated_at.CopyFrom(convert.micros_to_timestamp(evaluated_at))
+        if deemed_within is not None:
+            request.deemed_within.CopyFrom(convert.micros_to_duration(deemed_within))
+        response: reports_pb2.ListClaimsResponse = self._call(self.reports.ListClaims, request)
+        return list(response.claims)
+
+    def answer_claim(self, event_id: str, *, accept: bool, occurred_at: int, reason: str = "",
+                     actor: str = "", answer_id: str = "") -> AppendResult:
+        """Accepts or disputes the claim made by `event_id`, as the caller's
+        org (or `actor`, for an admin acting on an org's behalf)."""
+        found = self.claims(event_id=event_id, include_in_effect=True)
+        if not found:
+            # Unknown, not a claim, or on an agreement the caller cannot see:
+            # one answer for all three (nothing about others' agreements leaks).
+            raise LookupError(f"event {event_id!r} is not a claim you can see")
+        claim = found[0]
+        payload: ClaimAccepted | ClaimDisputed = (
+            ClaimAccepted(event_id) if accept else ClaimDisputed(event_id, reason))
+        event = LedgerEvent(
+            event_id=answer_id, agreement_id=claim.agreement_id, incident_id=claim.incident_id,
+            occurred_at=occurred_at, actor=actor, payload=payload)
+        return self.append([event])[0]
 
     def incident_sla(self, incident_id: str, *, evaluated_at: int | None = None,
                      as_recorded_position: int | None = None,

@@ -267,6 +267,21 @@ class SlaReadModel:
                 [*params, limit])
         return [(facts_from_dict(json.loads(raw)), int(last)) for raw, last in rows]
 
+    def claim_facts(self, agreement_id: str, period: str | None,
+                    evaluated_at: int) -> tuple[int, list[IncidentFacts]]:
+        """(model position, facts at T) of the agreement's incidents that
+        have a claim at some instant, opened by T (and in `period`)."""
+        with self.db.snapshot() as tx:
+            position = read_position(tx, NAME)[0]
+            sql = (f"SELECT incident_id, agreement_id, facts FROM {tx.table('sla_incident')} "
+                   "WHERE agreement_id = ? AND has_claims = 1 AND opened_at <= ?")
+            params: list[Any] = [agreement_id, evaluated_at]
+            if period is not None:
+                sql += " AND period = ?"
+                params.append(period)
+            rows = tx.fetchall(sql + " ORDER BY incident_id", params)
+            return position, self.facts_at(tx, rows, evaluated_at, position)
+
     def running(self, agreement_id: str | None, evaluated_at: int) -> tuple[int, list[IncidentFacts]]:
         """Facts at T of every incident with a clock still running after its
         last known event (candidates for the at-risk list)."""

@@ -166,6 +166,13 @@ def test_metrics_listener_after_the_worked_scenario(loaded: Loaded) -> None:
     network = {**october, "service_level": "network-availability"}
     assert total(samples, "ledger_sla_period_sli_bad", provider="bt", **network) == 14070
     assert total(samples, "ledger_sla_period_sli_bad", provider="hp", **network) == 7020
+    # Claims (sla-semantics section 11): HP's lowering of INC-1016 awaits the
+    # council, deemed accepted on 12 Nov 09:00Z; INC-1009's is disputed.
+    claims = {"agreement": "herts-converged"}
+    assert total(samples, "ledger_claims_open", org="herts", **claims) == 1
+    assert total(samples, "ledger_claims_open", org="bt", **claims) == 0
+    assert total(samples, "ledger_claims_next_deemed_timestamp_seconds", org="herts",
+                 **claims) == parse_instant("2026-11-12T09:00:00Z") / 1e6
     # November has started: objectives are there, nothing counted yet
     november = {
         "agreement": "herts-converged",

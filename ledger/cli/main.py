@@ -150,10 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     client_flags(restatement)
 
     from ledger.cli.audit import add_parsers
+    from ledger.cli.claims import add_parsers as add_claims
     from ledger.cli.principals import add_parser as add_principal
     from ledger.cli.projections import add_parser as add_rebuild
 
     add_parsers(sub, client_flags)
+    add_claims(sub, client_flags)
     add_rebuild(sub, _env("DATABASE", DEFAULT_DATABASE))
     add_principal(sub, _env("PRINCIPALS"))
     return parser
@@ -218,6 +220,7 @@ def cmd_events(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     from ledger.cli.audit import cmd_export, cmd_replay, cmd_verify
+    from ledger.cli.claims import cmd_answer, cmd_disputes
     from ledger.cli.listing import cmd_agreement, cmd_agreements, cmd_amend, cmd_incidents
     from ledger.cli.principals import cmd_principal
     from ledger.cli.projections import cmd_rebuild
@@ -228,14 +231,17 @@ def main(argv: list[str] | None = None) -> int:
                 "agreement": cmd_agreement, "events": cmd_events, "report": cmd_report,
                 "restatement": cmd_restatement, "statement": cmd_statement, "export": cmd_export, "verify": cmd_verify,
                 "replay": cmd_replay, "rebuild": cmd_rebuild, "agreements": cmd_agreements,
-                "incidents": cmd_incidents, "amend": cmd_amend, "principal": cmd_principal}
+                "incidents": cmd_incidents, "amend": cmd_amend, "principal": cmd_principal,
+                "disputes": cmd_disputes, "accept": cmd_answer, "dispute": cmd_answer}
     try:
         return handlers[args.command](args)
     except grpc.RpcError as exc:
         from ledger.grpc.errors import decode_error
 
         decoded = decode_error(exc)
-        print(f"sla-ledger {args.command}: {decoded['code']}: {decoded['message']}", file=sys.stderr)
+        rule = f" [{decoded['rule']}]" if "rule" in decoded else ""
+        print(f"sla-ledger {args.command}: {decoded['code']}{rule}: {decoded['message']}",
+              file=sys.stderr)
         for violation in decoded["field_violations"]:
             print(f"  {violation['field']}: {violation['description']}", file=sys.stderr)
         return EXIT_FAILED

@@ -162,18 +162,29 @@ def report_table(report: dict[str, Any], width: int | None = None) -> str:
     for provider in sorted(report["credits_by_provider"]):
         out.append(f"{'  owed by ' + provider:<{label}} "
                    f"{_money(report['credits_by_provider'][provider], currency):>{money}}")
+    disputes = report.get("disputes") or []
+    if disputes:
+        out += ["", "Claims not in effect (their figures are not counted; sla-semantics 11.7):",
+                f"{'incident':<12} {'type':<20} {'by':<8} {'awaiting':<14} {'state':<9} "
+                "deemed at", "-" * width]
+        out += [f"{d['incident_id']:<12} {d['type']:<20} {d['claimed_by']:<8} "
+                f"{','.join(d['awaiting']):<14} {d['state']:<9} {d['deemed_at'] or '-'}"
+                for d in disputes]
     return "\n".join(out)
 
 
 CSV_COLUMNS = ["record", "agreement", "period", "evaluated_at", "recorded_position", "service_level",
                "kind", "objective", "attainment", "achieved", "met", "missed", "pending", "excused",
-               "provider", "share", "currency", "credit_uncapped_minor_units", "credit_minor_units"]
+               "provider", "share", "currency", "credit_uncapped_minor_units", "credit_minor_units",
+               "incident_id", "event_id", "claim_type", "claimed_by", "awaiting", "state",
+               "deemed_at"]
 
 
 def report_csv(report: dict[str, Any]) -> str:
     """Long format, one figure set a row: `level` rows, a `level_provider`
     row per level and provider (share and split), the `credits_before_cap`,
-    `cap` and `credits_due` totals and a `provider_total` row per provider."""
+    `cap` and `credits_due` totals, a `provider_total` row per provider and a
+    `dispute` row per claim not in effect."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, CSV_COLUMNS, restval="")
     writer.writeheader()
@@ -204,4 +215,10 @@ def report_csv(report: dict[str, Any]) -> str:
     for provider in providers:
         writer.writerow({**head, "record": "provider_total", "provider": provider,
                          "credit_minor_units": report["credits_by_provider"][provider]})
+    # Claims not in effect (sla-semantics 11.7): not counted in any row above.
+    for d in report.get("disputes") or []:
+        writer.writerow({**head, "record": "dispute", "incident_id": d["incident_id"],
+                         "event_id": d["event_id"], "claim_type": d["type"],
+                         "claimed_by": d["claimed_by"], "awaiting": " ".join(d["awaiting"]),
+                         "state": d["state"], "deemed_at": d["deemed_at"] or ""})
     return buffer.getvalue()

@@ -15,7 +15,7 @@ from ledger.domain import events as ev
 from ledger.domain.agreements import TERM_NAMES, AgreementHistory, AgreementTerms, TermsChanges
 from ledger.domain.codec import event_from_dict, payload_to_dict
 from ledger.domain.errors import InvalidArgument
-from ledger.domain.instants import format_duration, format_instant
+from ledger.domain.instants import format_duration, format_instant, parse_instant
 from ledger.domain.terms_parsing import (
     WEEKDAYS,
     decimal_text,
@@ -25,7 +25,7 @@ from ledger.domain.terms_parsing import (
     terms_changes_to_dict,
     terms_to_dict,
 )
-from ledger.v1 import agreements_pb2, common_pb2, events_pb2
+from ledger.v1 import agreements_pb2, common_pb2, events_pb2, reports_pb2
 
 _PRIORITY_NAMES = {1: "P1", 2: "P2", 3: "P3", 4: "P4"}
 _PRIORITY_VALUES = {v: k for k, v in _PRIORITY_NAMES.items()}
@@ -289,3 +289,32 @@ def priority_name(value: int) -> str:
 
 def priority_value(name: str) -> int:
     return _PRIORITY_VALUES.get(name, 0)
+
+
+# -- claims (sla-semantics section 11) ------------------------------------------
+def claim_to_proto(item: dict[str, Any]) -> reports_pb2.Claim:
+    msg = reports_pb2.Claim(
+        agreement_id=item["agreement_id"], incident_id=item["incident_id"],
+        period=item["period"], event_id=item["event_id"], type=item["type"],
+        claimed_by=item["claimed_by"],
+        claimed_at=micros_to_timestamp(parse_instant(item["claimed_at"])),
+        claim=item["claim"], awaiting=item["awaiting"], accepted_by=item["accepted_by"],
+        disputed_by=item["disputed_by"], state=item["state"])
+    if item["deemed_at"]:
+        msg.deemed_at.CopyFrom(micros_to_timestamp(parse_instant(item["deemed_at"])))
+    return msg
+
+
+def claim_to_dict(msg: reports_pb2.Claim) -> dict[str, Any]:
+    """A claim as JSON: the dispute fields of a report, and more."""
+    return {
+        "agreement_id": msg.agreement_id, "incident_id": msg.incident_id, "period": msg.period,
+        "event_id": msg.event_id, "type": msg.type, "claimed_by": msg.claimed_by,
+        "claimed_at": format_instant(
+            timestamp_to_micros(msg.claimed_at, "claimed_at")),
+        "claim": dict(sorted(msg.claim.items())), "awaiting": list(msg.awaiting),
+        "accepted_by": list(msg.accepted_by), "disputed_by": list(msg.disputed_by),
+        "state": msg.state,
+        "deemed_at": (format_instant(timestamp_to_micros(msg.deemed_at, "deemed_at"))
+                      if msg.HasField("deemed_at") else None),
+    }

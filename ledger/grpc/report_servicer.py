@@ -6,6 +6,7 @@ from typing import Any
 
 import grpc
 
+from ledger.application.claims import ClaimQuery, ClaimService
 from ledger.application.reports import Cut, ReportService, canonical_json
 from ledger.application.statements import StatementService
 from ledger.domain.instants import parse_instant
@@ -75,6 +76,7 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
         self.reports = reports
         self.executors = executors
         self.statements = statements or StatementService(reports)
+        self.claims = ClaimService(reports)
 
     @translate_errors
     async def GetPeriodReport(self, request: Any, context: Any) -> Any:
@@ -123,6 +125,22 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
             principal, request.agreement_id, request.period, evaluated, from_cut, to_cut))
         return reports_pb2.GetRestatementResponse(restatement_json=canonical_json(result))
 
+
+    @translate_errors
+    async def ListClaims(self, request: Any, context: Any) -> Any:
+        principal = current_principal()
+        evaluated = (convert.timestamp_to_micros(request.evaluated_at, "evaluated_at")
+                     if request.HasField("evaluated_at") else None)
+        query = ClaimQuery(
+            agreement_id=request.agreement_id or None, period=request.period or None,
+            awaiting=request.awaiting or None, event_id=request.event_id or None,
+            deemed_within=(convert.duration_to_micros(request.deemed_within, "deemed_within")
+                           if request.HasField("deemed_within") else None),
+            include_in_effect=request.include_in_effect)
+        size = min(request.page_size or 100, 1000)
+        claims = await self.executors.read(
+            lambda: self.claims.claims(principal, query, evaluated))
+        return reports_pb2.ListClaimsResponse(claims=[convert.claim_to_proto(c) for c in claims[:size]])
 
     @translate_errors
     async def GetStatement(self, request: Any, context: Any) -> Any:

@@ -266,6 +266,27 @@ class AgreementSnapshot:
     currency: str
     service_levels: Sequence[ServiceLevelSnapshot]
     period: str = CURRENT
+    claims_open: Mapping[str, int] = field(default_factory=dict)
+    """Org -> claims not in effect still awaiting its answer (any period)."""
+    claims_next_deemed: Mapping[str, float] = field(default_factory=dict)
+    """Org -> unix seconds at which the first of those is deemed accepted."""
+
+
+def claim_counts(claims: Iterable[Mapping[str, Any]],
+                 ) -> tuple[dict[str, int], dict[str, float]]:
+    """(open claims per org, first deemed instant per org) of claims as
+    ListClaims gives them (those not in effect)."""
+    open_by_org: dict[str, int] = {}
+    next_deemed: dict[str, float] = {}
+    for claim in claims:
+        for org in claim["awaiting"]:
+            if org in claim["disputed_by"]:
+                continue
+            open_by_org[org] = open_by_org.get(org, 0) + 1
+            if claim["deemed_at"]:
+                at = _unix(claim["deemed_at"])
+                next_deemed[org] = min(next_deemed.get(org, at), at)
+    return open_by_org, next_deemed
 
 
 SlaSource = Callable[[], Iterable[AgreementSnapshot]]
@@ -418,6 +439,16 @@ SLA_FAMILIES: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "Evaluation instant of the figures.",
         _AG,
     ),
+    "ledger_claims_open": (
+        "gauge",
+        "Claims (sla-semantics section 11) not in effect that still await the org's answer.",
+        ("agreement", "org"),
+    ),
+    "ledger_claims_next_deemed_timestamp_seconds": (
+        "gauge",
+        "When the org's first open claim is deemed accepted unless it disputes it.",
+        ("agreement", "org"),
+    ),
     "ledger_sla_collector_up": (
         "gauge",
         "1 if the last scrape read the SLA figures, 0 if the source failed.",
@@ -501,6 +532,10 @@ class SlaCollector:
         f["ledger_sla_period_start_timestamp_seconds"].add_metric(agreement, a.period_start)
         f["ledger_sla_period_end_timestamp_seconds"].add_metric(agreement, a.period_end)
         f["ledger_sla_evaluated_timestamp_seconds"].add_metric(agreement, a.evaluated_at)
+        for org, count in sorted(a.claims_open.items()):
+            f["ledger_claims_open"].add_metric([a.agreement, org], count)
+        for org, at in sorted(a.claims_next_deemed.items()):
+            f["ledger_claims_next_deemed_timestamp_seconds"].add_metric([a.agreement, org], at)
         for sl in a.service_levels:
             key = [a.agreement, sl.service_level, sl.kind, a.period]
             f["ledger_sla_objective_ratio"].add_metric(key, sl.objective)

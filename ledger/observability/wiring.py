@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -27,7 +28,9 @@ from zoneinfo import ZoneInfo
 import grpc
 import structlog
 
+from ledger.application.claims import ClaimQuery, ClaimService
 from ledger.application.observer import LedgerObserver
+from ledger.application.reports import ReportService
 from ledger.domain.access import Principal
 from ledger.domain.errors import DomainError, TimelineViolation
 from ledger.observability.grpc_interceptor import ObservabilityInterceptor
@@ -39,6 +42,7 @@ from ledger.observability.metrics import (
     LedgerMetrics,
     MetricsServer,
     SlaSource,
+    claim_counts,
     ledger_grpc_methods,
     psycopg_pool_stats,
     snapshot_from_report,
@@ -206,6 +210,8 @@ def sla_source(reports: Any, service: Any) -> SlaSource:
     """The reports of every agreement for the current and the previous month,
     evaluated now, as SLA snapshots."""
 
+    claims = ClaimService(reports) if isinstance(reports, ReportService) else None
+
     def read() -> list[AgreementSnapshot]:
         now = service.clock()
         snapshots = []
@@ -224,7 +230,15 @@ def sla_source(reports: Any, service: Any) -> SlaSource:
                         "no SLA figures", agreement=agreement_id, period=period, error=str(exc)
                     )
                     continue
-                snapshots.append(snapshot_from_report(report, period=which))
+                snapshot = snapshot_from_report(report, period=which)
+                if which == CURRENT and claims is not None:
+                    open_by_org, next_deemed = claim_counts(claims.claims(
+                        METRICS_PRINCIPAL, ClaimQuery(agreement_id=agreement_id), now))
+                    # Every party gets a series, 0 when nothing awaits it.
+                    parties = dict.fromkeys(history.current.parties(), 0)
+                    snapshot = replace(snapshot, claims_open=parties | open_by_org,
+                                       claims_next_deemed=next_deemed)
+                snapshots.append(snapshot)
         return snapshots
 
     return read

@@ -22,11 +22,12 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import duration_pb2 as google_dot_protobuf_dot_duration__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 from ledger.v1 import common_pb2 as ledger_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17ledger/v1/reports.proto\x12\tledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16ledger/v1/common.proto\"\\\n\x0cKnowledgeCut\x12\x12\n\x08position\x18\x01 \x01(\x03H\x00\x12\x31\n\x0brecorded_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x42\x05\n\x03\x63ut\"\xbc\x01\n\x16GetPeriodReportRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x30\n\x0c\x65valuated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0e\x61s_recorded_at\x18\x04 \x01(\x0b\x32\x17.ledger.v1.KnowledgeCut\x12\x19\n\x11omit_incident_ids\x18\x05 \x01(\x08\"W\n\x17GetPeriodReportResponse\x12\x13\n\x0breport_json\x18\x01 \x01(\t\x12\'\n\x06report\x18\x02 \x01(\x0b\x32\x17.ledger.v1.PeriodReport\"\xe0\x03\n\x0cPeriodReport\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x30\n\x0c\x65valuated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11recorded_position\x18\x04 \x01(\x03\x12\x35\n\x0eservice_levels\x18\x05 \x03(\x0b\x32\x1d.ledger.v1.ServiceLevelResult\x12\'\n\rcredits_total\x18\x06 \x01(\x0b\x32\x10.ledger.v1.Money\x12$\n\ncredit_cap\x18\x07 \x01(\x0b\x32\x10.ledger.v1.Money\x12K\n\x13\x63redits_by_provider\x18\x08 \x03(\x0b\x32..ledger.v1.PeriodReport.CreditsByProviderEntry\x12*\n\x10\x63redits_uncapped\x18\t \x01(\x0b\x32\x10.ledger.v1.Money\x12$\n\x08\x64isputes\x18\n \x03(\x0b\x32\x12.ledger.v1.Dispute\x1a\x38\n\x16\x43reditsByProviderEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\xa2\x01\n\x07\x44ispute\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x12\n\nclaimed_by\x18\x04 \x01(\t\x12\x10\n\x08\x61waiting\x18\x05 \x03(\t\x12\r\n\x05state\x18\x06 \x01(\t\x12-\n\tdeemed_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf7\x03\n\x12ServiceLevelResult\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x11\n\tobjective\x18\x03 \x01(\t\x12\x10\n\x08\x61\x63hieved\x18\x04 \x01(\x08\x12\x12\n\nattainment\x18\x05 \x01(\t\x12\x0b\n\x03met\x18\x06 \x01(\x03\x12\x0e\n\x06missed\x18\x07 \x01(\x03\x12\x0f\n\x07pending\x18\x08 \x01(\x03\x12\x0f\n\x07\x65xcused\x18\t \x01(\x03\x12\x19\n\x11scheduled_seconds\x18\n \x01(\t\x12\x18\n\x10\x64owntime_seconds\x18\x0b \x01(\t\x12\x14\n\x0c\x61vailability\x18\x0c \x01(\t\x12\x39\n\x06shares\x18\r \x03(\x0b\x32).ledger.v1.ServiceLevelResult.SharesEntry\x12 \n\x06\x63redit\x18\x0e \x01(\x0b\x32\x10.ledger.v1.Money\x12\x44\n\x0c\x63redit_split\x18\x0f \x03(\x0b\x32..ledger.v1.ServiceLevelResult.CreditSplitEntry\x1a-\n\x0bSharesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x32\n\x10\x43reditSplitEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\xa5\x01\n\x15GetIncidentSlaRequest\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x30\n\x0c\x65valuated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0e\x61s_recorded_at\x18\x03 \x01(\x0b\x32\x17.ledger.v1.KnowledgeCut\x12\x14\n\x0c\x61greement_id\x18\x04 \x01(\t\"/\n\x16GetIncidentSlaResponse\x12\x15\n\rincident_json\x18\x01 \x01(\t\"w\n\x1aListIncidentsAtRiskRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x30\n\x0c\x65valuated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x03 \x01(\x05\"\xc3\x01\n\x0b\x43lockAtRisk\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x14\n\x0c\x61greement_id\x18\x02 \x01(\t\x12\x18\n\x10service_level_id\x18\x03 \x01(\t\x12*\n\x06\x64ue_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63ustody\x18\x05 \x01(\t\x12\x17\n\x0f\x65lapsed_seconds\x18\x06 \x01(\t\x12\x19\n\x11threshold_seconds\x18\x07 \x01(\t\"E\n\x1bListIncidentsAtRiskResponse\x12&\n\x06\x63locks\x18\x01 \x03(\x0b\x32\x16.ledger.v1.ClockAtRisk\"\xbb\x01\n\x15GetRestatementRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x30\n\x0c\x65valuated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x04\x66rom\x18\x04 \x01(\x0b\x32\x17.ledger.v1.KnowledgeCut\x12#\n\x02to\x18\x05 \x01(\x0b\x32\x17.ledger.v1.KnowledgeCut\"2\n\x16GetRestatementResponse\x12\x18\n\x10restatement_json\x18\x01 \x01(\t\"\x9e\x01\n\x13GetStatementRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x30\n\x0c\x65valuated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0e\x61s_recorded_at\x18\x04 \x01(\x0b\x32\x17.ledger.v1.KnowledgeCut\".\n\x14GetStatementResponse\x12\x16\n\x0estatement_json\x18\x01 \x01(\t2\xce\x03\n\rReportService\x12X\n\x0fGetPeriodReport\x12!.ledger.v1.GetPeriodReportRequest\x1a\".ledger.v1.GetPeriodReportResponse\x12U\n\x0eGetIncidentSla\x12 .ledger.v1.GetIncidentSlaRequest\x1a!.ledger.v1.GetIncidentSlaResponse\x12\x64\n\x13ListIncidentsAtRisk\x12%.ledger.v1.ListIncidentsAtRiskRequest\x1a&.ledger.v1.ListIncidentsAtRiskResponse\x12U\n\x0eGetRestatement\x12 .ledger.v1.GetRestatementRequest\x1a!.ledger.v1.GetRestatementResponse\x12O\n\x0cGetStatement\x12\x1e.ledger.v1.GetStatementRequest\x1a\x1f.ledger.v1.GetStatementResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17ledger/v1/reports.proto\x12\tledger.v1\x1a\x1egoogle/protobuf/duration.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x16ledger/v1/common.proto\"\\\n\x0cKnowledgeCut\x12\x12\n\x08position\x18\x01 \x01(\x03H\x00\x12\x31\n\x0brecorded_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampH\x00\x42\x05\n\x03\x63ut\"\xbc\x01\n\x16GetPeriodReportRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x30\n\x0c\x65valuated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0e\x61s_recorded_at\x18\x04 \x01(\x0b\x32\x17.ledger.v1.KnowledgeCut\x12\x19\n\x11omit_incident_ids\x18\x05 \x01(\x08\"W\n\x17GetPeriodReportResponse\x12\x13\n\x0breport_json\x18\x01 \x01(\t\x12\'\n\x06report\x18\x02 \x01(\x0b\x32\x17.ledger.v1.PeriodReport\"\xe0\x03\n\x0cPeriodReport\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x30\n\x0c\x65valuated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11recorded_position\x18\x04 \x01(\x03\x12\x35\n\x0eservice_levels\x18\x05 \x03(\x0b\x32\x1d.ledger.v1.ServiceLevelResult\x12\'\n\rcredits_total\x18\x06 \x01(\x0b\x32\x10.ledger.v1.Money\x12$\n\ncredit_cap\x18\x07 \x01(\x0b\x32\x10.ledger.v1.Money\x12K\n\x13\x63redits_by_provider\x18\x08 \x03(\x0b\x32..ledger.v1.PeriodReport.CreditsByProviderEntry\x12*\n\x10\x63redits_uncapped\x18\t \x01(\x0b\x32\x10.ledger.v1.Money\x12$\n\x08\x64isputes\x18\n \x03(\x0b\x32\x12.ledger.v1.Dispute\x1a\x38\n\x16\x43reditsByProviderEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\xa2\x01\n\x07\x44ispute\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x12\n\nclaimed_by\x18\x04 \x01(\t\x12\x10\n\x08\x61waiting\x18\x05 \x03(\t\x12\r\n\x05state\x18\x06 \x01(\t\x12-\n\tdeemed_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xf7\x03\n\x12ServiceLevelResult\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04kind\x18\x02 \x01(\t\x12\x11\n\tobjective\x18\x03 \x01(\t\x12\x10\n\x08\x61\x63hieved\x18\x04 \x01(\x08\x12\x12\n\nattainment\x18\x05 \x01(\t\x12\x0b\n\x03met\x18\x06 \x01(\x03\x12\x0e\n\x06missed\x18\x07 \x01(\x03\x12\x0f\n\x07pending\x18\x08 \x01(\x03\x12\x0f\n\x07\x65xcused\x18\t \x01(\x03\x12\x19\n\x11scheduled_seconds\x18\n \x01(\t\x12\x18\n\x10\x64owntime_seconds\x18\x0b \x01(\t\x12\x14\n\x0c\x61vailability\x18\x0c \x01(\t\x12\x39\n\x06shares\x18\r \x03(\x0b\x32).ledger.v1.ServiceLevelResult.SharesEntry\x12 \n\x06\x63redit\x18\x0e \x01(\x0b\x32\x10.ledger.v1.Money\x12\x44\n\x0c\x63redit_split\x18\x0f \x03(\x0b\x32..ledger.v1.ServiceLevelResult.CreditSplitEntry\x1a-\n\x0bSharesEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x1a\x32\n\x10\x43reditSplitEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"\xa5\x01\n\x15GetIncidentSlaRequest\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x30\n\x0c\x65valuated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0e\x61s_recorded_at\x18\x03 \x01(\x0b\x32\x17.ledger.v1.KnowledgeCut\x12\x14\n\x0c\x61greement_id\x18\x04 \x01(\t\"/\n\x16GetIncidentSlaResponse\x12\x15\n\rincident_json\x18\x01 \x01(\t\"w\n\x1aListIncidentsAtRiskRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x30\n\x0c\x65valuated_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tpage_size\x18\x03 \x01(\x05\"\xc3\x01\n\x0b\x43lockAtRisk\x12\x13\n\x0bincident_id\x18\x01 \x01(\t\x12\x14\n\x0c\x61greement_id\x18\x02 \x01(\t\x12\x18\n\x10service_level_id\x18\x03 \x01(\t\x12*\n\x06\x64ue_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07\x63ustody\x18\x05 \x01(\t\x12\x17\n\x0f\x65lapsed_seconds\x18\x06 \x01(\t\x12\x19\n\x11threshold_seconds\x18\x07 \x01(\t\"E\n\x1bListIncidentsAtRiskResponse\x12&\n\x06\x63locks\x18\x01 \x03(\x0b\x32\x16.ledger.v1.ClockAtRisk\"\xbb\x01\n\x15GetRestatementRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x30\n\x0c\x65valuated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x04\x66rom\x18\x04 \x01(\x0b\x32\x17.ledger.v1.KnowledgeCut\x12#\n\x02to\x18\x05 \x01(\x0b\x32\x17.ledger.v1.KnowledgeCut\"2\n\x16GetRestatementResponse\x12\x18\n\x10restatement_json\x18\x01 \x01(\t\"\x9e\x01\n\x13GetStatementRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x30\n\x0c\x65valuated_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0e\x61s_recorded_at\x18\x04 \x01(\x0b\x32\x17.ledger.v1.KnowledgeCut\".\n\x14GetStatementResponse\x12\x16\n\x0estatement_json\x18\x01 \x01(\t\"\xef\x01\n\x11ListClaimsRequest\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x0e\n\x06period\x18\x02 \x01(\t\x12\x10\n\x08\x61waiting\x18\x03 \x01(\t\x12\x30\n\x0c\x65valuated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x30\n\rdeemed_within\x18\x05 \x01(\x0b\x32\x19.google.protobuf.Duration\x12\x19\n\x11include_in_effect\x18\x06 \x01(\x08\x12\x10\n\x08\x65vent_id\x18\x07 \x01(\t\x12\x11\n\tpage_size\x18\x08 \x01(\x05\"\xfa\x02\n\x05\x43laim\x12\x14\n\x0c\x61greement_id\x18\x01 \x01(\t\x12\x13\n\x0bincident_id\x18\x02 \x01(\t\x12\x0e\n\x06period\x18\x03 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x04 \x01(\t\x12\x0c\n\x04type\x18\x05 \x01(\t\x12\x12\n\nclaimed_by\x18\x06 \x01(\t\x12.\n\nclaimed_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x05\x63laim\x18\x08 \x03(\x0b\x32\x1b.ledger.v1.Claim.ClaimEntry\x12\x10\n\x08\x61waiting\x18\t \x03(\t\x12\x13\n\x0b\x61\x63\x63\x65pted_by\x18\n \x03(\t\x12\x13\n\x0b\x64isputed_by\x18\x0b \x03(\t\x12\r\n\x05state\x18\x0c \x01(\t\x12-\n\tdeemed_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x1a,\n\nClaimEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"6\n\x12ListClaimsResponse\x12 \n\x06\x63laims\x18\x01 \x03(\x0b\x32\x10.ledger.v1.Claim2\x99\x04\n\rReportService\x12X\n\x0fGetPeriodReport\x12!.ledger.v1.GetPeriodReportRequest\x1a\".ledger.v1.GetPeriodReportResponse\x12U\n\x0eGetIncidentSla\x12 .ledger.v1.GetIncidentSlaRequest\x1a!.ledger.v1.GetIncidentSlaResponse\x12\x64\n\x13ListIncidentsAtRisk\x12%.ledger.v1.ListIncidentsAtRiskRequest\x1a&.ledger.v1.ListIncidentsAtRiskResponse\x12U\n\x0eGetRestatement\x12 .ledger.v1.GetRestatementRequest\x1a!.ledger.v1.GetRestatementResponse\x12O\n\x0cGetStatement\x12\x1e.ledger.v1.GetStatementRequest\x1a\x1f.ledger.v1.GetStatementResponse\x12I\n\nListClaims\x12\x1c.ledger.v1.ListClaimsRequest\x1a\x1d.ledger.v1.ListClaimsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,42 +40,52 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SERVICELEVELRESULT_SHARESENTRY']._serialized_options = b'8\001'
   _globals['_SERVICELEVELRESULT_CREDITSPLITENTRY']._loaded_options = None
   _globals['_SERVICELEVELRESULT_CREDITSPLITENTRY']._serialized_options = b'8\001'
-  _globals['_KNOWLEDGECUT']._serialized_start=95
-  _globals['_KNOWLEDGECUT']._serialized_end=187
-  _globals['_GETPERIODREPORTREQUEST']._serialized_start=190
-  _globals['_GETPERIODREPORTREQUEST']._serialized_end=378
-  _globals['_GETPERIODREPORTRESPONSE']._serialized_start=380
-  _globals['_GETPERIODREPORTRESPONSE']._serialized_end=467
-  _globals['_PERIODREPORT']._serialized_start=470
-  _globals['_PERIODREPORT']._serialized_end=950
-  _globals['_PERIODREPORT_CREDITSBYPROVIDERENTRY']._serialized_start=894
-  _globals['_PERIODREPORT_CREDITSBYPROVIDERENTRY']._serialized_end=950
-  _globals['_DISPUTE']._serialized_start=953
-  _globals['_DISPUTE']._serialized_end=1115
-  _globals['_SERVICELEVELRESULT']._serialized_start=1118
-  _globals['_SERVICELEVELRESULT']._serialized_end=1621
-  _globals['_SERVICELEVELRESULT_SHARESENTRY']._serialized_start=1524
-  _globals['_SERVICELEVELRESULT_SHARESENTRY']._serialized_end=1569
-  _globals['_SERVICELEVELRESULT_CREDITSPLITENTRY']._serialized_start=1571
-  _globals['_SERVICELEVELRESULT_CREDITSPLITENTRY']._serialized_end=1621
-  _globals['_GETINCIDENTSLAREQUEST']._serialized_start=1624
-  _globals['_GETINCIDENTSLAREQUEST']._serialized_end=1789
-  _globals['_GETINCIDENTSLARESPONSE']._serialized_start=1791
-  _globals['_GETINCIDENTSLARESPONSE']._serialized_end=1838
-  _globals['_LISTINCIDENTSATRISKREQUEST']._serialized_start=1840
-  _globals['_LISTINCIDENTSATRISKREQUEST']._serialized_end=1959
-  _globals['_CLOCKATRISK']._serialized_start=1962
-  _globals['_CLOCKATRISK']._serialized_end=2157
-  _globals['_LISTINCIDENTSATRISKRESPONSE']._serialized_start=2159
-  _globals['_LISTINCIDENTSATRISKRESPONSE']._serialized_end=2228
-  _globals['_GETRESTATEMENTREQUEST']._serialized_start=2231
-  _globals['_GETRESTATEMENTREQUEST']._serialized_end=2418
-  _globals['_GETRESTATEMENTRESPONSE']._serialized_start=2420
-  _globals['_GETRESTATEMENTRESPONSE']._serialized_end=2470
-  _globals['_GETSTATEMENTREQUEST']._serialized_start=2473
-  _globals['_GETSTATEMENTREQUEST']._serialized_end=2631
-  _globals['_GETSTATEMENTRESPONSE']._serialized_start=2633
-  _globals['_GETSTATEMENTRESPONSE']._serialized_end=2679
-  _globals['_REPORTSERVICE']._serialized_start=2682
-  _globals['_REPORTSERVICE']._serialized_end=3144
+  _globals['_CLAIM_CLAIMENTRY']._loaded_options = None
+  _globals['_CLAIM_CLAIMENTRY']._serialized_options = b'8\001'
+  _globals['_KNOWLEDGECUT']._serialized_start=127
+  _globals['_KNOWLEDGECUT']._serialized_end=219
+  _globals['_GETPERIODREPORTREQUEST']._serialized_start=222
+  _globals['_GETPERIODREPORTREQUEST']._serialized_end=410
+  _globals['_GETPERIODREPORTRESPONSE']._serialized_start=412
+  _globals['_GETPERIODREPORTRESPONSE']._serialized_end=499
+  _globals['_PERIODREPORT']._serialized_start=502
+  _globals['_PERIODREPORT']._serialized_end=982
+  _globals['_PERIODREPORT_CREDITSBYPROVIDERENTRY']._serialized_start=926
+  _globals['_PERIODREPORT_CREDITSBYPROVIDERENTRY']._serialized_end=982
+  _globals['_DISPUTE']._serialized_start=985
+  _globals['_DISPUTE']._serialized_end=1147
+  _globals['_SERVICELEVELRESULT']._serialized_start=1150
+  _globals['_SERVICELEVELRESULT']._serialized_end=1653
+  _globals['_SERVICELEVELRESULT_SHARESENTRY']._serialized_start=1556
+  _globals['_SERVICELEVELRESULT_SHARESENTRY']._serialized_end=1601
+  _globals['_SERVICELEVELRESULT_CREDITSPLITENTRY']._serialized_start=1603
+  _globals['_SERVICELEVELRESULT_CREDITSPLITENTRY']._serialized_end=1653
+  _globals['_GETINCIDENTSLAREQUEST']._serialized_start=1656
+  _globals['_GETINCIDENTSLAREQUEST']._serialized_end=1821
+  _globals['_GETINCIDENTSLARESPONSE']._serialized_start=1823
+  _globals['_GETINCIDENTSLARESPONSE']._serialized_end=1870
+  _globals['_LISTINCIDENTSATRISKREQUEST']._serialized_start=1872
+  _globals['_LISTINCIDENTSATRISKREQUEST']._serialized_end=1991
+  _globals['_CLOCKATRISK']._serialized_start=1994
+  _globals['_CLOCKATRISK']._serialized_end=2189
+  _globals['_LISTINCIDENTSATRISKRESPONSE']._serialized_start=2191
+  _globals['_LISTINCIDENTSATRISKRESPONSE']._serialized_end=2260
+  _globals['_GETRESTATEMENTREQUEST']._serialized_start=2263
+  _globals['_GETRESTATEMENTREQUEST']._serialized_end=2450
+  _globals['_GETRESTATEMENTRESPONSE']._serialized_start=2452
+  _globals['_GETRESTATEMENTRESPONSE']._serialized_end=2502
+  _globals['_GETSTATEMENTREQUEST']._serialized_start=2505
+  _globals['_GETSTATEMENTREQUEST']._serialized_end=2663
+  _globals['_GETSTATEMENTRESPONSE']._serialized_start=2665
+  _globals['_GETSTATEMENTRESPONSE']._serialized_end=2711
+  _globals['_LISTCLAIMSREQUEST']._serialized_start=2714
+  _globals['_LISTCLAIMSREQUEST']._serialized_end=2953
+  _globals['_CLAIM']._serialized_start=2956
+  _globals['_CLAIM']._serialized_end=3334
+  _globals['_CLAIM_CLAIMENTRY']._serialized_start=3290
+  _globals['_CLAIM_CLAIMENTRY']._serialized_end=3334
+  _globals['_LISTCLAIMSRESPONSE']._serialized_start=3336
+  _globals['_LISTCLAIMSRESPONSE']._serialized_end=3390
+  _globals['_REPORTSERVICE']._serialized_start=3393
+  _globals['_REPORTSERVICE']._serialized_end=3930
 # @@protoc_insertion_point(module_scope)

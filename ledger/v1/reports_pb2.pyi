@@ -5,6 +5,7 @@ isort:skip_file
 
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2 as _duration_pb2
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
@@ -611,3 +612,170 @@ class GetStatementResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetStatementResponse: _TypeAlias = GetStatementResponse  # noqa: Y015
+
+@_typing.final
+class ListClaimsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AGREEMENT_ID_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    AWAITING_FIELD_NUMBER: _builtins.int
+    EVALUATED_AT_FIELD_NUMBER: _builtins.int
+    DEEMED_WITHIN_FIELD_NUMBER: _builtins.int
+    INCLUDE_IN_EFFECT_FIELD_NUMBER: _builtins.int
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    agreement_id: _builtins.str
+    """Empty: every agreement the caller may see."""
+    period: _builtins.str
+    """Only claims on incidents of this period ("YYYY-MM"); empty: any."""
+    awaiting: _builtins.str
+    """Only claims still awaiting this org's answer (neither accepted nor
+    disputed by it, not in effect).
+    """
+    include_in_effect: _builtins.bool
+    """Also list claims already in effect."""
+    event_id: _builtins.str
+    """Only the claim made by this event (in effect or not)."""
+    page_size: _builtins.int
+    """At most 1000; 0 means 100."""
+    @_builtins.property
+    def evaluated_at(self) -> _timestamp_pb2.Timestamp:
+        """Unset means now."""
+
+    @_builtins.property
+    def deemed_within(self) -> _duration_pb2.Duration:
+        """Only open claims deemed accepted within this long of evaluated_at,
+        soonest first (the claims about to be deemed accepted).
+        """
+
+    def __init__(
+        self,
+        *,
+        agreement_id: _builtins.str = ...,
+        period: _builtins.str = ...,
+        awaiting: _builtins.str = ...,
+        evaluated_at: _timestamp_pb2.Timestamp | None = ...,
+        deemed_within: _duration_pb2.Duration | None = ...,
+        include_in_effect: _builtins.bool = ...,
+        event_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deemed_within", b"deemed_within", "evaluated_at", b"evaluated_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agreement_id", b"agreement_id", "awaiting", b"awaiting", "deemed_within", b"deemed_within", "evaluated_at", b"evaluated_at", "event_id", b"event_id", "include_in_effect", b"include_in_effect", "page_size", b"page_size", "period", b"period"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListClaimsRequest: _TypeAlias = ListClaimsRequest  # noqa: Y015
+
+@_typing.final
+class Claim(_message.Message):
+    """A claim and its answers."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ClaimEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    AGREEMENT_ID_FIELD_NUMBER: _builtins.int
+    INCIDENT_ID_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    TYPE_FIELD_NUMBER: _builtins.int
+    CLAIMED_BY_FIELD_NUMBER: _builtins.int
+    CLAIMED_AT_FIELD_NUMBER: _builtins.int
+    CLAIM_FIELD_NUMBER: _builtins.int
+    AWAITING_FIELD_NUMBER: _builtins.int
+    ACCEPTED_BY_FIELD_NUMBER: _builtins.int
+    DISPUTED_BY_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    DEEMED_AT_FIELD_NUMBER: _builtins.int
+    agreement_id: _builtins.str
+    incident_id: _builtins.str
+    period: _builtins.str
+    """The period of the incident."""
+    event_id: _builtins.str
+    type: _builtins.str
+    claimed_by: _builtins.str
+    state: _builtins.str
+    """"in_effect", "open", "disputed" or "awaiting" (no dispute window)."""
+    @_builtins.property
+    def claimed_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def claim(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """What is claimed, e.g. {"root_cause": "customer"} or {"priority": "P3"}."""
+
+    @_builtins.property
+    def awaiting(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The awaited orgs that have not accepted."""
+
+    @_builtins.property
+    def accepted_by(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def disputed_by(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def deemed_at(self) -> _timestamp_pb2.Timestamp:
+        """Unset once disputed or accepted, and without a dispute window."""
+
+    def __init__(
+        self,
+        *,
+        agreement_id: _builtins.str = ...,
+        incident_id: _builtins.str = ...,
+        period: _builtins.str = ...,
+        event_id: _builtins.str = ...,
+        type: _builtins.str = ...,
+        claimed_by: _builtins.str = ...,
+        claimed_at: _timestamp_pb2.Timestamp | None = ...,
+        claim: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        awaiting: _abc.Iterable[_builtins.str] | None = ...,
+        accepted_by: _abc.Iterable[_builtins.str] | None = ...,
+        disputed_by: _abc.Iterable[_builtins.str] | None = ...,
+        state: _builtins.str = ...,
+        deemed_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["claimed_at", b"claimed_at", "deemed_at", b"deemed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_by", b"accepted_by", "agreement_id", b"agreement_id", "awaiting", b"awaiting", "claim", b"claim", "claimed_at", b"claimed_at", "claimed_by", b"claimed_by", "deemed_at", b"deemed_at", "disputed_by", b"disputed_by", "event_id", b"event_id", "incident_id", b"incident_id", "period", b"period", "state", b"state", "type", b"type"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Claim: _TypeAlias = Claim  # noqa: Y015
+
+@_typing.final
+class ListClaimsResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CLAIMS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def claims(self) -> _containers.RepeatedCompositeFieldContainer[Global___Claim]: ...
+    def __init__(
+        self,
+        *,
+        claims: _abc.Iterable[Global___Claim] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["claims", b"claims"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListClaimsResponse: _TypeAlias = ListClaimsResponse  # noqa: Y015

@@ -60,6 +60,11 @@ class ReportServiceStub:
                 request_serializer=ledger_dot_v1_dot_reports__pb2.GetStatementRequest.SerializeToString,
                 response_deserializer=ledger_dot_v1_dot_reports__pb2.GetStatementResponse.FromString,
                 _registered_method=True)
+        self.ListClaims = channel.unary_unary(
+                '/ledger.v1.ReportService/ListClaims',
+                request_serializer=ledger_dot_v1_dot_reports__pb2.ListClaimsRequest.SerializeToString,
+                response_deserializer=ledger_dot_v1_dot_reports__pb2.ListClaimsResponse.FromString,
+                _registered_method=True)
 
 
 class ReportServiceServicer:
@@ -111,6 +116,15 @@ class ReportServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListClaims(self, request, context):
+        """Claims (sla-semantics section 11) as they stand at an instant: by
+        default those not in effect, i.e. what awaits an answer or was disputed.
+        Returns INVALID_ARGUMENT, NOT_FOUND, UNAUTHENTICATED.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReportServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -138,6 +152,11 @@ def add_ReportServiceServicer_to_server(servicer, server):
                     servicer.GetStatement,
                     request_deserializer=ledger_dot_v1_dot_reports__pb2.GetStatementRequest.FromString,
                     response_serializer=ledger_dot_v1_dot_reports__pb2.GetStatementResponse.SerializeToString,
+            ),
+            'ListClaims': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListClaims,
+                    request_deserializer=ledger_dot_v1_dot_reports__pb2.ListClaimsRequest.FromString,
+                    response_serializer=ledger_dot_v1_dot_reports__pb2.ListClaimsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -276,6 +295,33 @@ class ReportService:
             '/ledger.v1.ReportService/GetStatement',
             ledger_dot_v1_dot_reports__pb2.GetStatementRequest.SerializeToString,
             ledger_dot_v1_dot_reports__pb2.GetStatementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListClaims(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ledger.v1.ReportService/ListClaims',
+            ledger_dot_v1_dot_reports__pb2.ListClaimsRequest.SerializeToString,
+            ledger_dot_v1_dot_reports__pb2.ListClaimsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -58,6 +58,11 @@ class ReportServiceStub:
     attainment and the signed checkpoint covering the position.
     Returns INVALID_ARGUMENT, NOT_FOUND, OUT_OF_RANGE, UNAUTHENTICATED.
     """
+    ListClaims: _grpc.UnaryUnaryMultiCallable[_reports_pb2.ListClaimsRequest, _reports_pb2.ListClaimsResponse]
+    """Claims (sla-semantics section 11) as they stand at an instant: by
+    default those not in effect, i.e. what awaits an answer or was disputed.
+    Returns INVALID_ARGUMENT, NOT_FOUND, UNAUTHENTICATED.
+    """
 
 @_typing.type_check_only
 class ReportServiceAsyncStub(ReportServiceStub):
@@ -88,6 +93,11 @@ class ReportServiceAsyncStub(ReportServiceStub):
     missed incidents' custody, the downtime timeline, six periods of
     attainment and the signed checkpoint covering the position.
     Returns INVALID_ARGUMENT, NOT_FOUND, OUT_OF_RANGE, UNAUTHENTICATED.
+    """
+    ListClaims: _aio.UnaryUnaryMultiCallable[_reports_pb2.ListClaimsRequest, _reports_pb2.ListClaimsResponse]  # type: ignore[assignment]
+    """Claims (sla-semantics section 11) as they stand at an instant: by
+    default those not in effect, i.e. what awaits an answer or was disputed.
+    Returns INVALID_ARGUMENT, NOT_FOUND, UNAUTHENTICATED.
     """
 
 class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -146,6 +156,17 @@ class ReportServiceServicer(metaclass=_abc_1.ABCMeta):
         missed incidents' custody, the downtime timeline, six periods of
         attainment and the signed checkpoint covering the position.
         Returns INVALID_ARGUMENT, NOT_FOUND, OUT_OF_RANGE, UNAUTHENTICATED.
+        """
+
+    @_abc_1.abstractmethod
+    def ListClaims(
+        self,
+        request: _reports_pb2.ListClaimsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_reports_pb2.ListClaimsResponse, _abc.Awaitable[_reports_pb2.ListClaimsResponse]]:
+        """Claims (sla-semantics section 11) as they stand at an instant: by
+        default those not in effect, i.e. what awaits an answer or was disputed.
+        Returns INVALID_ARGUMENT, NOT_FOUND, UNAUTHENTICATED.
         """
 
 def add_ReportServiceServicer_to_server(servicer: ReportServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

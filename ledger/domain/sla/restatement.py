@@ -42,4 +42,24 @@ def report_changes(before: dict[str, Any], after: dict[str, Any]) -> list[dict[s
             changes += [{"field": field, "removed": i} for i in sorted(old - new)]
     for key in ("credits_total", "credits_uncapped", "credit_cap", "credits_by_provider"):
         _moved(before.get(key), after.get(key), key, changes)
+    changes += _disputes_moved(before.get("disputes") or [], after.get("disputes") or [])
     return changes
+
+
+def _disputes_moved(before: list[dict[str, Any]], after: list[dict[str, Any]],
+                    ) -> list[dict[str, Any]]:
+    """Claims that came into or went out of the `disputes` list (a claim
+    accepted, deemed accepted or newly made), and those whose entry changed."""
+    old = {d["event_id"]: d for d in before}
+    new = {d["event_id"]: d for d in after}
+    out: list[dict[str, Any]] = []
+    for event_id in sorted(old.keys() | new.keys()):
+        was, now = old.get(event_id), new.get(event_id)
+        if was is None and now is not None:
+            out.append({"field": "disputes", "added": event_id, "incident_id": now["incident_id"]})
+        elif now is None and was is not None:
+            out.append({"field": "disputes", "removed": event_id,
+                        "incident_id": was["incident_id"]})
+        elif was is not None and now is not None:
+            _moved(was, now, f"disputes.{event_id}", out)
+    return out
