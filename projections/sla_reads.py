@@ -274,7 +274,8 @@ class SlaReadModel:
         with self.db.snapshot() as tx:
             position = read_position(tx, NAME)[0]
             sql = (f"SELECT incident_id, agreement_id, facts FROM {tx.table('sla_incident')} "
-                   "WHERE agreement_id = ? AND has_claims = 1 AND opened_at <= ?")
+                   "WHERE agreement_id = ? AND has_claims = 1 AND opened_at <= ? "
+                   f"AND valid_to_position = {OPEN}")
             params: list[Any] = [agreement_id, evaluated_at]
             if period is not None:
                 sql += " AND period = ?"
