@@ -5,6 +5,8 @@ the rule, and answering with `sla-ledger accept` / `dispute`."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import uuid
 from pathlib import Path
@@ -124,6 +126,20 @@ def test_a_partner_answers_with_the_cli_and_the_report_follows(
         code, out, _ = _cli(capsys, "disputes", "--agreement", AGREEMENT, "--period", "2026-10",
                             "--evaluated-at", when, "--format", "json", "--target", target)
         assert [c["event_id"] for c in json.loads(out)] == [INC_1009_CLAIM, INC_1016_CLAIM]
+
+        # The report's disputes, in its table and CSV forms too.
+        code, out, _ = _cli(capsys, "report", "--agreement", AGREEMENT, "--period", "2026-10",
+                            "--evaluated-at", when, "--format", "csv", "--target", target)
+        rows = [r for r in csv.DictReader(io.StringIO(out)) if r["record"] == "dispute"]
+        assert [(r["incident_id"], r["event_id"], r["claim_type"], r["claimed_by"],
+                 r["awaiting"], r["state"], r["deemed_at"]) for r in rows] == [
+            ("INC-1009", INC_1009_CLAIM, "resolved", "hp", "herts", "disputed", ""),
+            ("INC-1016", INC_1016_CLAIM, "priority_changed", "hp", "herts", "open",
+             INC_1016_DEEMED)]
+        code, out, _ = _cli(capsys, "report", "--agreement", AGREEMENT, "--period", "2026-10",
+                            "--evaluated-at", when, "--target", target)
+        tail = out[out.index("Claims not in effect"):]
+        assert "INC-1009" in tail and "INC-1016" in tail and INC_1016_DEEMED in tail
 
         before = client.period_report(AGREEMENT, "2026-10", evaluated_at=T)
         # An admin answers on the council's behalf (in local mode the caller is

@@ -164,11 +164,11 @@ def report_table(report: dict[str, Any], width: int | None = None) -> str:
                    f"{_money(report['credits_by_provider'][provider], currency):>{money}}")
     disputes = report.get("disputes") or []
     if disputes:
-        out += ["", "Claims not in effect (their figures are not counted; sla-semantics 11.7):",
-                f"{'incident':<12} {'type':<20} {'by':<8} {'awaiting':<14} {'state':<9} "
+        out += ["", "Claims not in effect, not counted above (sla-semantics 11.7):",
+                f"{'incident':<10} {'type':<19} {'by':<6} {'awaiting':<10} {'state':<8} "
                 "deemed at", "-" * width]
-        out += [f"{d['incident_id']:<12} {d['type']:<20} {d['claimed_by']:<8} "
-                f"{','.join(d['awaiting']):<14} {d['state']:<9} {d['deemed_at'] or '-'}"
+        out += [f"{d['incident_id']:<10} {d['type']:<19} {d['claimed_by']:<6} "
+                f"{','.join(d['awaiting']):<10} {d['state']:<8} {d['deemed_at'] or '-'}"
                 for d in disputes]
     return "\n".join(out)
 
