@@ -283,10 +283,16 @@ class LedgerClient:
         return list(response.claims)
 
     def answer_claim(self, event_id: str, *, accept: bool, occurred_at: int, reason: str = "",
-                     actor: str = "", answer_id: str = "") -> AppendResult:
+                     actor: str = "", answer_id: str = "",
+                     agreement_id: str = "") -> AppendResult:
         """Accepts or disputes the claim made by `event_id`, as the caller's
         org (or `actor`, for an admin acting on an org's behalf)."""
-        found = self.claims(event_id=event_id, include_in_effect=True)
+        found = self.claims(event_id=event_id, agreement_id=agreement_id,
+                            include_in_effect=True)
+        if len(found) > 1:
+            # Event ids are unique within an agreement only (reading 28).
+            raise LookupError(f"event {event_id!r} is a claim in several agreements: "
+                              "name the agreement")
         if not found:
             # Unknown, not a claim, or on an agreement the caller cannot see:
             # one answer for all three (nothing about others' agreements leaks).

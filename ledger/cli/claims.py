@@ -34,6 +34,8 @@ def add_parsers(sub: Any, client_flags: Any) -> None:
     for name, verb in (("accept", "accept"), ("dispute", "dispute")):
         answer = sub.add_parser(name, help=f"{verb} a claim as your org (sla-semantics 11.3)")
         answer.add_argument("event_id", help="the event that made the claim")
+        answer.add_argument("--agreement", default="", help="the claim's agreement (needed "
+                            "only when the event id is used in several you can see)")
         if name == "dispute":
             answer.add_argument("--reason", required=True, help="why the claim is wrong")
         answer.add_argument("--at", help="when the answer was given (RFC 3339; default now)")
@@ -89,7 +91,7 @@ def cmd_answer(args: argparse.Namespace) -> int:
         try:
             result = client.answer_claim(args.event_id, accept=args.command == "accept",
                                          occurred_at=at, reason=getattr(args, "reason", ""),
-                                         actor=args.as_org)
+                                         actor=args.as_org, agreement_id=args.agreement)
         except LookupError as exc:
             print(f"sla-ledger {args.command}: {exc}", file=sys.stderr)
             return 1
