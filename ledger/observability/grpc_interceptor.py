@@ -279,25 +279,46 @@ def _prepare(request: Any, call: _Call, streaming_request: bool) -> Any:
     return request
 
 
+class _CountedWrites:
+    """The call's context as the handler sees it, counting the messages it
+    writes with ``context.write`` (response streams that do not yield)."""
+
+    __slots__ = ("_call", "_context")
+
+    def __init__(self, context: Any, call: _Call) -> None:
+        self._context = context
+        self._call = call
+
+    async def write(self, message: Any) -> None:
+        await self._context.write(message)
+        self._call.sent += 1
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._context, name)
+
+
 def _unary_response(
     behavior: Callable[..., Any],
     new_call: Callable[[Any], _Call],
     *,
     streaming_request: bool,
+    counted_writes: bool = False,
 ) -> Callable[[Any, Any], Awaitable[Any]]:
-    """Also used for response streams written with ``context.write`` (not counted)."""
+    """Also used for response streams written with ``context.write``
+    (``counted_writes``: each write counts as a message sent)."""
 
     async def wrapped(request: Any, context: Any) -> Any:
         call = new_call(context)
         call.start()
+        seen = _CountedWrites(context, call) if counted_writes else context
         try:
-            result = behavior(_prepare(request, call, streaming_request), context)
+            result = behavior(_prepare(request, call, streaming_request), seen)
             if inspect.isawaitable(result):
                 result = await result
         except BaseException as exc:
             call.finish(exc)
             raise
-        if result is not None:
+        if result is not None and not counted_writes:
             call.sent = 1
         call.finish(None)
         return result
@@ -312,7 +333,8 @@ def _stream_response(
     streaming_request: bool,
 ) -> Callable[[Any, Any], Any]:
     if not (inspect.isasyncgenfunction(behavior) or inspect.isgeneratorfunction(behavior)):
-        return _unary_response(behavior, new_call, streaming_request=streaming_request)
+        return _unary_response(behavior, new_call, streaming_request=streaming_request,
+                               counted_writes=True)
 
     async def wrapped(request: Any, context: Any) -> AsyncIterator[Any]:
         call = new_call(context)
