@@ -161,6 +161,17 @@ async def start_ledger(
         store.close()
         raise
     runner.start()
+    listener = None
+    if store.is_postgres:
+        from ledger.adapters.pg_listen import LogListener
+
+        def woken(position: int) -> None:
+            feed.notify(position)
+            runner.notify(position)
+
+        # Other servers on the database append too: follow them at once.
+        listener = LogListener(store, woken)
+        listener.start()
     loop = asyncio.get_running_loop()
     checkpoints = loop.create_task(checkpoint_periodically(audit_service, audit_config.interval))
     def refuse_writes(_breach: object) -> None:  # told from whichever thread noticed
@@ -172,6 +183,8 @@ async def start_ledger(
                  if audit_config.scrub_rate > 0 else None)
 
     def stop_audit() -> None:
+        if listener is not None:
+            listener.stop()
         checkpoints.cancel()
         if scrubbing is not None:
             scrubbing.cancel()

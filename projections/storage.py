@@ -14,6 +14,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
+from ledger.adapters.recorders import sqlite_write_transaction
+
 TRACKING_TABLE = "projection_tracking"
 
 
@@ -113,6 +115,10 @@ class ProjectionDatabase:
 
     @contextmanager
     def transaction(self, *, commit: bool = True) -> Iterator[Tx]:
+        if commit and not self.is_postgres:
+            with sqlite_write_transaction(self._datastore) as cursor:
+                yield _Tx(cursor, False, None)
+            return
         with self._datastore.transaction(commit=commit) as cursor:
             yield _Tx(cursor, self.is_postgres, self._schema)
 

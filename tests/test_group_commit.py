@@ -169,10 +169,10 @@ def _fail_mid_transaction(store: EventStore) -> None:
         schema = recorder.datastore.schema
         with recorder.datastore.get_connection() as conn:
             conn.execute(
-                f'CREATE FUNCTION "{schema}".fail_notify(text, text) RETURNS void '
+                f'CREATE FUNCTION "{schema}".fail_notify(text) RETURNS void '
                 "LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'lock timeout' "
                 "USING ERRCODE = '55P03'; END $$")
-        recorder.notify_sql = f'SELECT "{schema}".fail_notify(%s, %s)'
+        recorder.notify_sql = f'SELECT "{schema}".fail_notify(%s)'
         return
     import sqlite3
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from time import monotonic
 from typing import Any
@@ -110,18 +111,8 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         Raises StreamMoved if a stream in `expect` is not at that version,
         IntegrityError if a (stream, version) or an event_id is taken.
         """
-        with self.datastore.get_connection(commit=True) as conn, conn.cursor() as c:
-            # IMMEDIATE: take the write lock first (waiting for another
-            # process's writer up to the busy timeout), so the versions read
-            # below are still current when the rows go in.
-            c.execute("BEGIN IMMEDIATE")
-            try:
-                first = self._write_group(c, rows, recorded_at, expect)
-                conn.commit()
-            except BaseException:
-                conn.rollback()
-                raise
-        return first
+        with sqlite_write_transaction(self.datastore) as c:
+            return self._write_group(c, rows, recorded_at, expect)
 
 
 class PostgresLedgerRecorder(PostgresApplicationRecorder):
@@ -164,7 +155,9 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         log = SQL("{0}.{1}").format(schema, Identifier(LOG_TABLE))
         #: Other processes LISTEN here to follow the log at once.
         self.log_channel = f"{self.datastore.schema}_{LOG_TABLE}"
-        self.notify_sql = "SELECT pg_notify(%s, %s)"
+        # The payload is the new head of the log (this transaction's last position).
+        self.notify_sql = SQL("SELECT pg_notify(%s, (SELECT MAX(position) FROM {0})::text)"
+                              ).format(log)
         self._group_prelude = [
             SQL("SET LOCAL lock_timeout = '{0}s'").format(self.datastore.lock_timeout or 10),
             # EXCLUSIVE (readers go on): commit order is position order, and
@@ -215,9 +208,25 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
                 [r.stored.originator_id for r in rows],
                 [r.stored.originator_version for r in rows],
                 [r.stream for r in rows], [r.agreement_id for r in rows]))
-            curs.execute(self.notify_sql, (self.log_channel, str(len(rows))))
+            curs.execute(self.notify_sql, (self.log_channel,))
             first = min(int(r["position"]) for r in log.fetchall())
         return first
+
+
+@contextmanager
+def sqlite_write_transaction(datastore: SQLiteDatastore) -> Iterator[Any]:
+    """A write transaction that takes SQLite's write lock at BEGIN (waiting
+    for another process's writer up to the busy timeout). With the library's
+    deferred BEGIN, a transaction that read first and then wrote after
+    another process committed failed at once with "database is locked"."""
+    with datastore.get_connection(commit=True) as conn, conn.cursor() as c:
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            yield c
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
 
 
 class SQLitePool(SQLiteConnectionPool):

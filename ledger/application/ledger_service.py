@@ -55,7 +55,9 @@ def content_hash(event: ev.LedgerEvent) -> str:
 
 
 class _Streams:
-    """Bounded cache of stream contents, valid only for this process's writes."""
+    """Bounded cache of stream contents. Reads check the stream's version
+    first; the write path trusts the cache and lets the insert (and, for
+    agreement terms, a check inside the transaction) catch a moved stream."""
 
     def __init__(self, store: EventStore, capacity: int = 50_000) -> None:
         self.store = store
@@ -64,9 +66,12 @@ class _Streams:
         self._lock = threading.Lock()
 
     def get(self, name: str) -> list[ev.LedgerEvent]:
+        """The stream as committed now: a cached copy is used only if the
+        stream still has its version (another process may have appended)."""
+        version = self.store.stream_versions([name])[name]
         with self._lock:
             cached = self._items.get(name)
-            if cached is not None:
+            if cached is not None and len(cached) == version:
                 self._items.move_to_end(name)
                 return list(cached)
         events = self.store.load_stream(stream_for(name))
@@ -203,8 +208,8 @@ class LedgerService:
             raise outcomes[0]
         prepared = calls[0]
         known = self.store.lookup_event_ids([key_of(e) for e in prepared]) if prepared else {}
-        group = Group(self._streams_for(prepared, careful=True), known, self.clock(), self.max_skew,
-                      self._history)
+        group = Group(self._streams_for(prepared, set(), careful=True), known, self.clock(),
+                      self.max_skew, self._history)
         group.check_call(0, principal, prepared, content_hash)
         return group.results(0, dict.fromkeys((key_of(e) for e in prepared), 0))
 
@@ -283,13 +288,22 @@ class LedgerService:
     ) -> None:
         every = [e for events in prepared.values() for e in events]
         known = self.store.lookup_event_ids([key_of(e) for e in every]) if every else {}
-        base = self._streams_for(every, careful=careful)
+        cached: set[str] = set()
+        base = self._streams_for(every, cached, careful=careful)
         group = Group(base, known, self.clock(), self.max_skew, self._history)
         for key, events in prepared.items():
             try:
                 group.check_call(key, calls[key][0], events, content_hash)
             except DomainError as exc:
                 outcomes[key] = exc
+        if outcomes and cached:
+            # A refusal must not rest on a stream another process has moved
+            # (an accepted write is checked by the insert itself).
+            versions = self.store.stream_versions(sorted(cached))
+            moved = [n for n in cached if versions[n] != len(base[n])]
+            if moved:
+                self.streams.forget(moved)
+                raise VersionConflict(f"{len(moved)} cached streams moved")
         writes = group.writes(list(prepared))
         positions: list[int] = []
         if writes:
@@ -304,7 +318,7 @@ class LedgerService:
         for key in group.plans:
             outcomes[key] = group.results(key, by_event)
 
-    def _streams_for(self, events: Sequence[ev.LedgerEvent], *,
+    def _streams_for(self, events: Sequence[ev.LedgerEvent], cached: set[str], *,
                      careful: bool) -> dict[str, list[ev.LedgerEvent]]:
         """The streams a group needs, from the cache or in one read (two if
         an incident's agreement is not cached). An incident being opened is
@@ -317,14 +331,14 @@ class LedgerService:
             names[name] = names.get(name, True) and presume
             if event.agreement_id:
                 names.setdefault(f"agreement:{event.agreement_id}", False)
-        base = self._cached_or_loaded(names, careful)
+        base = self._cached_or_loaded(names, cached, careful)
         agreements = {f"agreement:{e.agreement_id}" for stream in base.values() for e in stream[:1]
                       if e.agreement_id} - set(base)
         if agreements:
-            base.update(self._cached_or_loaded(dict.fromkeys(agreements, False), careful))
+            base.update(self._cached_or_loaded(dict.fromkeys(agreements, False), cached, careful))
         return base
 
-    def _cached_or_loaded(self, names: dict[str, bool],
+    def _cached_or_loaded(self, names: dict[str, bool], cached_names: set[str],
                           careful: bool) -> dict[str, list[ev.LedgerEvent]]:
         base: dict[str, list[ev.LedgerEvent]] = {}
         missing = []
@@ -332,6 +346,7 @@ class LedgerService:
             cached = None if careful else self.streams.peek(name)
             if cached is not None:
                 base[name] = cached
+                cached_names.add(name)
             elif presume_empty:
                 base[name] = []
             else:
