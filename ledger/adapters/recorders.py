@@ -12,7 +12,9 @@ EXCLUSIVE table lock on PostgreSQL, the single writer connection on SQLite).
 from __future__ import annotations
 
 import sqlite3
+import threading
 import uuid
+from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -229,6 +231,42 @@ def sqlite_write_transaction(datastore: SQLiteDatastore) -> Iterator[Any]:
             raise
 
 
+class FairLock:
+    """A lock granted in request order. The projection runner releases the
+    writer and asks for it again at once (one transaction per projection and
+    batch); with a plain lock it could win every time and starve appends."""
+
+    def __init__(self) -> None:
+        self._ready = threading.Condition(threading.Lock())
+        self._waiting: deque[object] = deque()
+        self._held = False
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        ticket = object()
+        with self._ready:
+            self._waiting.append(ticket)
+            deadline = None if timeout is None or timeout < 0 else monotonic() + timeout
+            while self._held or self._waiting[0] is not ticket:
+                remaining = None if deadline is None else deadline - monotonic()
+                if not blocking or (remaining is not None and remaining <= 0):
+                    self._waiting.remove(ticket)
+                    self._ready.notify_all()
+                    return False
+                self._ready.wait(remaining)
+            self._waiting.popleft()
+            self._held = True
+            return True
+
+    def release(self) -> None:
+        with self._ready:
+            self._held = False
+            self._ready.notify_all()
+
+    def locked(self) -> bool:
+        with self._ready:
+            return self._held
+
+
 class SQLitePool(SQLiteConnectionPool):
     """The library's pool without its lock-order inversion.
 
@@ -238,8 +276,13 @@ class SQLitePool(SQLiteConnectionPool):
     waited behind that append, which waited for the projection: both stalled
     until the pool timeout. Here a writer waits for the writer lock alone,
     readers never wait for the writer (WAL lets them read beside it), and
-    nobody waits while holding the queue.
+    nobody waits while holding the queue. The writer is granted in request
+    order (FairLock).
     """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._writer_lock = FairLock()  # type: ignore[assignment]
 
     def get_connection(
         self, timeout: float | None = None, *, is_writer: bool | None = None
