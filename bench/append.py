@@ -12,6 +12,8 @@ batch call; SQLite: one INSERT per call in a WAL file with synchronous=FULL,
 or 100 rows per transaction). Both run as their own processes; the load
 generator (grpc.aio, this process) drives them alternately with the same
 requests: baseline, ledger, baseline, ledger, ... `--rounds` times each.
+With `--before DIR` (e.g. `git worktree add DIR <commit>`) that version's
+server runs too, on its own database, in the same alternation.
 
 Workloads: `new` (each call opens a new incident), `mix` (each worker walks
 its own incidents through opened, responded, handed_off, resolved, one event
@@ -231,12 +233,18 @@ def _wait_ready(target: str, seconds: float = 60) -> None:
         grpc.channel_ready_future(channel).result(timeout=seconds)
 
 
-def start_ledger_process(db: str, workdir: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_ledger_process(db: str, workdir: str,
+                         source: str | None = None) -> tuple[subprocess.Popen[bytes], str]:
+    """`sla-ledger serve` of this checkout, or of the one at `source`."""
     port = _free_port()
     cmd = [sys.executable, "-m", "ledger.cli.main", "serve", "--listen", f"127.0.0.1:{port}",
            "--database", db, "--metrics-listen", "127.0.0.1:0",
            "--checkpoint-key", os.path.join(workdir, f"key-{port}.pem")]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = dict(os.environ)
+    if source:
+        env["PYTHONPATH"] = os.path.abspath(source)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                            cwd=os.path.abspath(source) if source else None)
     target = f"127.0.0.1:{port}"
     _wait_ready(target)
     return proc, target
@@ -269,6 +277,20 @@ def register(target: str) -> None:
                                   bench_terms(AGREEMENT), event_id=f"register:{AGREEMENT}")
 
 
+def _sibling(db: str, suffix: str) -> str:
+    """A second, empty database next to `db` (a new schema on PostgreSQL)."""
+    if db.startswith("sqlite"):
+        return f"{db.rsplit('.db', 1)[0]}-{suffix}.db"
+    from urllib.parse import parse_qs, urlparse
+
+    import psycopg
+
+    schema = f"{parse_qs(urlparse(db).query).get('schema', ['public'])[0]}_{suffix}"
+    with psycopg.connect(db.split("?", 1)[0], autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+    return f"{db.split('?', 1)[0]}?schema={schema}"
+
+
 def _stats(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
@@ -290,14 +312,22 @@ def cmd_run(args: argparse.Namespace) -> None:
         trivial_db = (f"{db.rsplit('.db', 1)[0]}-plain.db" if name == "sqlite" else db)
         ledger, ledger_target = start_ledger_process(db, workdir)
         trivial, trivial_target = start_trivial_process(trivial_db, workdir)
+        servers = [("trivial", trivial_target), ("ledger", ledger_target)]
+        procs = [ledger, trivial]
+        if args.before:
+            before, before_target = start_ledger_process(_sibling(db, "before"), workdir,
+                                                         args.before)
+            procs.append(before)
+            servers.insert(1, ("before", before_target))
+            register(before_target)
         try:
             register(ledger_target)
             for kind, concurrency in CASES:
                 if args.only and f"{kind}{concurrency}" not in args.only:
                     continue
-                runs: dict[str, list[dict[str, float]]] = {"trivial": [], "ledger": []}
+                runs: dict[str, list[dict[str, float]]] = {who: [] for who, _ in servers}
                 for r in range(args.rounds):
-                    for who, target in (("trivial", trivial_target), ("ledger", ledger_target)):
+                    for who, target in servers:
                         prefix = f"{kind}{concurrency}-{who}-{r}-{uuid.uuid4().hex[:6]}"
                         result = asyncio.run(drive(target, kind, concurrency, args.seconds, prefix,
                                                    start))
@@ -311,10 +341,15 @@ def cmd_run(args: argparse.Namespace) -> None:
                            for who, xs in runs.items()}}
                 case["ratio"] = (case["ledger"]["events_per_s"]["median"]
                                  / case["trivial"]["events_per_s"]["median"])
-                print(f"==> {name} {kind} c{concurrency}: ratio {case['ratio']:.2f}", flush=True)
+                if "before" in case:
+                    case["ratio_before"] = (case["before"]["events_per_s"]["median"]
+                                            / case["trivial"]["events_per_s"]["median"])
+                print(f"==> {name} {kind} c{concurrency}: ratio {case['ratio']:.2f}"
+                      + (f" (before: {case['ratio_before']:.2f})" if "before" in case else ""),
+                      flush=True)
                 report["cases"].append(case)
         finally:
-            for proc in (ledger, trivial):
+            for proc in procs:
                 proc.terminate()
                 proc.wait(30)
     if args.out:
@@ -374,6 +409,7 @@ def main() -> None:
     run.add_argument("--rounds", type=int, default=3)
     run.add_argument("--seconds", type=float, default=4.0)
     run.add_argument("--only", nargs="*", help="cases, e.g. new8 batch4")
+    run.add_argument("--before", help="a checkout of an earlier version, run as a third server")
     run.add_argument("--out")
     trivial = sub.add_parser("serve-trivial")
     trivial.add_argument("--db", required=True)
