@@ -37,7 +37,8 @@ def test_an_amendment_through_one_server_binds_appends_through_the_other(
             running_ledger(database_url, clock) as (_, target_b), \
             LedgerClient(target_a) as a, LedgerClient(target_b) as b:
         _register(a)
-        b.append([opened("o-1", "INC-1")])  # b has the agreement's terms cached now
+        # b has the agreement's terms cached now (an incident before the amendment)
+        b.append([opened("o-1", "INC-1", at="2026-09-20T09:00:00Z")])
         effective, terms = _without_desktop()
         a.amend_agreement(AGREEMENT, effective, terms, event_id="amend-1")  # type: ignore[arg-type]
         with pytest.raises(grpc.RpcError) as raised:
