@@ -10,15 +10,17 @@ return None when the event may be stored and raise otherwise:
 
 Validity is judged on the re-sorted timeline, never on arrival order: the
 candidate is merged into the stored events by (occurred_at, position) and the
-whole timeline is replayed (validation_rules.first_violation). A late event is
-therefore accepted exactly when the timeline stays valid with it, and a
-violation may surface at a stored event the candidate invalidates; the
-message then names that event by type and position.
+timeline is folded through the incident state machine
+(incident_state.evolve). A late event is therefore accepted exactly when the
+timeline stays valid with it, and a violation may surface at a stored event
+the candidate invalidates; the message then names that event by type and
+position. An event that lands at the end of the timeline, the usual case, is
+judged on the folded state of the stored events alone (check_appended).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from ledger.domain import events as ev
@@ -32,15 +34,21 @@ from ledger.domain.agreements import (
 )
 from ledger.domain.claims import ANSWER_TYPES, Authority, claim_at, void_in_effect
 from ledger.domain.errors import InvalidArgument, NotFound, TimelineViolation
+from ledger.domain.incident_state import IncidentState, evolve, validity_state
 from ledger.domain.instants import format_duration, format_instant
 from ledger.domain.terms_parsing import check_terms
-from ledger.domain.timeline import effective_timeline, opened_event, timeline_key
-from ledger.domain.validation_rules import RULE_IDS, RULES, first_violation
+from ledger.domain.timeline import (
+    EffectiveTimeline,
+    effective_timeline,
+    opened_event,
+)
+from ledger.domain.validation_rules import RULE_IDS, RULES
 
 __all__ = [
     "RULES",
     "RULE_IDS",
     "check_amendment",
+    "check_appended",
     "check_incident_event",
     "check_incident_timeline",
     "check_maintenance_event",
@@ -54,14 +62,18 @@ def check_incident_event(
     *,
     now: int,
     max_skew: int,
-) -> None:
+    as_stored: ev.LedgerEvent | None = None,
+) -> IncidentState:
     """Raise unless `new` may be appended to the incident whose stored events
-    (any order, positions set) are `stored`.
+    (any order, positions set) are `stored`; return the incident's validity
+    state with it (folding `as_stored`, the event as it will be stored, if
+    given). The full check: the whole timeline is folded again.
 
     `history` is the agreement named by `new` for `opened`, else the
     incident's agreement; None means it is unknown. `new` is unstored
     (position 0), so it sorts after stored events with the same occurred_at.
     """
+    record = new if as_stored is None else as_stored
     opened = opened_event(stored)
     if isinstance(new.payload, ev.Opened):
         if stored:
@@ -78,24 +90,20 @@ def check_incident_event(
     _check_not_future(new, now, max_skew)
     terms = _incident_terms(history, opened)
     authority = Authority.of(terms)
-    _check_not_voided(stored, new, authority)
+    _check_not_voided(effective_timeline(stored), new, authority)
     _check_event_alone(history, terms, new)
-    if new.occurred_at < opened.occurred_at:
-        raise TimelineViolation(
-            "before_opened",
-            f"{new.type} dated {format_instant(new.occurred_at)}, before the incident "
-            f"was opened at {format_instant(opened.occurred_at)}",
-        )
+    _check_not_before_opened(new, opened)
     if isinstance(new.payload, ANSWER_TYPES):
         # Answers change no state and are accepted in any state (11.3).
-        _check_answer(stored, new, authority)
-        return
+        _check_answer(effective_timeline(stored), new, authority)
+        return validity_state([*stored, record])
+    after = validity_state([*stored, record])
+    found = after.violation
     if isinstance(new.payload, ev.Retracted):
         target = _check_retraction(stored, new)
         # Spec 10.6: the retraction must leave a valid timeline. The stored
         # timeline is valid, so a violation here is an event that depended on
         # the target.
-        found = first_violation(_validity_timeline([*stored, new]))
         if found is not None:
             event, _, message = found
             raise TimelineViolation(
@@ -103,17 +111,64 @@ def check_incident_event(
                 f"retracting {target.type} at position {target.position} would make "
                 f"{event.type} at position {event.position} invalid: {message}",
             )
-        return
-    found = first_violation(_validity_timeline([*stored, new]))
+        return after
     if found is not None:
         event, rule, message = found
-        if event is not new:
+        if event is not record:
             # A late event that breaks a later stored one: name both.
             message = (
                 f"{new.type} dated {format_instant(new.occurred_at)} would make "
                 f"{event.type} at position {event.position} invalid: {message}"
             )
         raise TimelineViolation(rule, message)
+    return after
+
+
+def check_appended(
+    history: AgreementHistory | None,
+    state: IncidentState,
+    new: ev.LedgerEvent,
+    *,
+    now: int,
+    max_skew: int,
+    stored: Callable[[], Sequence[ev.LedgerEvent]],
+    as_stored: ev.LedgerEvent | None = None,
+) -> IncidentState:
+    """check_incident_event, given `state`, the validity state of the stored
+    events (incident_state.validity_state), which `stored` returns on demand.
+
+    An event that lands at the end of the timeline (dated at or after every
+    event that counts) is judged on the state alone, in time independent of
+    the timeline's length (an answer reads the incident's claims and answers
+    only); a late event, a retraction or an `opened` is checked in full on
+    the stored events. Same verdicts, rule ids and messages either way.
+    """
+    record = new if as_stored is None else as_stored
+    opened = state.opened
+    if (opened is None or state.violation is not None
+            or isinstance(new.payload, ev.Opened | ev.Retracted)
+            or (state.last_at is not None and new.occurred_at < state.last_at)):
+        return check_incident_event(history, stored(), new, now=now, max_skew=max_skew,
+                                    as_stored=record)
+    if history is None:
+        raise NotFound("agreement", opened.agreement_id)
+    _check_not_future(new, now, max_skew)
+    terms = _incident_terms(history, opened)
+    authority = Authority.of(terms)
+    # All the claim rules read: what judge() needs for the claims and the
+    # answers, and the voids (every event counts at an instant at the end).
+    claims = EffectiveTimeline(state.claim_events, bool(state.voids), frozenset(), state.voids)
+    _check_not_voided(claims, new, authority)
+    _check_event_alone(history, terms, new)
+    _check_not_before_opened(new, opened)
+    if isinstance(new.payload, ANSWER_TYPES):
+        _check_answer(claims, new, authority)
+        return evolve(state, record)
+    after = evolve(state, record)
+    if after.violation is not None:
+        _, rule, message = after.violation
+        raise TimelineViolation(rule, message)
+    return after
 
 
 def check_incident_timeline(
@@ -147,15 +202,15 @@ def check_incident_timeline(
         earlier = by_arrival[:index]
         try:
             if index:
-                _check_not_voided(earlier, event, authority)
+                _check_not_voided(effective_timeline(earlier), event, authority)
             _check_event_alone(history, terms, event)
             if isinstance(payload, ev.Retracted):
                 _check_retraction(earlier, event)
             elif isinstance(payload, ANSWER_TYPES):
-                _check_answer(earlier, event, authority)
+                _check_answer(effective_timeline(earlier), event, authority)
         except TimelineViolation as exc:
             _raise_at(event, exc.rule, exc.message)
-    found = first_violation(_validity_timeline(stored))
+    found = validity_state(stored).violation
     if found is not None:
         event, rule, message = found
         _raise_at(event, rule, message)
@@ -232,23 +287,13 @@ def _raise_at(event: ev.LedgerEvent, rule: str, message: str) -> NoReturn:
     raise TimelineViolation(rule, f"{event.type} at position {event.position}: {message}")
 
 
-def _validity_timeline(events: Iterable[ev.LedgerEvent]) -> list[ev.LedgerEvent]:
-    """The events validity is judged on, in timeline order: the effective
-    timeline (retractions applied) plus unretracted voids, kept as markers
-    because a void's own date must still respect before_opened/after_closed.
-    """
-    events = list(events)
-    effective = effective_timeline(events)
-    # Answers are accepted in any state (11.3): they take no part.
-    entries = [e for e in effective.entries if not isinstance(e.payload, ANSWER_TYPES)]
-    voids = [
-        e
-        for e in events
-        if isinstance(e.payload, ev.Voided) and e.event_id not in effective.retracted_ids
-    ]
-    if not voids:
-        return entries
-    return sorted([*entries, *voids], key=timeline_key)
+def _check_not_before_opened(new: ev.LedgerEvent, opened: ev.LedgerEvent) -> None:
+    if new.occurred_at < opened.occurred_at:
+        raise TimelineViolation(
+            "before_opened",
+            f"{new.type} dated {format_instant(new.occurred_at)}, before the incident "
+            f"was opened at {format_instant(opened.occurred_at)}",
+        )
 
 
 def _check_not_future(new: ev.LedgerEvent, now: int, max_skew: int) -> None:
@@ -261,13 +306,13 @@ def _check_not_future(new: ev.LedgerEvent, now: int, max_skew: int) -> None:
 
 
 def _check_not_voided(
-    stored: Sequence[ev.LedgerEvent], new: ev.LedgerEvent, authority: Authority
+    timeline: EffectiveTimeline, new: ev.LedgerEvent, authority: Authority
 ) -> None:
     """Spec 10.7 and 11.6: a void in effect at the new event's occurred_at
     blocks it, even one dated before the void; only the void's own
     retraction is accepted. A void still awaiting the customer blocks
     nothing, so a provider's pending void never freezes an incident."""
-    void = void_in_effect(effective_timeline(stored), authority, new.occurred_at)
+    void = void_in_effect(timeline, authority, new.occurred_at)
     if void is None:
         return
     payload = new.payload
@@ -281,7 +326,7 @@ def _check_not_voided(
 
 
 def _check_answer(
-    stored: Sequence[ev.LedgerEvent], new: ev.LedgerEvent, authority: Authority
+    timeline: EffectiveTimeline, new: ev.LedgerEvent, authority: Authority
 ) -> None:
     """Spec 11.3: an answer names a stored claim of the incident, comes from
     an org the claim awaits that has not answered it yet, and a dispute comes
@@ -289,7 +334,6 @@ def _check_answer(
     payload = new.payload
     assert isinstance(payload, ANSWER_TYPES)
     target_id = payload.target_event_id
-    timeline = effective_timeline(stored)
     claim = claim_at(timeline, authority, target_id, new.occurred_at)
     if claim is None:
         raise TimelineViolation(

@@ -1,0 +1,333 @@
+"""One incident, one state machine (spec sections 4-6, 10.1-10.8 and 11).
+
+`evolve(state, event) -> state` is the incident's only transition function:
+a pure fold over frozen values, in the style of the eventsourcing library's
+functional aggregates. Every question about an incident's state derives
+from it; they differ only in which events they fold:
+
+- write-side validation folds the validity timeline (the effective timeline,
+  answers and unretracted voids included) and reads `violation`, the first
+  event the order-dependent rules refuse (ledger.domain.validation);
+- the SLA facts fold the timeline judged at T, claims not in effect left out
+  (ledger.domain.sla.facts);
+- the incident summary folds the effective timeline
+  (ledger.application.incidents).
+
+The facts part of the state is lenient: facts are folded over stored
+histories, and an event the rules would refuse changes nothing the facts
+cannot make sense of. On a valid timeline the rules' view of the state
+(holder, pending handoff, paused, open outage) is read off the same facts,
+so the two cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from functools import reduce
+from typing import Literal, assert_never
+
+from ledger.domain import events as ev
+from ledger.domain.claims import ANSWER_TYPES, may_be_claim
+from ledger.domain.timeline import effective_timeline, timeline_key
+
+Status = Literal["open", "resolved", "closed"]
+# A refused event, the rule it breaks (an id of validation_rules.RULES), the text.
+Violation = tuple[ev.LedgerEvent, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """[start, end); end None = still open when the events were folded."""
+
+    start: int
+    end: int | None
+
+    def closed_at(self, t: int) -> tuple[int, int]:
+        """The span as it stands at t (an open end runs until t)."""
+        return (self.start, t if self.end is None else min(self.end, t))
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    """One stretch of custody as it happened.
+
+    `misrouted` marks a handoff that its receiver later rejected: the
+    receiver held the call but the time is charged to `sender` (spec 6).
+    """
+
+    org: str
+    start: int
+    end: int | None
+    sender: str | None = None
+    misrouted: bool = False
+
+    @property
+    def charged_to(self) -> str:
+        if self.misrouted and self.sender is not None:
+            return self.sender
+        return self.org
+
+
+@dataclass(frozen=True, slots=True)
+class Outage:
+    start: int
+    end: int | None
+    impact: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class IncidentState:
+    """An incident after the events folded so far, in timeline order."""
+
+    opened: ev.LedgerEvent | None = None
+    # The latest occurred_at folded: an event dated at or after it lands at
+    # the end of the timeline and can be judged on this state alone.
+    last_at: int | None = None
+    violation: Violation | None = None
+    priority: str = ""
+    status: Status = "open"
+    root_cause: str | None = None
+    holders: tuple[Holding, ...] = ()
+    # Index in holders of the stretch started by the latest handoff while
+    # that handoff can still be rejected (10.4: only the latest one).
+    rejectable: int | None = None
+    pauses: tuple[Span, ...] = ()
+    response: Span | None = None
+    resolution: tuple[Span, ...] = ()
+    outages: tuple[Outage, ...] = ()
+    # What the claim rules read (section 11): unretracted voids, and the
+    # opened, priority changes, possible root-cause claims and answers.
+    voids: tuple[ev.LedgerEvent, ...] = ()
+    claim_events: tuple[ev.LedgerEvent, ...] = ()
+
+    @property
+    def holder(self) -> str:
+        return self.holders[-1].org if self.holders else ""
+
+    @property
+    def pending_handoff(self) -> tuple[str, str] | None:
+        """(sender, receiver) of the handoff that may still be rejected."""
+        if self.rejectable is None:
+            return None
+        held = self.holders[self.rejectable]
+        return (held.sender or "", held.org)
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.pauses) and self.pauses[-1].end is None
+
+    @property
+    def outage_open(self) -> bool:
+        return bool(self.outages) and self.outages[-1].end is None
+
+
+INITIAL = IncidentState()
+
+
+def evolve(state: IncidentState, event: ev.LedgerEvent) -> IncidentState:
+    """The state after `event`, the next event in timeline order."""
+    t = event.occurred_at
+    last_at = t if state.last_at is None or t > state.last_at else state.last_at
+    violation = state.violation
+    if violation is None and not isinstance(event.payload, ANSWER_TYPES):
+        # Answers are accepted in any state (11.3).
+        violation = broken_rule(state, event)
+    state = replace(state, last_at=last_at, violation=violation)
+    payload = event.payload
+    if state.opened is None:
+        if isinstance(payload, ev.Opened):
+            return replace(
+                state, opened=event, priority=payload.priority,
+                holders=(Holding(payload.custody, t, None),), response=Span(t, None),
+                resolution=(Span(t, None),), claim_events=(*state.claim_events, event),
+            )
+        return state
+    if may_be_claim(payload) and not isinstance(payload, ev.Voided):
+        state = replace(state, claim_events=(*state.claim_events, event))
+    match payload:
+        case ev.Opened():
+            return state  # a second one is refused; the first stands
+        case ev.Responded():
+            return _stop_response(state, t)
+        case ev.Resolved(root_cause=root_cause):
+            state = _stop_response(state, t)
+            resolution = state.resolution
+            if resolution and resolution[-1].end is None:
+                resolution = (*resolution[:-1], Span(resolution[-1].start, t))
+            return replace(state, resolution=resolution, status="resolved",
+                           root_cause=root_cause or state.root_cause)
+        case ev.Reopened():
+            # The response clock does not restart: only the first response
+            # counts (10.3).
+            resolution = state.resolution
+            if resolution and resolution[-1].end is not None:
+                resolution = (*resolution, Span(t, None))
+            return replace(state, resolution=resolution, status="open")
+        case ev.Closed():
+            return replace(state, status="closed")
+        case ev.HandedOff(to=to):
+            last = state.holders[-1]
+            holders = (*state.holders[:-1], replace(last, end=t),
+                       Holding(to, t, None, sender=last.org))
+            return replace(state, holders=holders, rejectable=len(holders) - 1)
+        case ev.HandoffRejected():
+            return _reject(state, t)
+        case ev.ClockPaused():
+            if state.paused:
+                return state
+            return replace(state, pauses=(*state.pauses, Span(t, None)))
+        case ev.ClockResumed():
+            if not state.paused:
+                return state
+            return replace(state, pauses=(*state.pauses[:-1], Span(state.pauses[-1].start, t)))
+        case ev.PriorityChanged(priority=priority):
+            return replace(state, priority=priority)
+        case ev.OutageStarted(impact=impact):
+            if state.outage_open:
+                return state
+            return replace(state, outages=(*state.outages, Outage(t, None, impact)))
+        case ev.OutageEnded():
+            if not state.outage_open:
+                return state
+            last_outage = state.outages[-1]
+            return replace(state, outages=(
+                *state.outages[:-1], Outage(last_outage.start, t, last_outage.impact)))
+        case ev.RootCauseAssigned(root_cause=root_cause):
+            return replace(state, root_cause=root_cause)
+        case ev.Voided():
+            return replace(state, voids=(*state.voids, event))
+        case ev.ClaimAccepted() | ev.ClaimDisputed():
+            return replace(state, claim_events=(*state.claim_events, event))
+        case ev.Retracted():
+            # Retractions are applied by effective_timeline before folding:
+            # a correction changes the past, so it means a fold afresh.
+            return state
+        case ev.MaintenanceScheduled() | ev.AgreementRegistered() | ev.AgreementAmended():
+            return state  # not an incident's event
+        case _:
+            assert_never(payload)
+
+
+def _stop_response(state: IncidentState, t: int) -> IncidentState:
+    response = state.response
+    if response is None or response.end is not None:
+        return state
+    return replace(state, response=Span(response.start, t))
+
+
+def _reject(state: IncidentState, t: int) -> IncidentState:
+    # The write side only accepts a rejection of the latest handoff, whose
+    # receiver is then the holder; anything else is ignored rather than
+    # guessed at.
+    index = state.rejectable
+    if index is None or index != len(state.holders) - 1:
+        return state
+    held = state.holders[index]
+    if held.sender is None:
+        return state
+    holders = (*state.holders[:index], replace(held, end=t, misrouted=True),
+               Holding(held.sender, t, None))
+    return replace(state, holders=holders, rejectable=None)
+
+
+def broken_rule(state: IncidentState, event: ev.LedgerEvent) -> Violation | None:
+    """The order-dependent rule (section 4, 10.1-10.7) `event` breaks as the
+    next event after `state`, or None.
+
+    Rules about an event on its own (actor roles, root causes, services) are
+    checked once, when the event is appended, so that a later amendment of
+    the terms cannot wedge a stored incident.
+    """
+    payload, kind = event.payload, event.type
+    if state.opened is None:
+        if not isinstance(payload, ev.Opened):
+            return event, "before_opened", f"{kind} dated before the incident is opened"
+        return None
+    if state.status == "closed" and not isinstance(payload, ev.RootCauseAssigned):
+        return event, "after_closed", f"{kind} after closed"
+    match payload:
+        case ev.Opened():
+            return event, "already_opened", "opened twice"
+        case ev.Responded():
+            if state.status == "resolved":
+                return event, "responded_after_resolved", "responded while resolved"
+        case ev.HandedOff(to=to):
+            holder = state.holder
+            if event.actor != holder:
+                return (event, "not_custody_holder",
+                        f"handed_off by {event.actor!r}, custody holder is {holder!r}")
+            if to == holder:
+                return (event, "invalid_handoff_target",
+                        f"handed_off to {to!r}, who already holds custody")
+        case ev.HandoffRejected():
+            pending = state.pending_handoff
+            if pending is None:
+                return event, "no_pending_handoff", "handoff_rejected with no pending handoff"
+            if event.actor != pending[1]:
+                return (event, "not_handoff_receiver",
+                        f"handoff_rejected by {event.actor!r}, "
+                        f"the last handoff went to {pending[1]!r}")
+        case ev.ClockPaused():
+            if state.paused:
+                return event, "already_paused", "clock_paused while already paused"
+        case ev.ClockResumed():
+            if not state.paused:
+                return event, "not_paused", "clock_resumed while not paused"
+        case ev.OutageStarted():
+            if state.outage_open:
+                return event, "outage_already_open", "outage_started while an outage is open"
+        case ev.OutageEnded():
+            if not state.outage_open:
+                return event, "no_open_outage", "outage_ended while no outage is open"
+        case ev.Resolved():
+            if state.status != "open":
+                return event, "already_resolved", "resolved while already resolved"
+        case ev.Reopened():
+            if state.status != "resolved":
+                return event, "not_resolved", "reopened while not resolved"
+        case ev.Closed():
+            if state.status != "resolved":
+                return event, "not_resolved", "closed while not resolved"
+            if state.outage_open:
+                return event, "outage_open_at_close", "closed while an outage is open"
+        case _:
+            # A change to the priority it already has is accepted and
+            # changes nothing (10.19); root causes, voids and the rest
+            # change no rule's state.
+            pass
+    return None
+
+
+def fold(events: Iterable[ev.LedgerEvent], state: IncidentState = INITIAL) -> IncidentState:
+    """`events` (in timeline order) folded onto `state`."""
+    return reduce(evolve, events, state)
+
+
+def validity_events(stored: Iterable[ev.LedgerEvent]) -> list[ev.LedgerEvent]:
+    """What validity is judged on, in timeline order: the effective timeline
+    (retractions applied) plus the unretracted voids, kept because a void's
+    own date must respect before_opened/after_closed and the claim rules
+    read them. Answers are in it but take no part in the rules."""
+    effective = effective_timeline(stored)
+    if not effective.voids:
+        return list(effective.entries)
+    return sorted([*effective.entries, *effective.voids], key=timeline_key)
+
+
+def validity_state(stored: Iterable[ev.LedgerEvent]) -> IncidentState:
+    """The state write-side validation judges the next event against."""
+    return fold(validity_events(stored))
+
+
+def catch_up(state: IncidentState, later: Iterable[ev.LedgerEvent]) -> IncidentState | None:
+    """`state` advanced by events stored after the ones it folds, or None when
+    one of them does not land at the end of the timeline (a late event or a
+    retraction): then only a fold afresh is right."""
+    for event in sorted(later, key=timeline_key):
+        if isinstance(event.payload, ev.Retracted) or (
+                state.last_at is not None and event.occurred_at < state.last_at):
+            return None
+        state = evolve(state, event)
+    return state
