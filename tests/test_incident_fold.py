@@ -13,6 +13,7 @@ from decimal import Decimal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ledger.application.incident_states import IncidentStates
 from ledger.domain import events as ev
 from ledger.domain.agreements import AgreementHistory, AgreementTerms, Money, TermsVersion
 from ledger.domain.claims import may_be_claim
@@ -142,3 +143,35 @@ def test_the_folded_state_judges_as_a_full_revalidation(
     for cut in range(len(stored) + 1):
         advanced = catch_up(validity_state(stored[:cut]), stored[cut:])
         assert advanced is None or advanced == validity_state(stored)
+
+
+def _stream(*kinds: tuple[ev.Payload, int, str]) -> list[ev.LedgerEvent]:
+    return [ev.LedgerEvent(f"s{i}", "agr" if isinstance(p, ev.Opened) else "", "INC-1",
+                           T0 + minute * MIN, actor, p, position=i + 1)
+            for i, (p, minute, actor) in enumerate(kinds)]
+
+
+def test_states_are_cached_by_stream_version_and_advanced_or_folded_anew() -> None:
+    events = _stream((ev.Opened("net", "P2", "pa"), 0, "cust"), (ev.Responded(), 5, "pa"),
+                     (ev.ClockPaused(), 6, "cust"), (ev.ClockResumed(), 9, "cust"),
+                     (ev.ClockPaused(), 3, "cust"), (ev.Retracted("s4"), 10, "cust"))
+    states = IncidentStates(capacity=2)
+    assert states.state_of("i", events[:2]) == validity_state(events[:2])
+    assert states.state_of("i", events[:2]) == validity_state(events[:2])
+    assert (states.hits, states.folded) == (1, 1)
+    # Written since (by this process or another): advanced, not folded.
+    assert states.state_of("i", events[:4]) == validity_state(events[:4])
+    assert (states.advanced, states.folded) == (1, 1)
+    # A late event, then a retraction: only a fold afresh is right.
+    assert states.state_of("i", events[:5]) == validity_state(events[:5])
+    assert states.state_of("i", events) == validity_state(events)
+    assert (states.advanced, states.folded) == (1, 3)
+    # Another stream at the same version is never mistaken for the cached one.
+    other = [*events[:3], replace(events[3], event_id="x")]
+    assert states.state_of("i", other) == validity_state(other)
+    assert states.folded == 4
+    # Bounded: the least recently used stream goes first.
+    states.state_of("j", events[:1])
+    states.state_of("k", events[:1])
+    assert states.state_of("i", other) == validity_state(other)
+    assert states.folded == 7

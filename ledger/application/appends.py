@@ -24,7 +24,8 @@ from ledger.domain import events as ev
 from ledger.domain.access import Principal
 from ledger.domain.agreements import AgreementHistory
 from ledger.domain.errors import AlreadyExists, DomainError, NotFound
-from ledger.domain.validation import check_incident_event, check_maintenance_event
+from ledger.domain.incident_state import IncidentState, validity_state
+from ledger.domain.validation import check_appended, check_maintenance_event
 
 #: Pending events sort after every stored one on the timeline.
 PROVISIONAL = 2**61
@@ -54,6 +55,14 @@ class Histories(Protocol):
     def __call__(self, name: str, events: list[ev.LedgerEvent]) -> AgreementHistory | None: ...
 
 
+class States(Protocol):
+    def __call__(self, name: str, events: Sequence[ev.LedgerEvent]) -> IncidentState: ...
+
+
+def _fold_afresh(name: str, events: Sequence[ev.LedgerEvent]) -> IncidentState:
+    return validity_state(events)
+
+
 @dataclass
 class CallPlan:
     """What one accepted call stores and answers."""
@@ -80,11 +89,16 @@ class Group:
     hashes: dict[tuple[str, str], str] = field(default_factory=dict)
     read_only: set[str] = field(default_factory=set)  # streams validated against, not written
     plans: dict[int, CallPlan] = field(default_factory=dict)
+    # The validity state of a stored incident stream (cached by version).
+    state_of: States = _fold_afresh
+    # The state of each incident stream after the group's pending events.
+    states: dict[str, IncidentState] = field(default_factory=dict)
 
     def check_call(self, key: int, principal: Principal, events: Sequence[ev.LedgerEvent],
                    hash_of: Callable[[ev.LedgerEvent], str]) -> None:
         """Plans the call or raises the rule it breaks (leaving the group as it was)."""
         pending: dict[str, list[ev.LedgerEvent]] = {}
+        states: dict[str, IncidentState] = {}
         hashes: dict[tuple[str, str], str] = {}
         read: set[str] = set()
         plan = CallPlan([], [], [])
@@ -113,7 +127,7 @@ class Group:
                 plan.hashes.append(digest)
                 plan.kinds.append("group")
                 continue
-            checked = self._check(principal, index, event, pending, read)
+            checked = self._check(principal, index, event, pending, states, read)
             hashes[key_] = digest
             pending.setdefault(stream_name(checked), []).append(checked)
             plan.events.append(checked)
@@ -122,13 +136,14 @@ class Group:
         for name, new in pending.items():
             self.pending.setdefault(name, []).extend(new)
         self.hashes.update(hashes)
+        self.states.update(states)
         self.read_only.update(read)
         self.plans[key] = plan
 
     def _check(self, principal: Principal, index: int, event: ev.LedgerEvent,
-               pending: dict[str, list[ev.LedgerEvent]], read: set[str]) -> ev.LedgerEvent:
+               pending: dict[str, list[ev.LedgerEvent]], states: dict[str, IncidentState],
+               read: set[str]) -> ev.LedgerEvent:
         name = stream_name(event)
-        stored = self.base.get(name, []) + self.pending.get(name, []) + pending.get(name, [])
         if isinstance(event.payload, ev.MaintenanceScheduled):
             history = self._agreement(principal, event.agreement_id, read)
             check_maintenance_event(history, event, now=self.now, max_skew=self.max_skew)
@@ -136,15 +151,22 @@ class Group:
         # The agreement first: one the caller cannot see answers exactly as
         # one that does not exist, whatever incidents it holds (reading 28).
         history = self._agreement(principal, event.agreement_id, read)
-        if not isinstance(event.payload, ev.Opened) and \
-                not any(isinstance(e.payload, ev.Opened) for e in stored):
+        base = self.base.get(name, [])
+        state = states.get(name) or self.states.get(name) or self.state_of(name, base)
+        if not isinstance(event.payload, ev.Opened) and state.opened is None:
             raise NotFound("incident", event.incident_id)
-        provisional = [
-            e if e.position else replace(e, position=PROVISIONAL + i) for i, e in enumerate(stored)
-        ]
+        count = len(base) + len(self.pending.get(name, ())) + len(pending.get(name, ()))
+
+        def stored() -> list[ev.LedgerEvent]:
+            # Pending events sort after the stored ones, in the group's order.
+            ours = self.pending.get(name, []) + pending.get(name, [])
+            return [*base, *(replace(e, position=PROVISIONAL + len(base) + i)
+                             for i, e in enumerate(ours))]
+
         try:
-            check_incident_event(history, provisional, event, now=self.now,
-                                 max_skew=self.max_skew)
+            states[name] = check_appended(
+                history, state, event, now=self.now, max_skew=self.max_skew, stored=stored,
+                as_stored=replace(event, position=PROVISIONAL + count))
         except DomainError as exc:
             if hasattr(exc, "index"):
                 exc.index = index

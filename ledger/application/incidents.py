@@ -1,4 +1,5 @@
-"""A plain summary of an incident's current state, for listings and timelines."""
+"""A plain summary of an incident's current state, for listings and timelines,
+read off the incident state machine (ledger.domain.incident_state)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ledger.domain import events as ev
+from ledger.domain.incident_state import INITIAL, evolve
 from ledger.domain.timeline import effective_timeline
 
 
@@ -24,38 +26,20 @@ class IncidentSummary:
 
 
 def summarise(events: Sequence[ev.LedgerEvent]) -> IncidentSummary:
+    """The incident as its effective timeline leaves it: every stored
+    priority change and root cause counts, claims or not (the read model's
+    listing judges claims; see incident_list.summary_from_facts)."""
     timeline = effective_timeline(events)
     opened = next(e for e in events if isinstance(e.payload, ev.Opened))
     assert isinstance(opened.payload, ev.Opened)
-    priority, custody, status = opened.payload.priority, opened.payload.custody, "open"
-    paused, root_cause = False, ""
-    handoffs: list[tuple[str, str]] = []  # (sender, receiver)
+    state = evolve(INITIAL, opened)
     for event in timeline.entries:
-        payload = event.payload
-        if isinstance(payload, ev.PriorityChanged):
-            priority = payload.priority
-        elif isinstance(payload, ev.HandedOff):
-            handoffs.append((custody, payload.to))
-            custody = payload.to
-        elif isinstance(payload, ev.HandoffRejected) and handoffs:
-            custody = handoffs[-1][0]
-        elif isinstance(payload, ev.Resolved):
-            status = "resolved"
-            root_cause = payload.root_cause or root_cause
-        elif isinstance(payload, ev.Reopened):
-            status = "open"
-        elif isinstance(payload, ev.Closed):
-            status = "closed"
-        elif isinstance(payload, ev.ClockPaused):
-            paused = True
-        elif isinstance(payload, ev.ClockResumed):
-            paused = False
-        elif isinstance(payload, ev.RootCauseAssigned):
-            root_cause = payload.root_cause
+        if event is not opened:
+            state = evolve(state, event)
     return IncidentSummary(
         incident_id=opened.incident_id, agreement_id=opened.agreement_id,
-        service=opened.payload.service, priority=priority,
-        status="voided" if timeline.voided else status, opened_at=opened.occurred_at,
-        custody=custody, paused=paused, root_cause=root_cause,
+        service=opened.payload.service, priority=state.priority,
+        status="voided" if timeline.voided else state.status, opened_at=opened.occurred_at,
+        custody=state.holder, paused=state.paused, root_cause=state.root_cause or "",
         last_position=max(e.position for e in events),
     )

@@ -26,6 +26,7 @@ from ledger.adapters.eventstore import (
 from ledger.application.agreements import history_from_events
 from ledger.application.amendments import check_stored_timelines
 from ledger.application.appends import AppendResult, Group, key_of, stream_name
+from ledger.application.incident_states import IncidentStates
 from ledger.application.scoping import visible_agreement_of
 from ledger.domain import events as ev
 from ledger.domain.access import Principal
@@ -112,6 +113,8 @@ class LedgerService:
         self.clock = clock
         self.max_skew = max_skew
         self.streams = _Streams(store)
+        # Folded incident states by stream version (the write path's check).
+        self.incident_states = IncidentStates()
         self._histories: dict[str, tuple[int, str, AgreementHistory | None]] = {}
         self.on_stored = on_stored
 
@@ -209,7 +212,7 @@ class LedgerService:
         prepared = calls[0]
         known = self.store.lookup_event_ids([key_of(e) for e in prepared]) if prepared else {}
         group = Group(self._streams_for(prepared, set(), careful=True), known, self.clock(),
-                      self.max_skew, self._history)
+                      self.max_skew, self._history, state_of=self.incident_states.state_of)
         group.check_call(0, principal, prepared, content_hash)
         return group.results(0, dict.fromkeys((key_of(e) for e in prepared), 0))
 
@@ -290,7 +293,8 @@ class LedgerService:
         known = self.store.lookup_event_ids([key_of(e) for e in every]) if every else {}
         cached: set[str] = set()
         base = self._streams_for(every, cached, careful=careful)
-        group = Group(base, known, self.clock(), self.max_skew, self._history)
+        group = Group(base, known, self.clock(), self.max_skew, self._history,
+                      state_of=self.incident_states.state_of)
         for key, events in prepared.items():
             try:
                 group.check_call(key, calls[key][0], events, content_hash)

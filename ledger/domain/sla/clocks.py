@@ -16,8 +16,9 @@ from typing import Literal
 
 from ledger.domain.agreements import AgreementTerms, Calendar, ServiceLevel
 from ledger.domain.calendars import business_add, business_elapsed
+from ledger.domain.incident_state import Span
 from ledger.domain.sla import intervals as iv
-from ledger.domain.sla.facts import IncidentFacts, Span
+from ledger.domain.sla.facts import IncidentFacts
 
 Outcome = Literal["met", "missed", "pending", "excused"]
 OUTCOMES: tuple[Outcome, ...] = ("met", "missed", "pending", "excused")

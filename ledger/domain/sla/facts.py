@@ -1,7 +1,8 @@
 """Fold an incident's stored events into the facts the SLA rules measure
 (spec sections 4-6 and 10.2-10.8).
 
-Folding is split from evaluating on purpose: a read model stores one
+The fold is the incident state machine (incident_state.evolve) run over the
+timeline judged at T. Folding is split from evaluating on purpose: a read model stores one
 IncidentFacts per incident (as a plain dict) and evaluates it at many
 instants without re-reading events. Facts hold intervals whose end may still
 be open (None); evaluation clips them at the evaluation instant T.
@@ -21,55 +22,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any
 
 from ledger.domain import events as ev
 from ledger.domain.agreements import ROOT_CAUSE_CUSTOMER, AgreementHistory
 from ledger.domain.claims import Authority, ClaimState, judge
+from ledger.domain.incident_state import INITIAL, Holding, Outage, Span, Status, evolve
 from ledger.domain.timeline import effective_timeline
 
-Status = Literal["open", "resolved", "closed"]
 FACTS_FORMAT = 2
-
-
-@dataclass(frozen=True, slots=True)
-class Span:
-    """[start, end); end None = still open when the events were folded."""
-
-    start: int
-    end: int | None
-
-    def closed_at(self, t: int) -> tuple[int, int]:
-        """The span as it stands at t (an open end runs until t)."""
-        return (self.start, t if self.end is None else min(self.end, t))
-
-
-@dataclass(frozen=True, slots=True)
-class Holding:
-    """One stretch of custody as it happened.
-
-    `misrouted` marks a handoff that its receiver later rejected: the
-    receiver held the call but the time is charged to `sender` (spec 6).
-    """
-
-    org: str
-    start: int
-    end: int | None
-    sender: str | None = None
-    misrouted: bool = False
-
-    @property
-    def charged_to(self) -> str:
-        if self.misrouted and self.sender is not None:
-            return self.sender
-        return self.org
-
-
-@dataclass(frozen=True, slots=True)
-class Outage:
-    start: int
-    end: int | None
-    impact: Decimal
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,123 +99,6 @@ def charged_custody(facts: IncidentFacts) -> list[tuple[str, int, int | None]]:
     return out
 
 
-class _Fold:
-    """Mutable state while walking a timeline; frozen into IncidentFacts."""
-
-    def __init__(self, opened: ev.LedgerEvent, payload: ev.Opened) -> None:
-        t = opened.occurred_at
-        self.priority = payload.priority
-        self.status: Status = "open"
-        self.root_cause: str | None = None
-        self.holders: list[Holding] = [Holding(payload.custody, t, None)]
-        # Index in holders of the stretch started by the latest handoff while
-        # that handoff can still be rejected (10.4: only the latest one).
-        self.rejectable: int | None = None
-        self.pauses: list[Span] = []
-        self.response = Span(t, None)
-        self.resolution: list[Span] = [Span(t, None)]
-        self.outages: list[Outage] = []
-
-    def _close_holding(self, t: int) -> Holding:
-        last = self.holders[-1]
-        closed = Holding(last.org, last.start, t, last.sender, last.misrouted)
-        self.holders[-1] = closed
-        return closed
-
-    def apply(self, event: ev.LedgerEvent) -> None:
-        p = event.payload
-        t = event.occurred_at
-        if isinstance(p, ev.Responded):
-            self._stop_response(t)
-        elif isinstance(p, ev.Resolved):
-            self._stop_response(t)
-            if self.resolution[-1].end is None:
-                self.resolution[-1] = Span(self.resolution[-1].start, t)
-            self.status = "resolved"
-            if p.root_cause:
-                self.root_cause = p.root_cause
-        elif isinstance(p, ev.Reopened):
-            # The response clock does not restart: only the first response
-            # counts (10.3).
-            if self.resolution[-1].end is not None:
-                self.resolution.append(Span(t, None))
-            self.status = "open"
-        elif isinstance(p, ev.Closed):
-            self.status = "closed"
-        elif isinstance(p, ev.HandedOff):
-            sender = self._close_holding(t).org
-            self.holders.append(Holding(p.to, t, None, sender=sender))
-            self.rejectable = len(self.holders) - 1
-        elif isinstance(p, ev.HandoffRejected):
-            self._reject(t)
-        elif isinstance(p, ev.ClockPaused):
-            if not self.pauses or self.pauses[-1].end is not None:
-                self.pauses.append(Span(t, None))
-        elif isinstance(p, ev.ClockResumed):
-            if self.pauses and self.pauses[-1].end is None:
-                self.pauses[-1] = Span(self.pauses[-1].start, t)
-        elif isinstance(p, ev.PriorityChanged):
-            self.priority = p.priority
-        elif isinstance(p, ev.OutageStarted):
-            if not self.outages or self.outages[-1].end is not None:
-                self.outages.append(Outage(t, None, p.impact))
-        elif isinstance(p, ev.OutageEnded):
-            if self.outages and self.outages[-1].end is None:
-                last = self.outages[-1]
-                self.outages[-1] = Outage(last.start, t, last.impact)
-        elif isinstance(p, ev.RootCauseAssigned):
-            self.root_cause = p.root_cause
-        # opened (a second one cannot be stored), retracted and voided are
-        # handled by effective_timeline; nothing else changes the facts.
-
-    def _stop_response(self, t: int) -> None:
-        if self.response.end is None:
-            self.response = Span(self.response.start, t)
-
-    def _reject(self, t: int) -> None:
-        # The write side only accepts a rejection of the latest handoff,
-        # whose receiver is then the holder; anything else is ignored
-        # rather than guessed at.
-        index = self.rejectable
-        if index is None or index != len(self.holders) - 1:
-            return
-        held = self.holders[index]
-        if held.sender is None:
-            return
-        self.holders[index] = Holding(held.org, held.start, t, held.sender, misrouted=True)
-        self.holders.append(Holding(held.sender, t, None))
-        self.rejectable = None
-
-    def freeze(
-        self,
-        opened: ev.LedgerEvent,
-        payload: ev.Opened,
-        voided: bool,
-        valid_from: int | None,
-        valid_until: int | None,
-        claims: tuple[ClaimState, ...],
-    ) -> IncidentFacts:
-        return IncidentFacts(
-            incident_id=opened.incident_id,
-            agreement_id=opened.agreement_id,
-            service=payload.service,
-            opened_at=opened.occurred_at,
-            exists=True,
-            voided=voided,
-            priority=self.priority,
-            status=self.status,
-            root_cause=self.root_cause,
-            holders=tuple(self.holders),
-            pauses=tuple(self.pauses),
-            response=self.response,
-            resolution=tuple(self.resolution),
-            outages=tuple(self.outages),
-            valid_from=valid_from,
-            valid_until=valid_until,
-            claims=claims,
-        )
-
-
 def fold_incident(
     events: Iterable[ev.LedgerEvent], evaluated_at: int | None, history: AgreementHistory
 ) -> IncidentFacts:
@@ -284,10 +128,10 @@ def fold_incident(
             response=Span(opened.occurred_at, None), resolution=(), outages=(),
             valid_from=None, valid_until=opened.occurred_at,
         )
-    fold = _Fold(opened, payload)
+    state = evolve(INITIAL, opened)
     for event in judged.entries:
         if event is not opened:
-            fold.apply(event)
+            state = evolve(state, event)
     # Entries are sorted, so what is not counted is exactly the tail.
     counted = sum(1 for e in entries if evaluated_at is None or e.occurred_at <= evaluated_at)
     later = entries[counted:]
@@ -298,8 +142,13 @@ def fold_incident(
             valid_from = max(valid_from, instant)
         elif valid_until is None or instant < valid_until:
             valid_until = instant
-    return fold.freeze(
-        opened, payload, judged.voided,
+    assert state.response is not None
+    return IncidentFacts(
+        incident_id=opened.incident_id, agreement_id=opened.agreement_id,
+        service=payload.service, opened_at=opened.occurred_at, exists=True,
+        voided=judged.voided, priority=state.priority, status=state.status,
+        root_cause=state.root_cause, holders=state.holders, pauses=state.pauses,
+        response=state.response, resolution=state.resolution, outages=state.outages,
         valid_from=valid_from, valid_until=valid_until, claims=judged.claims,
     )
 
