@@ -12,6 +12,7 @@ ephemeral key and says so.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -67,17 +68,23 @@ def checkpoint_signer(store: EventStore, config: AuditConfig) -> Signer:
     return signer
 
 
-async def checkpoint_periodically(audit: AuditService, interval: float) -> None:
-    """Signs a checkpoint at least every `interval` seconds while the log grows."""
+async def checkpoint_periodically(audit: AuditService, interval: float,
+                                  wanted: asyncio.Event | None = None) -> None:
+    """Signs a checkpoint at least every `interval` seconds while the log
+    grows, and at once when `wanted` is set (a follower asked the leader)."""
     micros = int(interval * 1_000_000)
+    wanted = wanted or asyncio.Event()
     while True:
+        asked = wanted.is_set()
+        wanted.clear()
         try:
-            signed = await asyncio.to_thread(audit.checkpoint_if_due, micros)
+            signed = await asyncio.to_thread(audit.checkpoint_if_due, 0 if asked else micros, asked)
             if signed is not None:
                 log.info("signed checkpoint of %d events", signed.checkpoint.size)
         except Exception:  # the next round retries; proofs keep working
             log.exception("periodic checkpoint failed")
-        await asyncio.sleep(interval)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(wanted.wait(), interval)
 
 
 def final_checkpoint(runner: ProjectionRunner, audit: AuditService) -> None:

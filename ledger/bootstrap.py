@@ -21,6 +21,7 @@ from ledger.application.scrub import Scrub
 from ledger.domain.events import LedgerEvent
 from ledger.grpc.server import RunningServer, ServerConfig, build_server
 from ledger.grpc.servicers import Executors, register_all
+from projections.leadership import PgLeadership, SoloLeadership
 
 if TYPE_CHECKING:
     from ledger.application.audit import AuditService
@@ -54,6 +55,7 @@ class Ledger:
     statements: StatementService | None = None
     listing: IncidentListing | None = None
     observers: Observers = field(default_factory=Observers)
+    leadership: PgLeadership | SoloLeadership | None = None
 
     @property
     def port(self) -> int:
@@ -79,6 +81,15 @@ def build_projections(store: EventStore, observer: LedgerObserver | None = None,
     on_commit = observer.projected if observer is not None else None
     return ProjectionRunner(store, [MerkleProjection(), SlaProjection(store)],
                             on_commit=on_commit, **options)
+
+
+def build_leadership(store: EventStore, runner: ProjectionRunner) -> PgLeadership | SoloLeadership:
+    """PostgreSQL: replicas elect one projection and signing leader;
+    SQLite: this process is the only one."""
+    if not store.is_postgres:
+        return SoloLeadership(runner.db)
+    # A change of leader wakes the runner: to start applying, or to stop.
+    return PgLeadership(store, on_change=lambda _leading: runner.notify())
 
 
 async def start_ledger(
@@ -116,7 +127,10 @@ async def start_ledger(
     try:
         signer = await asyncio.to_thread(checkpoint_signer, store, audit_config)
         runner = await asyncio.to_thread(build_projections, store, observer)
-        audit_log = await asyncio.to_thread(AuditLog, runner.db, signer, origin=audit_config.origin)
+        leadership = build_leadership(store, runner)
+        runner.leading = leadership.leading
+        audit_log = await asyncio.to_thread(AuditLog, runner.db, signer, origin=audit_config.origin,
+                                            leadership=leadership)
     except BaseException:
         store.close()
         raise
@@ -160,6 +174,14 @@ async def start_ledger(
         executors.shutdown()
         store.close()
         raise
+    loop = asyncio.get_running_loop()
+    wanted = asyncio.Event()
+
+    def checkpoint_wanted() -> None:  # from the leadership thread
+        loop.call_soon_threadsafe(wanted.set)
+
+    leadership.on_checkpoint_wanted = checkpoint_wanted
+    leadership.start()
     runner.start()
     listener = None
     if store.is_postgres:
@@ -172,8 +194,9 @@ async def start_ledger(
         # Other servers on the database append too: follow them at once.
         listener = LogListener(store, woken)
         listener.start()
-    loop = asyncio.get_running_loop()
-    checkpoints = loop.create_task(checkpoint_periodically(audit_service, audit_config.interval))
+    checkpoints = loop.create_task(
+        checkpoint_periodically(audit_service, audit_config.interval, wanted))
+
     def refuse_writes(_breach: object) -> None:  # told from whichever thread noticed
         loop.call_soon_threadsafe(lambda: loop.create_task(running.refuse_writes()))
 
@@ -190,8 +213,10 @@ async def start_ledger(
             scrubbing.cancel()
         runner.stop()
         final_checkpoint(runner, audit_service)
+        leadership.stop()
 
     return Ledger(running, store, service, executors, feed,
                   extras=[stop_audit], runner=runner, audit=audit_service,
                   reports=reports, statements=statements, listing=listing,
-                  observers=observer, integrity=integrity, scrub=scrub)
+                  observers=observer, integrity=integrity, scrub=scrub,
+                  leadership=leadership)

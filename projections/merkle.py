@@ -42,6 +42,7 @@ from ledger.audit.merkle import TreeRangeError
 from ledger.audit.tlog import InclusionProof, SignedCheckpoint, TransparencyLog
 from ledger.domain.errors import OutOfRange, Unavailable
 from ledger.domain.events import LedgerEvent
+from projections.leadership import Leadership, SoloLeadership
 from projections.storage import ProjectionDatabase, Tx
 
 log = logging.getLogger(__name__)
@@ -105,9 +106,12 @@ class AuditLog:
     """The ledger's transparency log over the persisted leaves: checkpoints
     (signed and stored), proofs, leaf hashes. Thread-safe."""
 
-    def __init__(self, db: ProjectionDatabase, signer: Signer, *, origin: str | None = None) -> None:
+    def __init__(self, db: ProjectionDatabase, signer: Signer, *, origin: str | None = None,
+                 leadership: Leadership | None = None) -> None:
         self.db = db
         self.signer = signer
+        # Only the leader signs, and stores what it signed through the fence.
+        self.leadership: Leadership = leadership or SoloLeadership(db)
         self.origin = origin or signer.name
         self.on_signed: Callable[[SignedCheckpoint], None] | None = None  # e.g. metrics
         self._lock = threading.RLock()
@@ -183,7 +187,24 @@ class AuditLog:
         self._halted = reason
 
     # -- checkpoints -------------------------------------------------------
+    def _adopt_stored(self) -> None:
+        """Takes up a checkpoint another replica (an earlier leader) stored
+        after this one's latest: the tree must reproduce its root before
+        this replica signs or proves against it."""
+        with self.db.transaction(commit=False) as tx:
+            notes = stored_checkpoints(tx, limit=1)
+        current = self._floor or self._log.latest()
+        if not notes or (current is not None and current.note == notes[0]):
+            return
+        signed = self._verified(notes)
+        if signed and (current is None or signed[0].checkpoint.size > current.checkpoint.size):
+            self._floor = signed[0]
+            self.sync()
+
     def latest(self) -> SignedCheckpoint | None:
+        if not self.leadership.leading():
+            with self._lock:
+                self._adopt_stored()
         return self._log.latest() if self._floor is None else self._floor
 
     def sign(self, now: int) -> SignedCheckpoint:
@@ -191,21 +212,35 @@ class AuditLog:
         with self._lock:
             if self._halted is not None:
                 raise Unavailable(f"checkpoint signing stopped: {self._halted}", retry_after=60.0)
+            if not self.leadership.leading():
+                raise Unavailable("this replica does not sign checkpoints (the leader does)",
+                                  retry_after=1.0)
             self.sync()
+            self._adopt_stored()
             if self._floor is not None:
                 raise Unavailable(f"the Merkle tree is catching up ({self._log.size} of "
                                   f"{self._floor.checkpoint.size} signed leaves)")
             before = self._log.latest()
             signed = self._log.sign(now)
             if signed is not before:
-                with self.db.transaction() as tx:
-                    store_checkpoint(tx, signed)
+                try:
+                    with self.leadership.fenced() as tx:
+                        store_checkpoint(tx, signed)
+                except Exception as exc:  # NotLeader, or the lock connection broke
+                    # Not stored, so never handed out: forget it was signed.
+                    self._log = TransparencyLog(self.signer, origin=self.origin,
+                                                store=self._store, latest=before)
+                    raise Unavailable(f"the checkpoint was not stored ({exc}); "
+                                      "the leadership may have moved", retry_after=1.0) from exc
         if signed is not before and self.on_signed is not None:
             self.on_signed(signed)
         return signed
 
     def due(self, now: int, interval: int) -> bool:
         with self._lock:
+            if not self.leadership.leading():
+                return False
+            self._adopt_stored()
             self.sync()
             return self._floor is None and self._halted is None and self._log.due(now, interval)
 

@@ -72,6 +72,7 @@ class ProjectionRunner:
         coalesce: float = 0.05,
         on_commit: CommitListener | None = None,
         clock: Callable[[], float] = time.monotonic,
+        leading: Callable[[], bool] = lambda: True,
     ) -> None:
         self.store = store
         self.db = ProjectionDatabase.of_store(store)
@@ -81,6 +82,9 @@ class ProjectionRunner:
         self.coalesce = coalesce
         self.on_commit = on_commit
         self._clock = clock
+        # Only the leader applies; a follower reads the leader's committed
+        # positions (projections.leadership).
+        self.leading = leading
         self._positions: dict[str, int] = {}
         self._changed = threading.Condition()
         self._wake = threading.Event()
@@ -111,24 +115,51 @@ class ProjectionRunner:
             self._positions[name] = position
             self._changed.notify_all()
 
+    def refresh_positions(self) -> dict[str, int]:
+        """Adopts the committed tracking positions (what the leader applied)."""
+        with self.db.transaction(commit=False) as tx:
+            committed = {p.name: read_position(tx, p.name)[0] for p in self.projections}
+        with self._changed:
+            self._positions.update(committed)
+            self._changed.notify_all()
+        return committed
+
+    def _reached(self, position: int, names: tuple[str, ...] | None) -> bool:
+        return min((p for n, p in self._positions.items() if names is None or n in names),
+                   default=position) >= position
+
     def wait_for(self, position: int, timeout: float,
                  names: tuple[str, ...] | None = None) -> bool:
         """Block until the named projections (default: all) have applied
-        `position`, or until the timeout."""
+        `position`, or until the timeout. On a follower the leader applies:
+        its committed positions are read back with a short backoff (bounded
+        polling; the leader commits within its coalescing window)."""
         deadline = self._clock() + timeout
+        step = 0.002
         with self._changed:
-            while min((p for n, p in self._positions.items() if names is None or n in names),
-                      default=position) < position:
+            while not self._reached(position, names):
                 remaining = deadline - self._clock()
                 if remaining <= 0:
                     return False
-                self._changed.wait(remaining)
+                if self.leading():
+                    self._changed.wait(remaining)
+                    continue
+                self._changed.wait(min(remaining, step))
+                step = min(step * 2, 0.1)
+                self._changed.release()
+                try:
+                    self.refresh_positions()
+                finally:
+                    self._changed.acquire()
             return True
 
     # -- applying ------------------------------------------------------------
     def run_once(self, upto: int | None = None) -> int:
         """Apply every stored event up to `upto` (default: the end of the log)
         to every projection behind it; returns how many events were applied."""
+        if not self.leading():
+            self.refresh_positions()
+            return 0
         with self._run_lock:
             applied = 0
             target = self.store.max_position() if upto is None else upto
@@ -200,7 +231,7 @@ class ProjectionRunner:
 
     # -- following -----------------------------------------------------------
     def notify(self, position: int | None = None) -> None:
-        """New events were stored (safe from any thread)."""
+        """New events were stored, or the leadership changed (safe from any thread)."""
         self._wake.set()
 
     def start(self) -> None:
@@ -214,6 +245,10 @@ class ProjectionRunner:
         while not self._stopping.is_set():
             self._wake.clear()
             try:
+                # A new leader starts from the committed positions, not from
+                # what it last read as a follower.
+                if self.leading():
+                    self.refresh_positions()
                 self.run_once()
                 self.last_error = None
                 backoff = self.poll_interval

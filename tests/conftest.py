@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'ledger.db'}"  # absolute path: sqlite:////tmp/...
         return
+    with private_schema() as schema:
+        yield f"{PG_URL}?schema={schema}"
+
+
+@contextmanager
+def private_schema() -> Iterator[str]:
+    """A new PostgreSQL schema, dropped afterwards (skips when PG is down)."""
     try:
         conn = _pg_connect()
     except psycopg.Error as exc:
@@ -49,7 +57,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     with conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     try:
-        yield f"{PG_URL}?schema={schema}"
+        yield schema
     finally:
         with _pg_connect() as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

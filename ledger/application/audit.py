@@ -9,6 +9,7 @@ someone else's agreement is NOT_FOUND, exactly like one that does not exist.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ from ledger.application.scoping import visible_agreement_of
 from ledger.audit.leaf import leaf_bytes
 from ledger.audit.tlog import InclusionProof, SignedCheckpoint
 from ledger.domain.access import Principal
-from ledger.domain.errors import InvalidArgument, NotFound, OutOfRange
+from ledger.domain.errors import InvalidArgument, NotFound, OutOfRange, Unavailable
 from projections.merkle import AuditLog
 
 MAX_LEAF_HASHES = 65536  # 2 MiB per page
@@ -43,6 +44,7 @@ class AuditService:
         self.ledger = ledger
         self.clock = clock
         self.catch_up = catch_up  # brings the Merkle projection to the end of the log
+        self.leader_wait = 5.0  # seconds a follower waits for the leader's checkpoint
 
     @property
     def public_key(self) -> str:
@@ -53,9 +55,27 @@ class AuditService:
         yet), one of the whole log as stored now."""
         latest = self.log.latest()
         if refresh or latest is None:
+            if not self.log.leadership.leading():
+                return self._from_leader(self.store.max_position())
             self.catch_up()
             return self.log.sign(self.clock())
         return latest
+
+    def _from_leader(self, size: int) -> SignedCheckpoint:
+        """A follower asks the leader to sign and waits (bounded) for the
+        stored checkpoint covering `size` events."""
+        self.log.leadership.request_checkpoint()
+        deadline = time.monotonic() + self.leader_wait
+        step = 0.005
+        while True:
+            latest = self.log.latest()
+            if latest is not None and latest.checkpoint.size >= size:
+                return latest
+            if time.monotonic() >= deadline:
+                raise Unavailable("the leader has not signed a checkpoint covering "
+                                  f"{size} events yet", retry_after=1.0)
+            time.sleep(step)  # bounded polling of the checkpoint table
+            step = min(step * 2, 0.1)
 
     def checkpoint_covering(self, position: int) -> SignedCheckpoint:
         """A signed checkpoint whose tree holds every event up to `position`:
@@ -69,8 +89,11 @@ class AuditService:
     def key_id(self) -> str:
         return f"{self.log.signer.key_id:08x}"
 
-    def checkpoint_if_due(self, interval: int) -> SignedCheckpoint | None:
-        """Signs when the log grew and `interval` µs passed since the last one."""
+    def checkpoint_if_due(self, interval: int, catch_up: bool = False) -> SignedCheckpoint | None:
+        """Signs when the log grew and `interval` µs passed since the last one
+        (with catch_up: over every event stored now, as a follower asked)."""
+        if catch_up and self.log.leadership.leading():
+            self.catch_up()
         now = self.clock()
         return self.log.sign(now) if self.log.due(now, interval) else None
 
