@@ -6,6 +6,7 @@ over and signs a checkpoint consistent with the first leader's."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -21,8 +22,6 @@ from projections.runner import ProjectionRunner
 from tests.conftest import PG_URL, FakeClock
 from tests.fleet.replicas import wait_until
 from tests.test_ledger_service_contract import opened, register_herts
-
-pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture
@@ -51,6 +50,7 @@ def _lock_backend(leadership: PgLeadership) -> int:
     return int(pid)
 
 
+@pytest.mark.postgres
 def test_one_leader_and_a_fenced_checkpoint(stores: tuple[EventStore, EventStore],
                                              clock: FakeClock) -> None:
     store_a, store_b = stores
@@ -103,11 +103,13 @@ def test_one_leader_and_a_fenced_checkpoint(stores: tuple[EventStore, EventStore
         a.stop()
 
 
-def test_sqlite_is_its_own_leader(store: EventStore) -> None:
-    if store.is_postgres:
-        pytest.skip("the single-process mode is SQLite's")
-    runner = ProjectionRunner(store, [MerkleProjection()])
-    solo = SoloLeadership(runner.db)
-    assert solo.leading()
-    with solo.fenced() as tx:
-        tx.execute("SELECT 1")
+def test_sqlite_is_its_own_leader(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'ledger.db'}")
+    try:
+        runner = ProjectionRunner(store, [MerkleProjection()])
+        solo = SoloLeadership(runner.db)
+        assert solo.leading()
+        with solo.fenced() as tx:
+            tx.execute("SELECT 1")
+    finally:
+        store.close()
