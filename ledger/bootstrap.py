@@ -17,6 +17,7 @@ from ledger.application.integrity import Integrity
 from ledger.application.ledger_service import LedgerService
 from ledger.application.log_feed import LogFeed
 from ledger.application.observer import LedgerObserver, Observers
+from ledger.application.readiness import Readiness, ReadinessState
 from ledger.application.scrub import Scrub
 from ledger.domain.events import LedgerEvent
 from ledger.grpc.server import RunningServer, ServerConfig, build_server
@@ -56,6 +57,7 @@ class Ledger:
     listing: IncidentListing | None = None
     observers: Observers = field(default_factory=Observers)
     leadership: PgLeadership | SoloLeadership | None = None
+    readiness: Readiness | None = None
 
     @property
     def port(self) -> int:
@@ -81,6 +83,28 @@ def build_projections(store: EventStore, observer: LedgerObserver | None = None,
     on_commit = observer.projected if observer is not None else None
     return ProjectionRunner(store, [MerkleProjection(), SlaProjection(store)],
                             on_commit=on_commit, **options)
+
+
+async def probe_readiness(readiness: Readiness, running: RunningServer,
+                          interval: float = 1.0, timeout: float = 3.0) -> None:
+    """Every `interval`: probe, and set the overall gRPC health status (what
+    load balancers check) to match. A probe that does not answer within
+    `timeout` (a database that hangs rather than refuses) counts as unready."""
+    from grpc_health.v1 import health_pb2
+
+    probe: asyncio.Task[ReadinessState] | None = None
+    while True:
+        if probe is None or probe.done():
+            probe = asyncio.ensure_future(asyncio.to_thread(readiness.probe))
+        try:
+            ready = (await asyncio.wait_for(asyncio.shield(probe), timeout)).ready
+        except TimeoutError:
+            readiness.hung(timeout)
+            ready = False
+        if not running.draining:
+            await running.health.set("", health_pb2.HealthCheckResponse.SERVING if ready
+                                     else health_pb2.HealthCheckResponse.NOT_SERVING)
+        await asyncio.sleep(interval)
 
 
 def build_leadership(store: EventStore, runner: ProjectionRunner) -> PgLeadership | SoloLeadership:
@@ -201,13 +225,18 @@ async def start_ledger(
         loop.call_soon_threadsafe(lambda: loop.create_task(running.refuse_writes()))
 
     integrity.listeners.append(refuse_writes)
-    scrub = Scrub(store, integrity, audit_log.leaf_rows, lambda: audit_log.size, audit_log.leaf_hash)
+    scrub = Scrub(store, integrity, audit_log.leaf_rows, lambda: audit_log.size, audit_log.leaf_hash,
+                  audit_log.check_pairs)
     scrubbing = (loop.create_task(scrub.run(audit_config.scrub_rate))
                  if audit_config.scrub_rate > 0 else None)
+
+    readiness = Readiness(store.max_position, runner.refresh_positions, leadership.leading)
+    probing = loop.create_task(probe_readiness(readiness, running))
 
     def stop_audit() -> None:
         if listener is not None:
             listener.stop()
+        probing.cancel()
         checkpoints.cancel()
         if scrubbing is not None:
             scrubbing.cancel()
@@ -219,4 +248,4 @@ async def start_ledger(
                   extras=[stop_audit], runner=runner, audit=audit_service,
                   reports=reports, statements=statements, listing=listing,
                   observers=observer, integrity=integrity, scrub=scrub,
-                  leadership=leadership)
+                  leadership=leadership, readiness=readiness)

@@ -1,49 +1,66 @@
-"""The verifiable log, persisted: leaf hashes as a projection of the event
-log, signed checkpoints in a table, an in-memory Merkle tree for proofs.
+"""The verifiable log, persisted: leaf hashes and complete subtree hashes as
+a projection of the event log, signed checkpoints in a table, proofs read
+from the database (projections.merkle_nodes).
 
 Tables (in the event store's database, next to the tracking table):
 
     audit_leaves(position PK, leaf_hash)      one row per stored event
+    audit_nodes(level, idx, hash)             one per complete subtree
     audit_checkpoints(size, timestamp, note)  every checkpoint ever signed
 
 `MerkleProjection.apply` computes each leaf hash from the stored event as the
 runner decoded it (ledger.audit.leaf: position, recorded_at, submitted_by,
-payload...) and inserts it in the same transaction as the tracking position,
-so the leaves are exactly-once and gap-free like every other read model.
+payload...) and inserts it, and the subtrees it completes, in the same
+transaction as the tracking position, so leaves and nodes are exactly-once
+and gap-free like every other read model, and the tree's size is the
+projection's committed position.
 
-Why the in-memory tree reads committed rows instead of being fed by `apply`:
-`apply` runs inside the runner's transaction, which may still roll back (a
-failed batch is retried from its first position), and the runner has one
-`on_commit` listener that metrics may own. A tree advanced from `apply`
-could then sign a root over leaves that were never stored. So
-`AuditLog.sync()` appends only rows it reads back from `audit_leaves`
-(committed by definition) after the tree's size; it runs before every
-checkpoint and proof, costs one indexed range query, and is also correct when
-another process maintains the projection or it is rebuilt.
+`AuditLog` keeps nothing of the tree in memory: a root or a proof reads its
+O(log n) hashes from the database, so startup time and memory do not grow
+with the log, and every replica answers proofs over what the leader stored.
 
 A checkpoint is never signed over a tree smaller than one already signed
 (that would look like a rollback to every partner): while the tree is behind
 the largest stored checkpoint (a rebuild catching up) signing answers
-`Unavailable`; once it catches up, the stored root must be reproduced, or the
-leaves were rewritten and the log refuses to sign (`ForkedLeaves`).
+`Unavailable`; before signing, the stored tree must reproduce the latest
+stored root, or the tree was rewritten and the log refuses to sign
+(`ForkedLeaves`). Only the leader signs (projections.leadership), and a
+checkpoint is stored through its fence before anyone sees it.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 
-from ledger.audit.checkpoint import CheckpointError, Signer, verify_checkpoint
+from ledger.audit.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    Signer,
+    sign_checkpoint,
+    verify_checkpoint,
+)
 from ledger.audit.leaf import event_leaf_hash
-from ledger.audit.memstore import MemoryHashStore
-from ledger.audit.merkle import TreeRangeError
-from ledger.audit.tlog import InclusionProof, SignedCheckpoint, TransparencyLog
+from ledger.audit.merkle import TreeRangeError, node_hash
+from ledger.audit.tlog import InclusionProof, SignedCheckpoint
 from ledger.domain.errors import OutOfRange, Unavailable
 from ledger.domain.events import LedgerEvent
 from projections.leadership import Leadership, SoloLeadership
-from projections.storage import ProjectionDatabase, Tx
+from projections.merkle_nodes import (
+    NODES,
+    append_nodes,
+    create_node_table,
+    frontier_keys,
+    prove,
+    read_hashes,
+)
+from projections.storage import (
+    ProjectionDatabase,
+    Tx,
+    ensure_position,
+    read_position,
+)
 
 log = logging.getLogger(__name__)
 
@@ -70,14 +87,39 @@ class MerkleProjection:
         tx.execute(f"CREATE TABLE IF NOT EXISTS {tx.table(CHECKPOINTS)} ("
                    "size BIGINT NOT NULL, timestamp BIGINT NOT NULL, note TEXT NOT NULL, "
                    "PRIMARY KEY (size, timestamp))")
+        create_node_table(tx)
+        backfill_nodes(tx)
 
     def clear(self, tx: Tx) -> None:
         # Signed checkpoints stay: they are what a rebuilt tree must reproduce.
         tx.execute(f"DELETE FROM {tx.table(LEAVES)}")
+        tx.execute(f"DELETE FROM {tx.table(NODES)}")
 
     def apply(self, tx: Tx, events: Sequence[LedgerEvent]) -> None:
+        hashes = [event_leaf_hash(e) for e in events]
         tx.insert_rows(tx.table(LEAVES), "position, leaf_hash",
-                       [(e.position, event_leaf_hash(e)) for e in events])
+                       [(e.position, h) for e, h in zip(events, hashes, strict=True)])
+        append_nodes(tx, events[0].position - 1, hashes)
+
+
+def backfill_nodes(tx: Tx, chunk: int = 1 << 16) -> None:
+    """A database from before audit_nodes: hash its subtrees once, streaming
+    the leaves (memory bounded by `chunk`). A no-op (two index look-ups)
+    when the nodes are there."""
+    rows = tx.fetchall(f"SELECT MAX(position) FROM {tx.table(LEAVES)}")
+    size = int(rows[0][0] or 0)
+    keys = [k for k in frontier_keys(size) if k[0] > 0]
+    if not keys or len(read_hashes(tx, keys)) == len(keys):
+        return
+    log.warning("building %s for %d stored leaves (once, after an upgrade)", NODES, size)
+    tx.execute(f"DELETE FROM {tx.table(NODES)}")
+    done = 0
+    while done < size:
+        hashes = [h for _, h in read_leaf_hashes(tx, done, done + chunk)]
+        if not hashes:
+            break
+        append_nodes(tx, done, hashes)
+        done += len(hashes)
 
 
 def read_leaf_hashes(tx: Tx, after: int = 0, upto: int | None = None) -> list[tuple[int, bytes]]:
@@ -103,8 +145,10 @@ def store_checkpoint(tx: Tx, signed: SignedCheckpoint) -> None:
 
 
 class AuditLog:
-    """The ledger's transparency log over the persisted leaves: checkpoints
-    (signed and stored), proofs, leaf hashes. Thread-safe."""
+    """The ledger's transparency log over the persisted tree: checkpoints
+    (signed by the leader and stored), proofs, leaf hashes. Thread-safe;
+    holds no tree state, so any number of replicas can answer from one
+    database."""
 
     def __init__(self, db: ProjectionDatabase, signer: Signer, *, origin: str | None = None,
                  leadership: Leadership | None = None) -> None:
@@ -115,134 +159,155 @@ class AuditLog:
         self.origin = origin or signer.name
         self.on_signed: Callable[[SignedCheckpoint], None] | None = None  # e.g. metrics
         self._lock = threading.RLock()
+        self._halted: str | None = None
+        self._notes: dict[str, SignedCheckpoint | None] = {}  # verified notes (None: not ours)
+        db.create_tracking_table()
         with db.transaction() as tx:
             MerkleProjection().create_tables(tx)
+            ensure_position(tx, MerkleProjection.name)
         with db.transaction(commit=False) as tx:
-            hashes = [h for _, h in read_leaf_hashes(tx)]
-            notes = stored_checkpoints(tx)
-        signed = self._verified(notes)
-        self._store = MemoryHashStore.from_leaf_hashes(hashes)
-        self._log = TransparencyLog(signer, origin=self.origin, store=self._store)
-        self._floor: SignedCheckpoint | None = signed[0] if signed else None
-        self._halted: str | None = None
-        self._check_floor()
+            latest = self._latest_in(tx)
+            if latest is not None and latest.checkpoint.size <= self._size_in(tx):
+                self._check_reproduces(tx, latest)
 
-    def _verified(self, notes: list[str]) -> list[SignedCheckpoint]:
-        """Stored checkpoints this key signed, newest first (others: a rotated key)."""
-        out = []
-        for note in notes:
-            try:
-                cp = verify_checkpoint(note, self.signer.verifier, origin=self.origin)
-            except CheckpointError:
-                continue
-            out.append(SignedCheckpoint(cp, note))
-        if len(out) < len(notes):
-            log.warning("%d stored checkpoint(s) are not signed by %s: ignored",
-                        len(notes) - len(out), self.signer.verifier.vkey)
-        return out
+    # -- the stored tree ---------------------------------------------------
+    @staticmethod
+    def _size_in(tx: Tx) -> int:
+        return read_position(tx, MerkleProjection.name)[0]
 
-    def _check_floor(self) -> None:
-        """Adopts the largest stored checkpoint as latest once the tree holds it."""
-        floor = self._floor
-        if floor is None or self._log.size < floor.checkpoint.size:
-            return
-        size = floor.checkpoint.size
-        if self._log.tree.root(size) != floor.checkpoint.root_hash:
-            raise ForkedLeaves(f"the stored leaf hashes do not reproduce the signed checkpoint "
-                               f"of size {size}: {LEAVES} was rewritten; refusing to sign")
-        # adopted without re-signing (a TransparencyLog is given its latest)
-        self._log = TransparencyLog(self.signer, origin=self.origin, store=self._store,
-                                    latest=floor)
-        self._floor = None
-
-    # -- following the projection ------------------------------------------
     @property
     def size(self) -> int:
-        return self._log.size
+        """Leaves in the stored tree (the Merkle projection's committed position)."""
+        with self.db.transaction(commit=False) as tx:
+            return self._size_in(tx)
 
     def sync(self) -> int:
-        """Adds the committed leaves after the tree's size; returns the size."""
-        with self._lock:
-            with self.db.transaction(commit=False) as tx:
-                rows = read_leaf_hashes(tx, self._log.size)
-            for position, digest in rows:
-                self._log.append_hash(position, digest)
-            self._check_floor()
-            return self._log.size
+        """The stored tree's size (nothing to follow: the tree is in the database)."""
+        return self.size
 
     def leaf_hash(self, position: int) -> bytes | None:
-        """The leaf hash the tree holds for ``position`` (None beyond the tree)."""
-        store = self._store
-        if not 1 <= position <= store.size():
-            return None
-        return store.leaf_hash(position - 1)
+        """The stored leaf hash of ``position`` (None beyond the tree)."""
+        with self.db.transaction(commit=False) as tx:
+            rows = read_leaf_hashes(tx, position - 1, position)
+            if not rows or position > self._size_in(tx):
+                return None
+            return rows[0][1]
 
     def leaf_rows(self, after: int, upto: int) -> list[tuple[int, bytes]]:
         """The stored ``audit_leaves`` rows in (after, upto]."""
         with self.db.transaction(commit=False) as tx:
             return read_leaf_hashes(tx, after, upto)
 
+    def node_rows(self, level: int, first: int, last: int) -> dict[int, bytes]:
+        """Stored subtree hashes of one level, indexes first..last (the scrub's)."""
+        with self.db.transaction(commit=False) as tx:
+            rows = tx.fetchall(f"SELECT idx, hash FROM {tx.table(NODES)} "
+                               "WHERE level = ? AND idx >= ? AND idx <= ?", (level, first, last))
+        return {int(i): bytes(h) for i, h in rows}
+
+    def check_pairs(self, after: int, upto: int) -> int | None:
+        """The first position in (after, upto] whose leaf row disagrees with
+        the stored subtree over it and its sibling (level 1), else None: a
+        leaf row rewritten on its own (the scrub's; `verify --database`
+        recomputes every level)."""
+        first = after - after % 2  # leaf index of the first pair
+        with self.db.transaction(commit=False) as tx:
+            leaves = read_leaf_hashes(tx, first, upto)
+            nodes = tx.fetchall(f"SELECT idx, hash FROM {tx.table(NODES)} WHERE level = 1 "
+                                "AND idx >= ? AND idx < ?", (first // 2, upto // 2))
+        stored = {int(i): bytes(h) for i, h in nodes}
+        for k in range(0, len(leaves) - 1, 2):
+            (left_pos, left), (_, right) = leaves[k], leaves[k + 1]
+            if left_pos % 2 == 1 and stored.get(left_pos // 2) != node_hash(left, right):
+                return left_pos
+        return None
+
     def halt(self, reason: str) -> None:
         """Stops signing for good (the stored log no longer matches the tree)."""
         self._halted = reason
 
+    def _check_reproduces(self, tx: Tx, signed: SignedCheckpoint) -> None:
+        size = signed.checkpoint.size
+        try:
+            root = prove(tx, size, lambda tree: tree.root(size))
+        except TreeRangeError as exc:
+            raise ForkedLeaves(f"the stored tree cannot reproduce the signed checkpoint of size "
+                               f"{size}: {exc}; refusing to sign") from None
+        if root != signed.checkpoint.root_hash:
+            raise ForkedLeaves(f"the stored leaf hashes do not reproduce the signed checkpoint "
+                               f"of size {size}: {LEAVES} was rewritten; refusing to sign")
+
     # -- checkpoints -------------------------------------------------------
-    def _adopt_stored(self) -> None:
-        """Takes up a checkpoint another replica (an earlier leader) stored
-        after this one's latest: the tree must reproduce its root before
-        this replica signs or proves against it."""
-        with self.db.transaction(commit=False) as tx:
-            notes = stored_checkpoints(tx, limit=1)
-        current = self._floor or self._log.latest()
-        if not notes or (current is not None and current.note == notes[0]):
-            return
-        signed = self._verified(notes)
-        if signed and (current is None or signed[0].checkpoint.size > current.checkpoint.size):
-            self._floor = signed[0]
-            self.sync()
+    def _verify(self, note: str) -> SignedCheckpoint | None:
+        if note not in self._notes:
+            try:
+                cp = verify_checkpoint(note, self.signer.verifier, origin=self.origin)
+                self._notes[note] = SignedCheckpoint(cp, note)
+            except CheckpointError:
+                log.warning("a stored checkpoint is not signed by %s: ignored",
+                            self.signer.verifier.vkey)
+                self._notes[note] = None
+            if len(self._notes) > 256:  # only the latest few are asked for again
+                self._notes.pop(next(iter(self._notes)))
+        return self._notes[note]
+
+    def _latest_in(self, tx: Tx) -> SignedCheckpoint | None:
+        """The largest (then latest) stored checkpoint this key signed (others: a rotated key)."""
+        for limit in (1, 50):
+            for note in stored_checkpoints(tx, limit):
+                signed = self._verify(note)
+                if signed is not None:
+                    return signed
+        return None
 
     def latest(self) -> SignedCheckpoint | None:
-        if not self.leadership.leading():
-            with self._lock:
-                self._adopt_stored()
-        return self._log.latest() if self._floor is None else self._floor
+        with self.db.transaction(commit=False) as tx:
+            return self._latest_in(tx)
 
     def sign(self, now: int) -> SignedCheckpoint:
-        """Signs (and stores) a checkpoint of the tree as it is now."""
+        """Signs (and stores) a checkpoint of the stored tree as it is now."""
         with self._lock:
             if self._halted is not None:
                 raise Unavailable(f"checkpoint signing stopped: {self._halted}", retry_after=60.0)
             if not self.leadership.leading():
                 raise Unavailable("this replica does not sign checkpoints (the leader does)",
                                   retry_after=1.0)
-            self.sync()
-            self._adopt_stored()
-            if self._floor is not None:
-                raise Unavailable(f"the Merkle tree is catching up ({self._log.size} of "
-                                  f"{self._floor.checkpoint.size} signed leaves)")
-            before = self._log.latest()
-            signed = self._log.sign(now)
-            if signed is not before:
-                try:
-                    with self.leadership.fenced() as tx:
-                        store_checkpoint(tx, signed)
-                except Exception as exc:  # NotLeader, or the lock connection broke
-                    # Not stored, so never handed out: forget it was signed.
-                    self._log = TransparencyLog(self.signer, origin=self.origin,
-                                                store=self._store, latest=before)
-                    raise Unavailable(f"the checkpoint was not stored ({exc}); "
-                                      "the leadership may have moved", retry_after=1.0) from exc
-        if signed is not before and self.on_signed is not None:
+            with self.db.transaction(commit=False) as tx:
+                size = self._size_in(tx)
+                before = self._latest_in(tx)
+                if before is not None:
+                    if before.checkpoint.size > size:
+                        raise Unavailable(f"the Merkle tree is catching up ({size} of "
+                                          f"{before.checkpoint.size} signed leaves)")
+                    if before.checkpoint.size == size and before.checkpoint.timestamp == now:
+                        return before
+                    self._check_reproduces(tx, before)
+                    # A new leader's clock may be behind the last one's.
+                    now = max(now, before.checkpoint.timestamp or 0)
+                root = prove(tx, size, lambda tree: tree.root(size))
+            checkpoint = Checkpoint(self.origin, size, root, timestamp=now)
+            signed = SignedCheckpoint(checkpoint, sign_checkpoint(checkpoint, self.signer))
+            try:
+                with self.leadership.fenced() as tx:
+                    store_checkpoint(tx, signed)
+            except Exception as exc:  # NotLeader, or the lock connection broke
+                # Not stored, so never handed out.
+                raise Unavailable(f"the checkpoint was not stored ({exc}); "
+                                  "the leadership may have moved", retry_after=1.0) from exc
+        if self.on_signed is not None:
             self.on_signed(signed)
         return signed
 
     def due(self, now: int, interval: int) -> bool:
-        with self._lock:
-            if not self.leadership.leading():
-                return False
-            self._adopt_stored()
-            self.sync()
-            return self._floor is None and self._halted is None and self._log.due(now, interval)
+        if not self.leadership.leading() or self._halted is not None:
+            return False
+        with self.db.transaction(commit=False) as tx:
+            last = self._latest_in(tx)
+            if last is None:
+                return True
+            grew = self._size_in(tx) > last.checkpoint.size
+        return grew and (last.checkpoint.timestamp is None or
+                         now - last.checkpoint.timestamp >= interval)
 
     def checkpoint_at_least(self, size: int, now: int) -> SignedCheckpoint:
         """The latest checkpoint if it covers `size` leaves, else a new one."""
@@ -254,42 +319,51 @@ class AuditLog:
     # -- proofs ------------------------------------------------------------
     def tree_size(self, tree_size: int = 0) -> int:
         """`tree_size` checked against the tree (0: the latest checkpoint's)."""
-        with self._lock:
-            self.sync()
-            return self._signed_size(tree_size)
+        with self.db.transaction(commit=False) as tx:
+            return self._signed_size(tx, tree_size)
 
-    def _signed_size(self, tree_size: int) -> int:
-        latest = self.latest()
+    def _signed_size(self, tx: Tx, tree_size: int) -> int:
+        latest = self._latest_in(tx)
         if latest is None:
             raise Unavailable("no checkpoint has been signed yet")
         size = tree_size or latest.checkpoint.size
-        if size > self._log.size:
-            raise OutOfRange(f"tree size {size} is beyond the tree ({self._log.size} leaves)")
+        stored = self._size_in(tx)
+        if size > stored:
+            raise OutOfRange(f"tree size {size} is beyond the tree ({stored} leaves)")
         return size
 
-    @contextmanager
-    def _within(self, tree_size: int, what: str, value: int) -> Iterator[int]:
+    def _within(self, tx: Tx, tree_size: int, what: str, value: int) -> int:
         """The signed tree size to prove against, with `value` (a position or
-        a first size) checked to be within it; TreeRangeError -> OutOfRange."""
-        with self._lock:
-            self.sync()
-            size = self._signed_size(tree_size)
-            if value > size:
-                raise OutOfRange(f"{what} {value} is beyond the tree of size {size}")
-            try:
-                yield size
-            except TreeRangeError as exc:
-                raise OutOfRange(str(exc)) from None
+        a first size) checked to be within it."""
+        size = self._signed_size(tx, tree_size)
+        if value > size:
+            raise OutOfRange(f"{what} {value} is beyond the tree of size {size}")
+        return size
 
     def inclusion_proof(self, position: int, tree_size: int = 0) -> InclusionProof:
-        with self._within(tree_size, "position", position) as size:
-            return self._log.inclusion_proof(position, size)
+        with self.db.transaction(commit=False) as tx:
+            size = self._within(tx, tree_size, "position", position)
+            if position < 1:
+                raise OutOfRange(f"position {position} is not in a tree of {size}")
+            try:
+                hashes, leaf = prove(tx, size, lambda tree: (
+                    tree.inclusion_proof(position - 1, size), tree.leaf_hash(position - 1)))
+            except TreeRangeError as exc:
+                raise OutOfRange(str(exc)) from None
+        return InclusionProof(position - 1, size, leaf, tuple(hashes))
 
     def consistency_proof(self, first: int, second: int = 0) -> tuple[int, int, tuple[bytes, ...]]:
-        with self._within(second, "first tree size", first) as size:
-            return self._log.consistency_proof(first, size)
+        with self.db.transaction(commit=False) as tx:
+            size = self._within(tx, second, "first tree size", first)
+            try:
+                hashes = prove(tx, size, lambda tree: tree.consistency_proof(first, size))
+            except TreeRangeError as exc:
+                raise OutOfRange(str(exc)) from None
+        return first, size, tuple(hashes)
 
     def leaf_hashes(self, start: int, count: int, tree_size: int = 0) -> tuple[int, bytes]:
         """(tree size, up to `count` leaf hashes from leaf index `start`, concatenated)."""
-        with self._within(tree_size, "start index", start) as size:
-            return size, self._store.leaf_hash_range(start, min(size, start + count))
+        with self.db.transaction(commit=False) as tx:
+            size = self._within(tx, tree_size, "start index", start)
+            rows = read_leaf_hashes(tx, start, min(size, start + count))
+        return size, b"".join(h for _, h in rows)

@@ -120,7 +120,10 @@ class ProjectionRunner:
         with self.db.transaction(commit=False) as tx:
             committed = {p.name: read_position(tx, p.name)[0] for p in self.projections}
         with self._changed:
-            self._positions.update(committed)
+            # Only forward: a read that started before this process's own
+            # commit must not move its position back.
+            for name, position in committed.items():
+                self._positions[name] = max(self._positions.get(name, 0), position)
             self._changed.notify_all()
         return committed
 

@@ -165,7 +165,8 @@ def test_inclusion_proofs_only_for_events_the_caller_may_see(tmp_path: Path) -> 
         assert leaves == []
 
 
-def test_checkpoints_and_leaves_survive_a_restart(database_url: str, tmp_path: Path) -> None:
+def test_checkpoints_and_leaves_survive_a_restart(database_url: str, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
     with running_ledger(database_url, lambda: T, audit=config(tmp_path)) as (_, target), \
             LedgerClient(target) as client:
         load_scenario(client, read_scenario(SCENARIO))
@@ -176,17 +177,29 @@ def test_checkpoints_and_leaves_survive_a_restart(database_url: str, tmp_path: P
         assert client.audit.checkpoint().checkpoint == before.checkpoint  # not re-signed
         assert client.audit.verify_event(position=STORED)["position"] == STORED
         assert ledger.audit is not None and ledger.audit.log.size == STORED
-    # the leaves rewritten behind the ledger's back: it refuses to sign over them
+    # A leaf rewritten behind the ledger's back: startup reads no leaves
+    # (constant time), the operator's full scrub locates it.
     from ledger.adapters.eventstore import open_store
+    from ledger.cli.main import main
     from projections.storage import ProjectionDatabase
 
-    store = open_store(database_url)
-    try:
-        with ProjectionDatabase.of_store(store).transaction() as tx:
-            tx.execute(f"UPDATE {tx.table('audit_leaves')} SET leaf_hash = ? WHERE position = 7",
-                       (bytes(32),))
-    finally:
-        store.close()
+    def rewrite(sql: str, *params: object) -> None:
+        store = open_store(database_url)
+        try:
+            with ProjectionDatabase.of_store(store).transaction() as tx:
+                tx.execute(sql.format(leaves=tx.table("audit_leaves"),
+                                      nodes=tx.table("audit_nodes")), params)
+        finally:
+            store.close()
+
+    key = before.public_key
+    assert main(["verify", "--database", database_url, "--key", key]) == 0
+    rewrite("UPDATE {leaves} SET leaf_hash = ? WHERE position = 7", bytes(32))
+    assert main(["verify", "--database", database_url, "--key", key]) == 1
+    assert "altered at position 7" in capsys.readouterr().err
+    # The stored subtrees rewritten as well, consistently up to the root: the
+    # signed checkpoint no longer matches and the ledger refuses to start signing.
+    rewrite("UPDATE {nodes} SET hash = ? WHERE level = 6 AND idx = 0", bytes(32))
     with pytest.raises(ForkedLeaves, match="do not reproduce the signed checkpoint of size 112"), \
             running_ledger(database_url, lambda: T, audit=config(tmp_path)):
         pass

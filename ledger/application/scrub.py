@@ -26,12 +26,17 @@ log = logging.getLogger("ledger.integrity")
 class Scrub:
     def __init__(self, store: EventStore, integrity: Integrity,
                  leaf_rows: Callable[[int, int], Sequence[tuple[int, bytes]]],
-                 tree_size: Callable[[], int], tree_leaf: Callable[[int], bytes | None]) -> None:
+                 tree_size: Callable[[], int], tree_leaf: Callable[[int], bytes | None],
+                 check_pairs: Callable[[int, int], int | None] = lambda after, upto: None,
+                 ) -> None:
         self.store = store
         self.integrity = integrity
         self.leaf_rows = leaf_rows  # (after, upto) -> stored audit_leaves rows
         self.tree_size = tree_size
         self.tree_leaf = tree_leaf
+        # The tree lives in the database: leaf rows are checked against the
+        # stored subtrees over them (projections.merkle.AuditLog.check_pairs).
+        self.check_pairs = check_pairs
         self.cursor = 0
         self.passes = 0  # complete passes over the log
         self.checked = 0  # events checked since start
@@ -71,6 +76,9 @@ class Scrub:
             expected += 1
         if expected <= upto:
             raise self.integrity.report(expected, "leaf row missing from audit_leaves")
+        bad = self.check_pairs(after, upto)
+        if bad is not None:
+            raise self.integrity.report(bad, "audit_leaves differs from the stored subtree over it")
 
     async def run(self, rate: int) -> None:
         """Forever: ``rate`` events per second, in one step each second."""

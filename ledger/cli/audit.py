@@ -271,8 +271,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
             return verify_directory(args)
         if args.checkpoint:
             return verify_live(args)
-        raise UsageError("give a bundle directory, or --checkpoint OLD to check a live "
-                         "ledger (--target)")
+        if args.database:
+            from ledger.cli.scrub import verify_database
+
+            return verify_database(args)
+        raise UsageError("give a bundle directory, --checkpoint OLD to check a live "
+                         "ledger (--target), or --database URL for a full scrub")
     except UsageError as exc:
         print(f"sla-ledger verify: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -379,6 +383,8 @@ def add_parsers(sub: Any, client_flags: Any) -> None:
     verify.add_argument("--refresh", action="store_true",
                         help="live: ask the ledger to sign a checkpoint of its log as it is now")
     verify.add_argument("--save", help="live: write the newly trusted checkpoint here")
+    verify.add_argument("--database", help="full scrub of this database, read-only: events "
+                        "against leaves, stored subtrees and signed checkpoints against them")
     client_flags(verify)
 
     replay = sub.add_parser("replay", help="recompute a period report from a bundle alone")

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -53,7 +54,6 @@ from prometheus_client import (
     PlatformCollector,
     ProcessCollector,
     disable_created_metrics,
-    start_http_server,
 )
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -902,6 +902,8 @@ class MetricsServer:
     def __init__(self, server: Any, thread: threading.Thread) -> None:
         self._server = server
         self._thread = thread
+        #: path -> () -> (ok, text): /healthz, and /readyz once a ledger is wired
+        self.probes: dict[str, Callable[[], tuple[bool, str]]] = {}
 
     @property
     def host(self) -> str:
@@ -931,11 +933,38 @@ def parse_address(address: str) -> tuple[str, int]:
 
 
 def start_metrics_server(address: str, registry: CollectorRegistry) -> MetricsServer:
-    """Serve ``registry`` on ``http://address/metrics`` from a daemon thread.
+    """Serve ``registry`` on ``http://address/metrics`` from a daemon thread,
+    with ``/healthz`` (the process answers) and ``/readyz`` (the replica's
+    readiness, ledger.application.readiness: 200 or 503 with the reason).
 
     Port 0 binds an ephemeral port (``MetricsServer.port``). There is no
     authentication: keep it on loopback or a private network.
     """
+    from wsgiref.simple_server import make_server
+
+    from prometheus_client import make_wsgi_app
+    from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
+
     host, port = parse_address(address)
-    server, thread = start_http_server(port, addr=host, registry=registry)
-    return MetricsServer(server, thread)
+    metrics_app = make_wsgi_app(registry)
+    probes: dict[str, Callable[[], tuple[bool, str]]] = {"/healthz": lambda: (True, "alive")}
+
+    def app(environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if path not in ("/healthz", "/readyz"):
+            return metrics_app(environ, start_response)
+        # Without a ledger wired (tools, tests) there is nothing to be unready about.
+        ok, reason = probes.get(path, lambda: (True, "ready"))()
+        start_response("200 OK" if ok else "503 Service Unavailable",
+                       [("Content-Type", "text/plain; charset=utf-8")])
+        return [(reason + "\n").encode()]
+
+    class Server(ThreadingWSGIServer):
+        address_family = socket.getaddrinfo(host, port)[0][0]
+
+    httpd = make_server(host, port, app, Server, handler_class=_SilentHandler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    server = MetricsServer(httpd, thread)
+    server.probes = probes
+    return server

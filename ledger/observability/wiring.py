@@ -170,6 +170,9 @@ def instrument(ledger: Any, metrics: LedgerMetrics | None = None, reports: Any =
     integrity = getattr(ledger, "integrity", None)
     if integrity is not None:
         _observe_integrity(integrity, m)
+    readiness = getattr(ledger, "readiness", None)
+    if readiness is not None:
+        _observe_readiness(readiness, m)
     reports = reports if reports is not None else getattr(ledger, "reports", None)
     if reports is not None:
         m.set_sla_source(sla_source(reports, service))
@@ -180,6 +183,31 @@ def _observe_integrity(integrity: Any, m: LedgerMetrics) -> None:
     """``ledger_integrity_breach_position``: 0 while the stored log matches the
     leaves the ledger recorded, else the first altered position (alerted)."""
     m.integrity_breach.set_function(lambda: float(integrity.breach.position) if integrity.breach else 0.0)
+
+def _observe_readiness(readiness: Any, m: LedgerMetrics) -> None:
+    """Fleet gauges (which replica leads, how far behind it is, whether it is
+    ready) and the listener's /readyz."""
+    from prometheus_client import Gauge
+
+    def state() -> Any:
+        return readiness.state
+
+    try:
+        leader = Gauge("ledger_leader", "1 on the replica that projects and signs checkpoints",
+                       registry=m.registry)
+    except ValueError:  # instrumented already
+        return
+    leader.set_function(lambda: 1.0 if readiness.leading() else 0.0)
+    lag = Gauge("ledger_replica_lag_events", "Events between the head of the log and the "
+                "slowest read model this replica answers from", registry=m.registry)
+    lag.set_function(lambda: float(state().lag))
+    ready = Gauge("ledger_ready", "1 while this replica reports ready (database reachable, "
+                  "read models not far behind)", registry=m.registry)
+    ready.set_function(lambda: 1.0 if state().ready else 0.0)
+    active = _active.get("active")
+    if active is not None and active[0] is m:
+        active[1].probes["/readyz"] = lambda: (state().ready, state().reason or "ready")
+
 
 def rejection_of(events: Sequence[Any], exc: DomainError) -> tuple[str, str]:
     """(type of the refused event, rule id) of a refused append."""
