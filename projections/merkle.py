@@ -56,6 +56,7 @@ from projections.merkle_nodes import (
     read_hashes,
 )
 from projections.storage import (
+    TRACKING_TABLE,
     ProjectionDatabase,
     Tx,
     ensure_position,
@@ -322,12 +323,24 @@ class AuditLog:
         with self.db.transaction(commit=False) as tx:
             return self._signed_size(tx, tree_size)
 
+    def _state_in(self, tx: Tx) -> tuple[int, SignedCheckpoint | None]:
+        """(stored tree size, latest checkpoint) in one round trip (proofs are
+        latency-bound by round trips, not by the database's work)."""
+        rows = tx.fetchall(
+            f"SELECT (SELECT position FROM {tx.table(TRACKING_TABLE)} WHERE name = ?), "
+            f"(SELECT note FROM {tx.table(CHECKPOINTS)} ORDER BY size DESC, timestamp DESC "
+            "LIMIT 1)", (MerkleProjection.name,))
+        size, note = rows[0]
+        latest = self._verify(str(note)) if note is not None else None
+        if latest is None and note is not None:  # the newest is another key's
+            latest = self._latest_in(tx)
+        return int(size or 0), latest
+
     def _signed_size(self, tx: Tx, tree_size: int) -> int:
-        latest = self._latest_in(tx)
+        stored, latest = self._state_in(tx)
         if latest is None:
             raise Unavailable("no checkpoint has been signed yet")
         size = tree_size or latest.checkpoint.size
-        stored = self._size_in(tx)
         if size > stored:
             raise OutOfRange(f"tree size {size} is beyond the tree ({stored} leaves)")
         return size
