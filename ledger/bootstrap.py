@@ -23,6 +23,7 @@ from ledger.domain.events import LedgerEvent
 from ledger.grpc.server import RunningServer, ServerConfig, build_server
 from ledger.grpc.servicers import Executors, register_all
 from projections.leadership import PgLeadership, SoloLeadership
+from projections.statistics import keep_statistics
 
 if TYPE_CHECKING:
     from ledger.application.audit import AuditService
@@ -232,11 +233,13 @@ async def start_ledger(
 
     readiness = Readiness(store.max_position, runner.refresh_positions, leadership.leading)
     probing = loop.create_task(probe_readiness(readiness, running))
+    statistics = loop.create_task(keep_statistics(runner.db, leadership.leading))
 
     def stop_audit() -> None:
         if listener is not None:
             listener.stop()
         probing.cancel()
+        statistics.cancel()
         checkpoints.cancel()
         if scrubbing is not None:
             scrubbing.cancel()

@@ -109,6 +109,11 @@ class ProjectionDatabase:
         self.is_postgres = is_postgres
         self._schema: str | None = getattr(datastore, "schema", None) if is_postgres else None
 
+    @property
+    def schema(self) -> str | None:
+        """The PostgreSQL schema of the ledger's tables (None on SQLite)."""
+        return self._schema
+
     @classmethod
     def of_store(cls, store: Any) -> ProjectionDatabase:
         return cls(store.recorder.datastore, store.is_postgres)
