@@ -243,6 +243,7 @@ async def start_ledger(
         checkpoints.cancel()
         if scrubbing is not None:
             scrubbing.cancel()
+        scrub.close()
         runner.stop()
         final_checkpoint(runner, audit_service)
         leadership.stop()

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 
 from ledger.audit.checkpoint import (
@@ -42,7 +43,7 @@ from ledger.audit.checkpoint import (
     verify_checkpoint,
 )
 from ledger.audit.leaf import event_leaf_hash
-from ledger.audit.merkle import TreeRangeError, node_hash
+from ledger.audit.merkle import HASH_SIZE, TreeRangeError, node_hash
 from ledger.audit.tlog import InclusionProof, SignedCheckpoint
 from ledger.domain.errors import OutOfRange, Unavailable
 from ledger.domain.events import LedgerEvent
@@ -64,6 +65,9 @@ from projections.storage import (
 )
 
 log = logging.getLogger(__name__)
+
+LEAF_CHUNK = 1024  # leaves read and cached together for the integrity checks
+LEAF_CACHE_CHUNKS = 256  # 8 MiB at most
 
 LEAVES = "audit_leaves"
 CHECKPOINTS = "audit_checkpoints"
@@ -162,6 +166,8 @@ class AuditLog:
         self._lock = threading.RLock()
         self._halted: str | None = None
         self._notes: dict[str, SignedCheckpoint | None] = {}  # verified notes (None: not ours)
+        self._leaf_cache: OrderedDict[int, bytes] = OrderedDict()
+        self._cache_lock = threading.Lock()
         db.create_tracking_table()
         with db.transaction() as tx:
             MerkleProjection().create_tables(tx)
@@ -179,7 +185,7 @@ class AuditLog:
     @property
     def size(self) -> int:
         """Leaves in the stored tree (the Merkle projection's committed position)."""
-        with self.db.transaction(commit=False) as tx:
+        with self.db.reading() as tx:
             return self._size_in(tx)
 
     def sync(self) -> int:
@@ -187,21 +193,49 @@ class AuditLog:
         return self.size
 
     def leaf_hash(self, position: int) -> bytes | None:
-        """The stored leaf hash of ``position`` (None beyond the tree)."""
-        with self.db.transaction(commit=False) as tx:
-            rows = read_leaf_hashes(tx, position - 1, position)
-            if not rows or position > self._size_in(tx):
-                return None
-            return rows[0][1]
+        """The stored leaf hash of ``position`` (None beyond the tree).
+
+        Every event a read returns is checked against its leaf
+        (ledger.application.integrity), so leaves are read a chunk at a time
+        and the last chunks kept (bounded: LEAF_CACHE_CHUNKS of 32 KiB). A
+        cached leaf is what the ledger recorded when it first read it; a
+        leaf row rewritten later is the scrub's to find (check_pairs)."""
+        if position < 1:
+            return None
+        chunk, offset = divmod(position - 1, LEAF_CHUNK)
+        with self._cache_lock:
+            block = self._leaf_cache.get(chunk)
+            if block is not None:
+                self._leaf_cache.move_to_end(chunk)
+        if block is None or len(block) <= offset * HASH_SIZE:
+            with self.db.reading() as tx:
+                size = self._size_in(tx)
+                if position > size:
+                    return None
+                rows = read_leaf_hashes(tx, chunk * LEAF_CHUNK,
+                                        min(size, (chunk + 1) * LEAF_CHUNK))
+            hashes = []
+            for expected, (p, digest) in enumerate(rows, chunk * LEAF_CHUNK + 1):
+                if p != expected:
+                    break  # a gap: keep what precedes it
+                hashes.append(digest)
+            block = b"".join(hashes)
+            with self._cache_lock:
+                self._leaf_cache[chunk] = block
+                while len(self._leaf_cache) > LEAF_CACHE_CHUNKS:
+                    self._leaf_cache.popitem(last=False)
+        if len(block) <= offset * HASH_SIZE:
+            return None
+        return block[offset * HASH_SIZE:(offset + 1) * HASH_SIZE]
 
     def leaf_rows(self, after: int, upto: int) -> list[tuple[int, bytes]]:
         """The stored ``audit_leaves`` rows in (after, upto]."""
-        with self.db.transaction(commit=False) as tx:
+        with self.db.reading() as tx:
             return read_leaf_hashes(tx, after, upto)
 
     def node_rows(self, level: int, first: int, last: int) -> dict[int, bytes]:
         """Stored subtree hashes of one level, indexes first..last (the scrub's)."""
-        with self.db.transaction(commit=False) as tx:
+        with self.db.reading() as tx:
             rows = tx.fetchall(f"SELECT idx, hash FROM {tx.table(NODES)} "
                                "WHERE level = ? AND idx >= ? AND idx <= ?", (level, first, last))
         return {int(i): bytes(h) for i, h in rows}
@@ -212,7 +246,7 @@ class AuditLog:
         leaf row rewritten on its own (the scrub's; `verify --database`
         recomputes every level)."""
         first = after - after % 2  # leaf index of the first pair
-        with self.db.transaction(commit=False) as tx:
+        with self.db.reading() as tx:
             leaves = read_leaf_hashes(tx, first, upto)
             nodes = tx.fetchall(f"SELECT idx, hash FROM {tx.table(NODES)} WHERE level = 1 "
                                 "AND idx >= ? AND idx < ?", (first // 2, upto // 2))
@@ -262,7 +296,7 @@ class AuditLog:
         return None
 
     def latest(self) -> SignedCheckpoint | None:
-        with self.db.transaction(commit=False) as tx:
+        with self.db.reading() as tx:
             return self._latest_in(tx)
 
     def sign(self, now: int) -> SignedCheckpoint:
@@ -273,7 +307,7 @@ class AuditLog:
             if not self.leadership.leading():
                 raise Unavailable("this replica does not sign checkpoints (the leader does)",
                                   retry_after=1.0)
-            with self.db.transaction(commit=False) as tx:
+            with self.db.reading() as tx:
                 size = self._size_in(tx)
                 before = self._latest_in(tx)
                 if before is not None:
@@ -302,7 +336,7 @@ class AuditLog:
     def due(self, now: int, interval: int) -> bool:
         if not self.leadership.leading() or self._halted is not None:
             return False
-        with self.db.transaction(commit=False) as tx:
+        with self.db.reading() as tx:
             last = self._latest_in(tx)
             if last is None:
                 return True
@@ -320,7 +354,7 @@ class AuditLog:
     # -- proofs ------------------------------------------------------------
     def tree_size(self, tree_size: int = 0) -> int:
         """`tree_size` checked against the tree (0: the latest checkpoint's)."""
-        with self.db.transaction(commit=False) as tx:
+        with self.db.reading() as tx:
             return self._signed_size(tx, tree_size)
 
     def _state_in(self, tx: Tx) -> tuple[int, SignedCheckpoint | None]:
@@ -354,7 +388,7 @@ class AuditLog:
         return size
 
     def inclusion_proof(self, position: int, tree_size: int = 0) -> InclusionProof:
-        with self.db.transaction(commit=False) as tx:
+        with self.db.reading() as tx:
             size = self._within(tx, tree_size, "position", position)
             if position < 1:
                 raise OutOfRange(f"position {position} is not in a tree of {size}")
@@ -366,7 +400,7 @@ class AuditLog:
         return InclusionProof(position - 1, size, leaf, tuple(hashes))
 
     def consistency_proof(self, first: int, second: int = 0) -> tuple[int, int, tuple[bytes, ...]]:
-        with self.db.transaction(commit=False) as tx:
+        with self.db.reading() as tx:
             size = self._within(tx, second, "first tree size", first)
             try:
                 hashes = prove(tx, size, lambda tree: tree.consistency_proof(first, size))
@@ -376,7 +410,7 @@ class AuditLog:
 
     def leaf_hashes(self, start: int, count: int, tree_size: int = 0) -> tuple[int, bytes]:
         """(tree size, up to `count` leaf hashes from leaf index `start`, concatenated)."""
-        with self.db.transaction(commit=False) as tx:
+        with self.db.reading() as tx:
             size = self._within(tx, tree_size, "start index", start)
             rows = read_leaf_hashes(tx, start, min(size, start + count))
         return size, b"".join(h for _, h in rows)

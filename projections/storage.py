@@ -128,6 +128,24 @@ class ProjectionDatabase:
             yield _Tx(cursor, self.is_postgres, self._schema)
 
     @contextmanager
+    def reading(self) -> Iterator[Tx]:
+        """Single-statement reads without a transaction around them: on
+        PostgreSQL each statement runs on its own (autocommit), which saves
+        the BEGIN and ROLLBACK round trips of a read-only transaction. For
+        reads that are consistent statement by statement (an append-only
+        table read up to a size read first)."""
+        if not self.is_postgres:
+            with self.transaction(commit=False) as tx:
+                yield tx
+            return
+        with self._datastore.get_connection() as conn:
+            conn.autocommit = True
+            try:
+                yield _Tx(conn.cursor(), True, self._schema)
+            finally:
+                conn.autocommit = False
+
+    @contextmanager
     def snapshot(self) -> Iterator[Tx]:
         """A read-only transaction that sees one committed state throughout
         (tracking position and rows agree). SQLite read transactions are

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable, Sequence
 
 from ledger.adapters.eventstore import EventStore
@@ -37,12 +38,25 @@ class Scrub:
         # The tree lives in the database: leaf rows are checked against the
         # stored subtrees over them (projections.merkle.AuditLog.check_pairs).
         self.check_pairs = check_pairs
+        self._stepping = threading.Lock()
+        self._closed = False
         self.cursor = 0
         self.passes = 0  # complete passes over the log
         self.checked = 0  # events checked since start
 
+    def close(self) -> None:
+        """Waits for a step in progress (bounded by its count) and stops
+        further ones, so the store is not closed under a running step."""
+        with self._stepping:
+            self._closed = True
+
     def step(self, count: int) -> None:
         """Checks up to ``count`` events after the cursor (never raises Corrupted)."""
+        with self._stepping:
+            if not self._closed:
+                self._step(count)
+
+    def _step(self, count: int) -> None:
         if not self.integrity.intact:
             return
         # Only what the tree holds can be compared: its leaves were committed
