@@ -145,7 +145,8 @@ class ProjectionRunner:
                 if remaining <= 0:
                     return False
                 if self.leading():
-                    self._changed.wait(remaining)
+                    # bounded: the leadership may move while this waits
+                    self._changed.wait(min(remaining, 0.5))
                     continue
                 self._changed.wait(min(remaining, step))
                 step = min(step * 2, 0.1)

@@ -21,6 +21,7 @@ from ledger.adapters.eventstore import open_store
 from ledger.audit.checkpoint import Signer, load_or_create_signer, verify_checkpoint
 from ledger.audit.leaf import event_leaf_hash
 from ledger.audit.merkle import root_from_leaf_hashes, verify_consistency
+from ledger.cli.main import main
 from ledger.client import LedgerClient
 from projections.merkle import MerkleProjection, stored_checkpoints
 from projections.runner import ProjectionRunner
@@ -199,6 +200,10 @@ def test_failover_keeps_every_acknowledged_event_once_and_one_checkpoint_chain(
         for note in notes:
             cp = verify_checkpoint(note, signer.verifier, origin="fleet.test/log")
             assert cp.root_hash == root_from_leaf_hashes(leaves[:cp.size])
+        # and the operator's full scrub agrees: events, leaves, every stored
+        # subtree the successive leaders wrote, every checkpoint
+        assert main(["verify", "--database", f"{PG_URL}?schema={pg_schema}",
+                     "--key", signer.verifier.vkey]) == 0
     finally:
         store.close()
 
