@@ -53,7 +53,9 @@ def incident_events(rng: random.Random, n: int) -> list[dict[str, Any]]:
             event = {"type": "clock_resumed" if paused else "clock_paused", "actor": "herts"}
             paused = not paused
         elif kind == "priority_changed":
-            event = {"type": kind, "priority": rng.choice(["P1", "P2", "P3"]), "actor": "herts"}
+            # A provider's lowering is a claim awaiting the council (11.2).
+            event = {"type": kind, "priority": rng.choice(["P1", "P2", "P3"]),
+                     "actor": rng.choice(["herts", holder])}
         elif kind == "root_cause_assigned":
             event = {"type": kind, "root_cause": rng.choice(["bt", "hp", "customer"]),
                      "actor": "herts"}
@@ -70,10 +72,37 @@ def incident_events(rng: random.Random, n: int) -> list[dict[str, Any]]:
         if target is not None:
             out.append({"event_id": f"{incident}-retract", "incident_id": incident,
                         "type": "retracted", "target_event_id": target["event_id"],
-                        "occurred_at": format_instant(times[-1] + 30 * MINUTE), "actor": "herts"})
+                        "occurred_at": format_instant(times[-1] + 30 * MINUTE),
+                        # Corrections are one's own (11.1): mostly by the author.
+                        "actor": target["actor"] if rng.random() < 0.8 else "herts"})
     if rng.random() < 0.07:
         out.append({"event_id": f"{incident}-void", "incident_id": incident, "type": "voided",
-                    "occurred_at": format_instant(times[-1] + 60 * MINUTE), "actor": "herts"})
+                    "occurred_at": format_instant(times[-1] + 60 * MINUTE),
+                    "actor": rng.choice(["herts", "bt"])})
+    out += _answers(rng, out)
+    return out
+
+
+def _answers(rng: random.Random, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Answers to what may be claims (sla-semantics 11.3), mostly by the org
+    a claim awaits, some after the agreement's ten-day dispute window."""
+    out: list[dict[str, Any]] = []
+    for event in events:
+        cause = event.get("root_cause")
+        if cause is None and event["type"] not in ("priority_changed", "voided"):
+            continue
+        if rng.random() < 0.5:
+            continue
+        awaited = cause if cause in PROVIDERS else "herts"
+        kind = rng.choice(["claim_accepted", "claim_disputed"])
+        delay = rng.choice([5, 600, 20_000]) * MINUTE  # 20,000 min: past the window
+        answer = {"event_id": f"{event['event_id']}-{kind}", "incident_id": event["incident_id"],
+                  "type": kind, "target_event_id": event["event_id"],
+                  "occurred_at": format_instant(parse_instant(event["occurred_at"]) + delay),
+                  "actor": awaited if rng.random() < 0.85 else rng.choice(["bt", "hp", "herts"])}
+        if kind == "claim_disputed":
+            answer["reason"] = "not ours"
+        out.append(answer)
     return out
 
 

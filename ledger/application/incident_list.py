@@ -92,7 +92,8 @@ class IncidentListing:
                if i > query.after]
         found: list[IncidentSummary] = []
         for incident_id in ids:
-            summary = summarise(self.service.incident_events(principal, incident_id))
+            events = self.service.incident_events(principal, incident_id, query.agreement_id or "")
+            summary = summarise(events, self.service.agreement(events[0].agreement_id))
             if query.keep(summary):
                 found.append(summary)
                 if len(found) == query.size:

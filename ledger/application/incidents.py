@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ledger.domain import events as ev
+from ledger.domain.agreements import AgreementHistory
+from ledger.domain.claims import Authority, judge
 from ledger.domain.incident_state import INITIAL, evolve
 from ledger.domain.timeline import effective_timeline
 
@@ -25,21 +27,28 @@ class IncidentSummary:
     last_position: int
 
 
-def summarise(events: Sequence[ev.LedgerEvent]) -> IncidentSummary:
-    """The incident as its effective timeline leaves it: every stored
-    priority change and root cause counts, claims or not (the read model's
-    listing judges claims; see incident_list.summary_from_facts)."""
+def summarise(events: Sequence[ev.LedgerEvent],
+              history: AgreementHistory | None = None) -> IncidentSummary:
+    """The incident once everything known counts. With its agreement's
+    `history`, claims (spec section 11) count as the SLA read model folds
+    them: accepted, or deemed accepted once their window passes (the listing
+    from the model and from the streams must agree). Without, every stored
+    priority change and root cause counts, claims or not."""
     timeline = effective_timeline(events)
     opened = next(e for e in events if isinstance(e.payload, ev.Opened))
     assert isinstance(opened.payload, ev.Opened)
+    entries, voided = timeline.entries, timeline.voided
+    if history is not None:
+        judged = judge(timeline, Authority.for_incident(history, opened.occurred_at), None)
+        entries, voided = judged.entries, judged.voided
     state = evolve(INITIAL, opened)
-    for event in timeline.entries:
+    for event in entries:
         if event is not opened:
             state = evolve(state, event)
     return IncidentSummary(
         incident_id=opened.incident_id, agreement_id=opened.agreement_id,
         service=opened.payload.service, priority=state.priority,
-        status="voided" if timeline.voided else state.status, opened_at=opened.occurred_at,
+        status="voided" if voided else state.status, opened_at=opened.occurred_at,
         custody=state.holder, paused=state.paused, root_cause=state.root_cause or "",
         last_position=max(e.position for e in events),
     )

@@ -202,7 +202,7 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
         events = await self.executors.read(
             lambda: self.service.incident_events(principal, request.incident_id,
                                                  request.agreement_id))
-        summary = summarise(events)
+        summary = summarise(events, self.service.agreement(events[0].agreement_id))
         retracted = effective_timeline(events).retracted_ids
         return incidents_pb2.GetIncidentResponse(
             incident=summary_to_proto(summary),
