@@ -24,7 +24,7 @@ from ledger.adapters.eventstore import EventStore
 from ledger.application.agreements import load_history
 from ledger.domain.agreements import AgreementHistory
 from ledger.domain.sla.api import cut_history
-from ledger.domain.sla.clocks import OUTCOMES
+from ledger.domain.sla.clocks import OUTCOMES, Outcome
 from ledger.domain.sla.facts import IncidentFacts, facts_from_dict, facts_valid_at, fold_incident
 from ledger.domain.sla.period import (
     LevelTally,
@@ -195,6 +195,49 @@ class SlaReadModel:
         live_facts = self.facts_at(tx, live_rows, t, position)
         tally_clocks(history, live_facts, start, end, t, by_level, keep_ids)
         return by_level
+
+    def outcome_ids(self, agreement_id: str, period: str, evaluated_at: int, position: int,
+                    incidents: set[str]) -> dict[str, dict[str, list[str]]] | None:
+        """The outcome at T of each clock of the given incidents that counts in
+        the period, as recorded at `position`: level -> outcome -> ids. What
+        a restatement compares for the incidents that had events between
+        its cuts (no other incident's outcome can move). None if the model
+        does not hold `position`."""
+        with self.db.snapshot() as tx:
+            if read_position(tx, NAME)[0] < position:
+                return None
+            history = self.history_at(agreement_id, position)
+            if history is None:
+                return None
+            history = cut_history(history, position)
+            _, start, end = period_terms(history, period)
+            rows: list[tuple[Any, ...]] = []
+            clocks: list[tuple[Any, ...]] = []
+            for chunk in chunked(sorted(incidents)):
+                where, params = tx.in_list("incident_id", chunk)
+                rows += tx.fetchall(
+                    f"SELECT incident_id, agreement_id, facts, valid_from FROM "
+                    f"{tx.table('sla_incident')} WHERE {where} AND agreement_id = ? "
+                    f"AND period = ? AND {CURRENT_AT}",
+                    [*params, agreement_id, period, position, position])
+                clocks += tx.fetchall(
+                    f"SELECT incident_id, level_id, outcome, settled_from, flip_at FROM "
+                    f"{tx.table('sla_clock')} WHERE {where} AND {CURRENT_AT}",
+                    [*params, position, position])
+            live = [r[:3] for r in rows if r[3] is not None and r[3] > evaluated_at]
+            live_ids = {str(r[0]) for r in live}
+            counted = {str(r[0]) for r in rows} - live_ids
+            tallies: dict[str, LevelTally] = {}
+            for incident_id, level_id, settled, settled_from, flip_at in clocks:
+                if incident_id not in counted:
+                    continue
+                outcome: Outcome = settled if settled_from is not None else (
+                    "pending" if flip_at is None or evaluated_at < flip_at else "missed")
+                tallies.setdefault(level_id, LevelTally()).add(incident_id, outcome, {})
+            tally_clocks(history, self.facts_at(tx, live, evaluated_at, position), start, end,
+                         evaluated_at, tallies)
+        return {level: {o: sorted(ids) for o, ids in (tally.ids or {}).items()}
+                for level, tally in tallies.items()}
 
     @staticmethod
     def _running_at(tx: Tx, agreement_id: str, period: str,

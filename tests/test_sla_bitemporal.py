@@ -165,3 +165,8 @@ def test_reports_at_random_cuts_equal_the_replay(store: EventStore, clock: Calla
         expected = replay.period_report(LOCAL_ADMIN, AGREEMENT, period, t, Cut(position=cut), ids)
         assert model.period_report(LOCAL_ADMIN, AGREEMENT, period, t, Cut(position=cut),
                                    ids) == expected
+        # A restatement from the model (moved ids only) equals the replayed one.
+        later = cut + (last - cut) * data.draw(st.integers(0, 100), label="later") // 100
+        assert model.restatement(LOCAL_ADMIN, AGREEMENT, period, t, Cut(position=cut),
+                                 Cut(position=later)) == replay.restatement(
+            LOCAL_ADMIN, AGREEMENT, period, t, Cut(position=cut), Cut(position=later))

@@ -241,14 +241,31 @@ class ReportService:
             raise InvalidArgument("from", "a restatement needs the earlier knowledge cut")
         when = self.clock() if evaluated_at is None else evaluated_at
         end = to_cut if to_cut is not None and not to_cut.latest else Cut(position=self.store.max_position())
-        before = self.period_report(principal, agreement_id, period, when, from_cut)
-        after = self.period_report(principal, agreement_id, period, when, end)
+        before = self.period_report(principal, agreement_id, period, when, from_cut, False)
+        after = self.period_report(principal, agreement_id, period, when, end, False)
         start, stop = before["recorded_position"], after["recorded_position"]
         if start > stop:
             raise InvalidArgument("from", f"the earlier cut ({start}) is after the later one ({stop})")
         between = self.store.read_agreement(agreement_id, stop, after=start)
         if self.verify is not None:
             self.verify(between)
+        # Only incidents with events between the cuts can change outcome,
+        # unless the terms changed: compare the ids of those alone.
+        moved = {e.incident_id for e in between if e.incident_id}
+        ids = []
+        if self.read_model is not None and all(e.incident_id for e in between):
+            ids = [found for found in (
+                self.read_model.outcome_ids(agreement_id, period, when, start, moved),
+                self.read_model.outcome_ids(agreement_id, period, when, stop, moved))
+                if found is not None]
+        if len(ids) == 2:
+            for report, by_level in zip((before, after), ids, strict=True):
+                for level in report["service_levels"]:
+                    if level["kind"] in ("response", "resolution"):
+                        level["incidents"] = by_level.get(level["id"], {})
+        else:
+            before = self.period_report(principal, agreement_id, period, when, from_cut)
+            after = self.period_report(principal, agreement_id, period, when, end)
         arrived = [event_to_dict(e) for e in between]
         return {
             "agreement": agreement_id, "period": period, "evaluated_at": after["evaluated_at"],
