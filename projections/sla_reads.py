@@ -215,11 +215,12 @@ class SlaReadModel:
             clocks: list[tuple[Any, ...]] = []
             for chunk in chunked(sorted(incidents)):
                 where, params = tx.in_list("incident_id", chunk)
-                rows += tx.fetchall(
-                    f"SELECT incident_id, agreement_id, facts, valid_from FROM "
-                    f"{tx.table('sla_incident')} WHERE {where} AND agreement_id = ? "
-                    f"AND period = ? AND {CURRENT_AT}",
-                    [*params, agreement_id, period, position, position])
+                # By id alone: with the agreement in the condition as well, a
+                # planner without statistics scans the agreement's rows.
+                rows += [r[:4] for r in tx.fetchall(
+                    f"SELECT incident_id, agreement_id, facts, valid_from, period FROM "
+                    f"{tx.table('sla_incident')} WHERE {where} AND {CURRENT_AT}",
+                    [*params, position, position]) if r[1] == agreement_id and r[4] == period]
                 clocks += tx.fetchall(
                     f"SELECT incident_id, level_id, outcome, settled_from, flip_at FROM "
                     f"{tx.table('sla_clock')} WHERE {where} AND {CURRENT_AT}",
