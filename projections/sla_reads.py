@@ -16,7 +16,7 @@ query runs in one snapshot, so the rows and the position agree.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +46,19 @@ from projections.sla_tally import OPEN, classes_at, tally_at
 from projections.storage import ProjectionDatabase, Tx, chunked, read_position
 
 CURRENT_AT = "valid_from_position <= ? AND valid_to_position > ?"
+
+
+def _by_ids(tx: Tx, select: str, ids: Sequence[str]) -> list[tuple[Any, ...]]:
+    """Every version of the given incidents' rows; the caller picks those
+    current at its position. Without statistics PostgreSQL plans both
+    `incident_id = ANY(...)` next to a position range and a plain join with
+    the id list as scans of the whole table (a million rows here); a
+    lateral subquery per id can only be an index look-up."""
+    if tx.is_postgres:
+        return tx.fetchall(f"SELECT x.* FROM unnest(?::text[]) AS u(id) CROSS JOIN LATERAL "
+                           f"({select} WHERE incident_id = u.id OFFSET 0) x", [list(ids)])
+    where, params = tx.in_list("incident_id", ids)
+    return tx.fetchall(f"{select} WHERE {where}", params)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,10 +184,10 @@ class SlaReadModel:
         live = set(live_ids)
         taken: list[ClockRow] = []
         for chunk in chunked(live_ids):
-            where, params = tx.in_list("incident_id", chunk)
-            taken += [row_from_columns(r) for r in tx.fetchall(
-                f"SELECT {CLOCK_COLUMNS} FROM {clocks} WHERE agreement_id = ? AND {where} "
-                f"AND {CURRENT_AT}", [agreement_id, *params, position, position])]
+            taken += [row_from_columns(r[:-2]) for r in _by_ids(
+                tx, f"SELECT {CLOCK_COLUMNS}, valid_from_position, valid_to_position "
+                f"FROM {clocks}", chunk)
+                if r[2] == agreement_id and r[-2] <= position < r[-1]]
         add_settled(keyed, taken, -1)
         by_level = {key[2]: tally for key, tally in keyed.items()}
         if keep_ids:
@@ -214,17 +227,14 @@ class SlaReadModel:
             rows: list[tuple[Any, ...]] = []
             clocks: list[tuple[Any, ...]] = []
             for chunk in chunked(sorted(incidents)):
-                where, params = tx.in_list("incident_id", chunk)
-                # By id alone: with the agreement in the condition as well, a
-                # planner without statistics scans the agreement's rows.
-                rows += [r[:4] for r in tx.fetchall(
-                    f"SELECT incident_id, agreement_id, facts, valid_from, period FROM "
-                    f"{tx.table('sla_incident')} WHERE {where} AND {CURRENT_AT}",
-                    [*params, position, position]) if r[1] == agreement_id and r[4] == period]
-                clocks += tx.fetchall(
-                    f"SELECT incident_id, level_id, outcome, settled_from, flip_at FROM "
-                    f"{tx.table('sla_clock')} WHERE {where} AND {CURRENT_AT}",
-                    [*params, position, position])
+                rows += [r[:4] for r in _by_ids(
+                    tx, "SELECT incident_id, agreement_id, facts, valid_from, period, "
+                    f"valid_from_position, valid_to_position FROM {tx.table('sla_incident')}",
+                    chunk) if r[1] == agreement_id and r[4] == period and r[5] <= position < r[6]]
+                clocks += [r[:5] for r in _by_ids(
+                    tx, "SELECT incident_id, level_id, outcome, settled_from, flip_at, "
+                    f"valid_from_position, valid_to_position FROM {tx.table('sla_clock')}",
+                    chunk) if r[5] <= position < r[6]]
             live = [r[:3] for r in rows if r[3] is not None and r[3] > evaluated_at]
             live_ids = {str(r[0]) for r in live}
             counted = {str(r[0]) for r in rows} - live_ids

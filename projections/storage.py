@@ -153,6 +153,10 @@ class ProjectionDatabase:
         with self.transaction(commit=False) as tx:
             if self.is_postgres:
                 tx.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                # Without statistics the planner's costs are guesses, often
+                # large enough to compile queries (100-300 ms) that run in
+                # milliseconds.
+                tx.execute("SET LOCAL jit = off")
             yield tx
 
     def create_tracking_table(self) -> None:
