@@ -194,3 +194,34 @@ def test_claims_figures_derived_by_hand(database_url: str, tmp_path: Path) -> No
                                               as_recorded_position=position)
                 assert served == replay.period_report(LOCAL_ADMIN, "c1", "2026-10", when,
                                                       Cut(position=position)), position
+
+
+def test_a_pending_void_dated_after_t_is_listed(database_url: str, tmp_path: Path) -> None:
+    """A void applies whatever its date (10.8): a provider's void dated after
+    T is on the record at T, a claim not in effect there, so the report lists
+    it (11.7) while the incident still counts; once accepted or deemed it
+    voids the incident."""
+    events = [
+        _o("V1", "10T10:00:00Z"), _e("V1", "r", "resolved", "10T12:00:00Z"),
+        {**_e("V1", "v", "voided", "", reason="dup"), "occurred_at": "2026-11-03T00:00:00Z"},
+        _o("V2", "11T10:00:00Z"), _e("V2", "r", "resolved", "11T12:00:00Z"),
+        {**_e("V2", "v", "voided", "", reason="dup"), "occurred_at": "2026-11-03T00:00:00Z"},
+        {**_answer("V2", "a", "", "cust", "V2-v"), "occurred_at": "2026-11-04T00:00:00Z"},
+    ]
+    path = tmp_path / "voids.json"
+    path.write_text(json.dumps({"agreements": [AGR], "events": events}))
+    with ledger_client(database_url, lambda: NOW) as (ledger, client):
+        assert load_scenario(client, read_scenario(path)).rejected == []
+        before = parse_instant("2026-11-01T00:00:00Z")
+        report = client.period_report("c1", "2026-10", evaluated_at=before)
+        assert _level(report, "r1")["incidents"]["missed"] == ["V1", "V2"]
+        assert report["disputes"] == [
+            _dispute("V1", "V1-v", "voided", "pa", "cust", "open", "2026-11-05T00:00:00Z"),
+            _dispute("V2", "V2-v", "voided", "pa", "cust", "open", "2026-11-05T00:00:00Z"),
+        ]
+        replay = ReportService(ledger.store, lambda: NOW)
+        assert report == replay.period_report(LOCAL_ADMIN, "c1", "2026-10", before, None)
+        after = client.period_report("c1", "2026-10", evaluated_at=parse_instant(
+            "2026-11-10T00:00:00Z"))
+        assert _level(after, "r1")["incidents"]["missed"] == []
+        assert after["disputes"] == []

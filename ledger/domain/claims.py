@@ -250,8 +250,9 @@ def judge(
         state = _judge_one(void, awaited, answers.get(void.event_id, ()), authority,
                            evaluated_at)
         voided = voided or state.in_effect
-        if evaluated_at is None or void.occurred_at <= evaluated_at:
-            claims.append(state)
+        # A void is on the record whatever its date (10.8), so one dated
+        # after T is still a claim at T, listed while not in effect (11.7).
+        claims.append(state)
     claims.sort(key=lambda c: (c.occurred_at, c.position))
     window = authority.dispute_window
     instants: tuple[int, ...] = ()
