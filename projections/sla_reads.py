@@ -302,9 +302,13 @@ class SlaReadModel:
         the given agreements (None: all), opened in [opened_from, opened_to)."""
         if agreements is not None and not agreements:
             return []
+        # `after` is a cursor "incident id<US>agreement": one id may stand in
+        # several agreements (reading 28), so pages run in (id, agreement) order.
+        incident, _, agreement = after.partition("\x1f")
         with self.db.snapshot() as tx:
-            conditions, params = ["incident_id > ?", f"valid_to_position = {OPEN}"], \
-                list[Any]([after])
+            conditions, params = ["(incident_id > ? OR (incident_id = ? AND agreement_id > ?))",
+                                  f"valid_to_position = {OPEN}"], list[Any]([incident, incident,
+                                                                             agreement])
             if agreements is not None:
                 where, values = tx.in_list("agreement_id", agreements)
                 conditions.append(where)
@@ -317,7 +321,7 @@ class SlaReadModel:
                 params.append(opened_to)
             rows = tx.fetchall(
                 f"SELECT facts, last_position FROM {tx.table('sla_incident')} "
-                f"WHERE {' AND '.join(conditions)} ORDER BY incident_id LIMIT ?",
+                f"WHERE {' AND '.join(conditions)} ORDER BY incident_id, agreement_id LIMIT ?",
                 [*params, limit])
         return [(facts_from_dict(json.loads(raw)), int(last)) for raw, last in rows]
 

@@ -24,7 +24,7 @@ class IncidentQuery:
     custody: str = ""
     opened_from: int | None = None
     opened_to: int | None = None  # exclusive
-    after: str = ""  # incident id the previous page ended with
+    after: str = ""  # where the previous page ended (a cursor: incident id, agreement)
     size: int = 100
 
     def keep(self, summary: IncidentSummary) -> bool:
@@ -71,13 +71,15 @@ class IncidentListing:
     @staticmethod
     def _from_model(model: SlaReadModel, agreements: list[str] | None,
                     query: IncidentQuery) -> IncidentPage:
+        # Pages run in (incident id, agreement) order: ids are scoped by
+        # agreement (reading 28), so one id may stand in several.
         found: list[IncidentSummary] = []
         after, chunk = query.after, max(query.size * 2, 100)
         while True:
             rows = model.incident_rows(agreements, after, query.opened_from, query.opened_to,
                                        chunk)
             for index, (facts, last_position) in enumerate(rows):
-                after = facts.incident_id
+                after = cursor(facts.incident_id, facts.agreement_id)
                 summary = summary_from_facts(facts, last_position)
                 if query.keep(summary):
                     found.append(summary)
@@ -88,14 +90,35 @@ class IncidentListing:
                 return IncidentPage(found, None)
 
     def _from_streams(self, principal: Principal, query: IncidentQuery) -> IncidentPage:
-        ids = [i for i in self.service.incident_ids(principal, query.agreement_id)
-               if i > query.after]
+        agreements = [query.agreement_id] if query.agreement_id else \
+            self.service.agreement_ids(principal)
+        start = after_key(query.after)
+        keys = sorted(key for agreement_id in agreements
+                      for name in self.service.store.stream_names("incident:", agreement_id)
+                      if (key := (name.split(":", 1)[1], agreement_id)) > start)
         found: list[IncidentSummary] = []
-        for incident_id in ids:
-            events = self.service.incident_events(principal, incident_id, query.agreement_id or "")
-            summary = summarise(events, self.service.agreement(events[0].agreement_id))
+        for incident_id, agreement_id in keys:
+            events = self.service.incident_events(principal, incident_id, agreement_id)
+            summary = summarise(events, self.service.agreement(agreement_id))
             if query.keep(summary):
                 found.append(summary)
                 if len(found) == query.size:
-                    return IncidentPage(found, incident_id if incident_id != ids[-1] else None)
+                    more = (incident_id, agreement_id) != keys[-1]
+                    return IncidentPage(found, cursor(incident_id, agreement_id) if more else None)
         return IncidentPage(found, None)
+
+
+#: Ids cannot hold it (terms_parsing._ID), so a cursor splits unambiguously.
+_SEPARATOR = "\x1f"
+
+
+def cursor(incident_id: str, agreement_id: str) -> str:
+    """Where a page ended: (incident id, agreement)."""
+    return f"{incident_id}{_SEPARATOR}{agreement_id}"
+
+
+def after_key(after: str) -> tuple[str, str]:
+    """A cursor back as (incident id, agreement); a bare id (an older token)
+    resumes at that id's first agreement."""
+    incident_id, _, agreement_id = after.partition(_SEPARATOR)
+    return incident_id, agreement_id

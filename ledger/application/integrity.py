@@ -1,14 +1,14 @@
 """Tampering noticed while the ledger runs (issue 10, item 5).
 
-The Merkle tree in memory holds the leaf hash of every event as it was when
-the Merkle projection first read it, and at start the tree was checked to
-reproduce the signed checkpoints. So an event read back later can be checked
-against it: ``Integrity.verify`` re-derives the leaf hash of each event a
+The Merkle log (``audit_leaves`` and the subtree hashes over them, checked
+against the signed checkpoints) holds the leaf hash of every event as it was
+when the Merkle projection first read it. So an event read back later can be
+checked against its leaf: ``Integrity.verify`` re-derives the leaf hash of each event a
 proof, a report or the log stream reads, and checks that positions read in
 order have no gap. ``Scrub`` walks the whole log in the background at a
-configurable rate, comparing every event with its leaf in the tree and every
-leaf row in ``audit_leaves`` with the tree, and notices a log shorter than
-the tree (deleted tail rows).
+configurable rate, comparing every event with its leaf and the leaf rows
+with the subtree hashes over them, and notices a log shorter than the tree
+(deleted tail rows).
 
 The first difference is a ``Breach``: it is logged once with its position,
 checkpoint signing stops (``AuditLog.halt``), write RPCs answer UNAVAILABLE
