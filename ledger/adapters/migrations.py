@@ -60,9 +60,9 @@ def _migrate_sqlite(store: Any, stream_uuid: Callable[[str, str], uuid.UUID]) ->
         c.execute(f"SELECT DISTINCT originator_id, stream, agreement_id FROM {LOG_TABLE} "
                   "WHERE stream LIKE 'incident:%'")
         moves = _rekey([tuple(r) for r in c.fetchall()], stream_uuid, lambda u: u.hex)
-        for old, new in moves:
-            c.execute("UPDATE stored_events SET originator_id = ? WHERE originator_id = ?", (new, old))
-            c.execute(f"UPDATE {LOG_TABLE} SET originator_id = ? WHERE originator_id = ?", (new, old))
+        swaps = [(new, old) for old, new in moves]
+        c.executemany("UPDATE stored_events SET originator_id = ? WHERE originator_id = ?", swaps)
+        c.executemany(f"UPDATE {LOG_TABLE} SET originator_id = ? WHERE originator_id = ?", swaps)
         # SQLite cannot drop a column's UNIQUE: the table is rebuilt.
         c.execute(f"CREATE TABLE {LOG_TABLE}_scoped ("
                   "position INTEGER PRIMARY KEY, event_id TEXT NOT NULL, "
@@ -101,11 +101,21 @@ def _migrate_postgres(store: Any, stream_uuid: Callable[[str, str], uuid.UUID]) 
         curs.execute(f"SELECT DISTINCT originator_id, stream, agreement_id FROM {log_table} "
                      "WHERE stream LIKE 'incident:%%'")
         rows = [(r["originator_id"], r["stream"], r["agreement_id"]) for r in curs.fetchall()]
-        for old, new in _rekey(rows, stream_uuid, lambda u: u):
-            curs.execute(f"UPDATE {events_table} SET originator_id = %s WHERE originator_id = %s",
-                         (new, old))
-            curs.execute(f"UPDATE {log_table} SET originator_id = %s WHERE originator_id = %s",
-                         (new, old))
+        # A one-time migration of a large log outlasts the per-request
+        # timeouts every ledger connection carries; it is bounded by the
+        # log's size instead, and runs set-based: one statement per table,
+        # not two round trips per stream.
+        curs.execute("SET LOCAL statement_timeout = 0")
+        curs.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
+        curs.execute("CREATE TEMP TABLE ledger_rekey (old uuid PRIMARY KEY, new uuid NOT NULL) "
+                     "ON COMMIT DROP")
+        with curs.copy("COPY ledger_rekey (old, new) FROM STDIN") as copy:
+            for old, new in _rekey(rows, stream_uuid, lambda u: u):
+                copy.write_row((old, new))
+        curs.execute("ANALYZE ledger_rekey")
+        for table in (events_table, log_table):
+            curs.execute(f"UPDATE {table} t SET originator_id = m.new FROM ledger_rekey m "
+                         "WHERE t.originator_id = m.old")
         curs.execute(f'ALTER TABLE {log_table} DROP CONSTRAINT "{LOG_TABLE}_event_id_key"')
         curs.execute(f"CREATE UNIQUE INDEX IF NOT EXISTS {SCOPED_INDEX} ON {log_table} "
                      "(agreement_id, event_id)")
