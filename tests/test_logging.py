@@ -63,6 +63,23 @@ def test_json_lines_with_iso_utc_timestamps_and_context() -> None:
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+Z", entry["timestamp"])
 
 
+class GonePipe(io.StringIO):
+    """A stream whose reader has gone: every write fails as a pipe does."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_stream_whose_reader_has_gone_drops_lines_instead_of_raising() -> None:
+    # A server orphaned by its supervisor logs "draining" as it stops: a raise
+    # there kept it running after SIGTERM.
+    configure_logging(stream=GonePipe())
+    log = structlog.get_logger("ledger.test")
+    log.info("grpc server draining")
+    log.warning("still quiet")
+    log.error("and again")
+
+
 def test_console_on_a_terminal_and_level_filter() -> None:
     tty = Tty()
     configure_logging(stream=tty, level="WARNING")

@@ -15,6 +15,7 @@ interceptor binds ``request_id`` and ``rpc_method``, the auth layer binds
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import sys
@@ -80,6 +81,17 @@ class _NamedWriteLogger(structlog.WriteLogger):
     def __init__(self, file: TextIO, name: str) -> None:
         super().__init__(file)
         self.name = name
+
+    def msg(self, message: str) -> None:
+        # A log line must never keep the ledger from working or stopping: when
+        # the stream's reader has gone (its supervisor died, a closed pipe) a
+        # write raises, and the shutdown that logs "draining" first would
+        # never run. The line is dropped instead.
+        with contextlib.suppress(OSError, ValueError):
+            super().msg(message)
+
+    log = debug = info = warn = warning = err = error = critical = exception = fatal = msg
+    failure = msg
 
 
 class _NamedWriteLoggerFactory:
