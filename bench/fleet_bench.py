@@ -196,7 +196,7 @@ def cmd_proofs(args: argparse.Namespace) -> dict[str, Any]:
 
 def _append_load(targets: list[str], seconds: float, clients: int, tag: str) -> int:
     from ledger.client import LedgerClient
-    from tests.test_ledger_service_contract import opened
+    from tests.integration.test_ledger_service_contract import opened
 
     done = threading.Event()
     counts = [0] * clients
@@ -227,8 +227,8 @@ def _append_load(targets: list[str], seconds: float, clients: int, tag: str) -> 
 def cmd_replicas(args: argparse.Namespace) -> dict[str, Any]:
     from ledger.audit.checkpoint import load_or_create_signer
     from ledger.client import LedgerClient
-    from tests.fleet.replicas import Replica
-    from tests.test_write_concurrency import _register
+    from tests.e2e.test_write_concurrency import _register
+    from tests.support.replicas import Replica
 
     url, schema = _schema(args.db, "fleet_replicas")
     key = Path(tempfile.mkdtemp()) / "key.pem"
