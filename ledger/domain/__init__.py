@@ -1,4 +1,4 @@
 """Pure domain: frozen values and functions, no I/O, no clock, no protobuf.
 
-tests/test_layering.py enforces the import rules.
+tests/unit/test_layering.py enforces the import rules.
 """

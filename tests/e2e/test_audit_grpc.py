@@ -1,6 +1,6 @@
 """The audit service through a real server, on SQLite and PostgreSQL: proofs
 checked by the client's monitor and by the independent RFC 9162 verifier of
-tests/test_merkle.py (roots recomputed from the leaf bytes alone), precise
+tests/unit/test_merkle.py (roots recomputed from the leaf bytes alone), precise
 statuses for bad requests, checkpoints that survive a restart, periodic
 checkpoints on a fake clock, and a client that notices a forked log."""
 
