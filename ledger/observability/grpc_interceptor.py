@@ -32,7 +32,9 @@ from typing import Any
 import grpc
 import structlog
 
-from ledger.observability.metrics import GRPC_CODE_NAMES, UNKNOWN, LedgerMetrics, grpc_type
+from ledger.observability.grpc_methods import GRPC_CODE_NAMES, grpc_type
+from ledger.observability.labels import UNKNOWN
+from ledger.observability.metrics import LedgerMetrics
 
 REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")

@@ -33,20 +33,19 @@ from ledger.application.observer import LedgerObserver
 from ledger.application.reports import ReportService
 from ledger.domain.access import Principal
 from ledger.domain.errors import DomainError, TimelineViolation
+from ledger.observability.db_pool import psycopg_pool_stats
 from ledger.observability.grpc_interceptor import ObservabilityInterceptor
-from ledger.observability.metrics import (
+from ledger.observability.grpc_methods import ledger_grpc_methods
+from ledger.observability.labels import UNKNOWN
+from ledger.observability.listener import MetricsServer, start_metrics_server
+from ledger.observability.metrics import LedgerMetrics
+from ledger.observability.sla_snapshot import (
     CURRENT,
     PREVIOUS,
-    UNKNOWN,
     AgreementSnapshot,
-    LedgerMetrics,
-    MetricsServer,
     SlaSource,
     claim_counts,
-    ledger_grpc_methods,
-    psycopg_pool_stats,
     snapshot_from_report,
-    start_metrics_server,
 )
 
 log = structlog.get_logger("ledger.observability")

@@ -16,18 +16,15 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from prometheus_client import CollectorRegistry, generate_latest
 
+from ledger.observability.db_pool import DbPoolStats, psycopg_pool_stats
 from ledger.observability.grpc_interceptor import ObservabilityInterceptor
-from ledger.observability.metrics import (
-    GRPC_CODE_NAMES,
+from ledger.observability.grpc_methods import GRPC_CODE_NAMES, ledger_grpc_methods
+from ledger.observability.listener import parse_address, start_metrics_server
+from ledger.observability.metrics import LedgerMetrics
+from ledger.observability.sla_snapshot import (
     AgreementSnapshot,
-    DbPoolStats,
-    LedgerMetrics,
     ServiceLevelSnapshot,
-    ledger_grpc_methods,
-    parse_address,
-    psycopg_pool_stats,
     snapshot_from_report,
-    start_metrics_server,
 )
 
 EXPECTED = Path(__file__).resolve().parents[1] / "data" / "herts-2026-10.expected.json"

@@ -1,0 +1,173 @@
+"""The SLA figures the metrics expose, as plain data: one snapshot per agreement
+and period, built from a period report (and the open claims)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceLevelSnapshot:
+    """One service level of one agreement in the current period, as plain data.
+
+    SLI in the form burn-rate rules need (Sloth "events", Pyrra "ratio"):
+    ``valid`` counts what the objective is judged on and ``bad_by_provider``
+    what went wrong, charged to the accountable provider. For response and
+    resolution levels the unit is incidents (valid = met + missed, bad = each
+    missed incident apportioned by the period shares); for availability levels
+    it is seconds (valid = scheduled seconds, bad = downtime seconds by provider).
+    Both restart at each period; the SLI counters add them up across periods.
+    """
+
+    service_level: str
+    kind: str
+    objective: float
+    attainment: float | None
+    achieved: bool
+    valid: float
+    bad_by_provider: Mapping[str, float] = field(default_factory=dict)
+    breaches: int = 0
+    """Missed incidents (response/resolution); 1 if not achieved (availability)."""
+    incidents_at_risk: int = 0
+    """Clocks still running (pending) that can still miss."""
+    credits_by_provider: Mapping[str, int] = field(default_factory=dict)
+    """Credit accrued so far, in minor units of ``AgreementSnapshot.currency``."""
+
+    @property
+    def error_budget_remaining(self) -> float:
+        """Share of the error budget (1 - objective) not yet spent; negative when overspent."""
+        if self.attainment is None:
+            return 1.0
+        budget = 1.0 - self.objective
+        spent = 1.0 - self.attainment
+        if budget <= 0.0:
+            return 1.0 if spent <= 0.0 else 0.0
+        return round(1.0 - spent / budget, 9)
+
+
+CURRENT = "current"
+PREVIOUS = "previous"
+PERIODS = (CURRENT, PREVIOUS)
+
+
+@dataclass(frozen=True, slots=True)
+class AgreementSnapshot:
+    """One agreement's figures for one period.
+
+    ``period`` is relative, so series keep their identity across months:
+    ``current`` (the month in progress: alerts and burn rates) or ``previous``
+    (the month just ended: its final attainment and credits, while invoices
+    are drawn up).
+    """
+
+    agreement: str
+    period_start: float
+    """Unix seconds."""
+    period_end: float
+    evaluated_at: float
+    currency: str
+    service_levels: Sequence[ServiceLevelSnapshot]
+    period: str = CURRENT
+    claims_open: Mapping[str, int] = field(default_factory=dict)
+    """Org -> claims not in effect still awaiting its answer (any period)."""
+    claims_next_deemed: Mapping[str, float] = field(default_factory=dict)
+    """Org -> unix seconds at which the first of those is deemed accepted."""
+
+
+def claim_counts(claims: Iterable[Mapping[str, Any]],
+                 ) -> tuple[dict[str, int], dict[str, float]]:
+    """(open claims per org, first deemed instant per org) of claims as
+    ListClaims gives them (those not in effect)."""
+    open_by_org: dict[str, int] = {}
+    next_deemed: dict[str, float] = {}
+    for claim in claims:
+        for org in claim["awaiting"]:
+            if org in claim["disputed_by"]:
+                continue
+            open_by_org[org] = open_by_org.get(org, 0) + 1
+            if claim["deemed_at"]:
+                at = _unix(claim["deemed_at"])
+                next_deemed[org] = min(next_deemed.get(org, at), at)
+    return open_by_org, next_deemed
+
+
+SlaSource = Callable[[], Iterable[AgreementSnapshot]]
+"""Called on the metrics HTTP thread at scrape time; must be thread-safe and quick."""
+
+UNATTRIBUTED = "unattributed"
+
+
+def _unix(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def _ratio(text: str | None) -> float | None:
+    return None if text in (None, "") else float(Decimal(str(text)))
+
+
+def snapshot_from_report(
+    report: Mapping[str, Any],
+    incidents_at_risk: Mapping[str, int] | None = None,
+    period: str = CURRENT,
+) -> AgreementSnapshot:
+    """An ``AgreementSnapshot`` from a period report in the scenario format
+    (``GetPeriodReportResponse.report_json`` decoded).
+
+    ``incidents_at_risk`` (service level id -> running clocks) overrides the
+    report's ``pending`` counts; ``period``: ``current`` or ``previous``.
+    """
+    currency = str(report.get("credits_total", {}).get("currency", ""))
+    levels = []
+    for sl in report["service_levels"]:
+        objective = float(Decimal(str(sl["objective"])))
+        attainment = _ratio(sl.get("attainment"))
+        bad: dict[str, float] = {}
+        if sl["kind"] == "availability":
+            valid = float(Decimal(str(sl.get("scheduled_seconds") or 0)))
+            downtime = float(Decimal(str(sl.get("downtime_seconds") or 0)))
+            for provider, seconds in (sl.get("downtime_by_provider_seconds") or {}).items():
+                bad[provider] = float(Decimal(str(seconds)))
+            breaches = 0 if sl["achieved"] else 1
+            at_risk = 0
+            bad_total = downtime
+        else:
+            missed = int(sl.get("missed", 0))
+            valid = float(int(sl.get("met", 0)) + missed)
+            for provider, share in (sl.get("shares") or {}).items():
+                bad[provider] = missed * float(Decimal(str(share)))
+            breaches = missed
+            at_risk = int(sl.get("pending", 0))
+            bad_total = float(missed)
+        rest = bad_total - sum(bad.values())
+        if rest > 1e-6:
+            bad[UNATTRIBUTED] = rest
+        if incidents_at_risk is not None:
+            at_risk = incidents_at_risk.get(sl["id"], 0)
+        credit = sl.get("credit_split") or {}
+        levels.append(
+            ServiceLevelSnapshot(
+                service_level=str(sl["id"]),
+                kind=str(sl["kind"]),
+                objective=objective,
+                attainment=attainment,
+                achieved=bool(sl["achieved"]),
+                valid=valid,
+                bad_by_provider=bad,
+                breaches=breaches,
+                incidents_at_risk=at_risk,
+                credits_by_provider={p: int(v) for p, v in credit.items()},
+            )
+        )
+    return AgreementSnapshot(
+        agreement=str(report["agreement"]),
+        period_start=_unix(report["period_start"]),
+        period_end=_unix(report["period_end"]),
+        evaluated_at=_unix(report["evaluated_at"]),
+        currency=currency,
+        service_levels=tuple(levels),
+        period=period,
+    )
