@@ -239,6 +239,7 @@ async def start_ledger(
         if listener is not None:
             listener.stop()
         probing.cancel()
+        readiness.close()
         statistics.cancel()
         checkpoints.cancel()
         if scrubbing is not None:

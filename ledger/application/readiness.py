@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,6 +47,18 @@ class Readiness:
         self._clock = clock
         self.state = ReadinessState(False, "not probed yet", False, 0, 0, clock())
         self.listeners: list[Callable[[ReadinessState], None]] = []
+        # Probes run in worker threads that cancelling their asyncio task does
+        # not stop; close() waits for them so the store is not closed under a
+        # probe's statement (SQLite crashed the process).
+        self._probes = threading.Condition()
+        self._in_flight = 0
+        self._closed = False
+
+    def close(self, timeout: float = 5.0) -> None:
+        """No probe starts after this; waits up to `timeout` for those running."""
+        with self._probes:
+            self._closed = True
+            self._probes.wait_for(lambda: self._in_flight == 0, timeout)
 
     def leading(self) -> bool:
         return self._leading()
@@ -57,21 +70,33 @@ class Readiness:
             reason=f"the database did not answer within {seconds:g}s"))
 
     def probe(self) -> ReadinessState:
-        """Reads the head and the committed positions; never raises."""
+        """Reads the head and the committed positions; never raises. After
+        close(), answers the last state without reading."""
+        with self._probes:
+            if self._closed:
+                return self.state
+            self._in_flight += 1
+        try:
+            state = self._read()
+        finally:
+            with self._probes:
+                self._in_flight -= 1
+                self._probes.notify_all()
+        self._publish(state)
+        return state
+
+    def _read(self) -> ReadinessState:
         leader = self._leading()
         try:
             head = self._head()
             positions = self._positions()
         except Exception as exc:  # any database failure makes the replica unready
-            state = ReadinessState(False, f"the database is unreachable: {exc}".strip(), leader,
-                                   self.state.head, self.state.lag, self._clock())
-        else:
-            lag = max(head - min(positions.values(), default=head), 0)
-            reason = (f"the read models are {lag} events behind the log (more than "
-                      f"{self.max_lag})" if lag > self.max_lag else "")
-            state = ReadinessState(not reason, reason, leader, head, lag, self._clock())
-        self._publish(state)
-        return state
+            return ReadinessState(False, f"the database is unreachable: {exc}".strip(), leader,
+                                  self.state.head, self.state.lag, self._clock())
+        lag = max(head - min(positions.values(), default=head), 0)
+        reason = (f"the read models are {lag} events behind the log (more than "
+                  f"{self.max_lag})" if lag > self.max_lag else "")
+        return ReadinessState(not reason, reason, leader, head, lag, self._clock())
 
     def _publish(self, state: ReadinessState) -> None:
         if state.ready != self.state.ready:
