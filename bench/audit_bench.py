@@ -25,9 +25,9 @@ from hashlib import sha256
 from pathlib import Path
 from typing import Any
 
+from bench.audit_synthetic import proof_latency, verify_rate, write_synthetic_bundle
 from ledger.adapters.eventstore import open_store
 from ledger.adapters.scenario import read_scenario
-from ledger.audit.bench import proof_latency, verify_rate, write_synthetic_bundle
 from ledger.audit.checkpoint import Signer
 from ledger.domain import events as ev
 from ledger.domain.access import LOCAL_ADMIN
@@ -86,7 +86,7 @@ def _batches(events: int, batch: int) -> list[list[ev.LedgerEvent]]:
 
 def append_run(url: str, events: int, batch: int, merkle: bool) -> dict[str, float]:
     from ledger.application.ledger_service import LedgerService
-    from projections.merkle import MerkleProjection
+    from projections.audit_log import MerkleProjection
     from projections.runner import ProjectionRunner
 
     store = open_store(url)
@@ -139,7 +139,7 @@ def cmd_append(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_proofs(args: argparse.Namespace) -> dict[str, Any]:
-    from projections.merkle import AuditLog, MerkleProjection
+    from projections.audit_log import AuditLog, MerkleProjection
     from projections.storage import ProjectionDatabase
 
     url = fresh_url(args.db, "proofs")

@@ -56,7 +56,7 @@ def fill_tree(url: str, leaves: int) -> float:
     projection does (leaves, subtrees, tracking position), by COPY."""
     from ledger.adapters.eventstore import open_store
     from ledger.audit.merkle import Frontier
-    from projections.merkle import MerkleProjection
+    from projections.audit_log import MerkleProjection
     from projections.storage import ProjectionDatabase, ensure_position, write_position
 
     started = time.perf_counter()
@@ -101,7 +101,7 @@ store = open_store(sys.argv[1])
 db = ProjectionDatabase.of_store(store)
 t0 = time.perf_counter()
 if sys.argv[2] == "db":
-    from projections.merkle import AuditLog
+    from projections.audit_log import AuditLog
     log = AuditLog(db, Signer.generate("bench.example/log"))
     size = log.size
     if size:
@@ -110,7 +110,7 @@ if sys.argv[2] == "db":
 else:  # the previous design: every leaf hash in memory
     from ledger.audit.memstore import MemoryHashStore
     from ledger.audit.merkle import MerkleTree
-    from projections.merkle import read_leaf_hashes
+    from projections.audit_log import read_leaf_hashes
     with db.transaction(commit=False) as tx:
         hashes = [h for _, h in read_leaf_hashes(tx)]
     tree = MerkleTree(MemoryHashStore.from_leaf_hashes(hashes))
@@ -134,7 +134,7 @@ def _startup(url: str, mode: str) -> dict[str, Any]:
 def cmd_proofs(args: argparse.Namespace) -> dict[str, Any]:
     from ledger.adapters.eventstore import open_store
     from ledger.audit.checkpoint import Signer
-    from projections.merkle import AuditLog
+    from projections.audit_log import AuditLog
     from projections.storage import ProjectionDatabase
 
     empty, empty_schema = _schema(args.db, "fleet_empty")

@@ -219,7 +219,7 @@ async def _cut_latency(args: argparse.Namespace) -> dict[str, Any]:
         if args.replay:
             from ledger.application.reports import Cut, ReportService
             from ledger.domain.access import LOCAL_ADMIN
-            from projections.sla_reads import SlaReadModel
+            from projections.sla_read_model import SlaReadModel
 
             def replay() -> None:
                 model = ReportService(ledger.store, lambda: t, SlaReadModel(ledger.store))

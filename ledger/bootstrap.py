@@ -77,7 +77,7 @@ class Ledger:
 def build_projections(store: EventStore, observer: LedgerObserver | None = None,
                       **options: Any) -> ProjectionRunner:
     """The read models every process keeps (server, rebuild, tests), behind one runner."""
-    from projections.merkle import MerkleProjection
+    from projections.audit_log import MerkleProjection
     from projections.runner import ProjectionRunner
     from projections.sla_projection import SlaProjection
 
@@ -140,9 +140,9 @@ async def start_ledger(
     )
     from ledger.grpc.audit_servicer import register_audit
     from ledger.grpc.report_servicer import register_reports
-    from projections.merkle import AuditLog
+    from projections.audit_log import AuditLog
     from projections.sla_projection import SlaProjection
-    from projections.sla_reads import SlaReadModel
+    from projections.sla_read_model import SlaReadModel
 
     store = await asyncio.to_thread(open_store, database)
     feed = LogFeed(asyncio.get_running_loop())

@@ -2,7 +2,7 @@
 bitemporal: every row carries the ledger positions in which it was current,
 [valid_from_position, valid_to_position) (OPEN while it still is). Nothing
 is deleted; a superseded row gets its upper bound. "As recorded at P" is
-then a range query over the same tables (projections/sla_reads.py).
+then a range query over the same tables (projections/sla_read_model.py).
 
   sla_incident      per incident, a version at each of its events (and at an
                     amendment that moves it to another period): its facts
@@ -34,7 +34,7 @@ from ledger.domain.agreements import AgreementHistory
 from ledger.domain.sla.api import cut_history
 from ledger.domain.sla.facts import fold_incident
 from ledger.domain.sla.period import incident_period
-from projections.sla_rows import (
+from projections.sla_facts_to_rows import (
     CLOCK_COLUMNS,
     ClockRow,
     IncidentRow,

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from ledger.domain.sla.period import LevelTally
-from projections.sla_rows import decode_shares, encode_shares, tally_from_columns
+from projections.sla_facts_to_rows import decode_shares, encode_shares, tally_from_columns
 from projections.storage import Tx
 
 CHECKPOINT = 4096

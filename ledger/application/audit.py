@@ -1,5 +1,5 @@
 """Audit use cases (proto/ledger/v1/audit.proto): checkpoints, proofs and leaf
-hashes over the persisted transparency log (projections.merkle.AuditLog).
+hashes over the persisted transparency log (projections.audit_log.AuditLog).
 
 Checkpoints, consistency proofs and leaf hashes reveal no event content and
 are open to every principal. An inclusion proof carries the event's leaf
@@ -21,7 +21,7 @@ from ledger.audit.leaf import leaf_bytes
 from ledger.audit.tlog import InclusionProof, SignedCheckpoint
 from ledger.domain.access import Principal
 from ledger.domain.errors import InvalidArgument, NotFound, OutOfRange, Unavailable
-from projections.merkle import AuditLog
+from projections.audit_log import AuditLog
 
 MAX_LEAF_HASHES = 65536  # 2 MiB per page
 MAX_LEAVES = 10_000

@@ -14,7 +14,7 @@ from ledger.application.incidents import IncidentSummary, summarise
 from ledger.application.ledger_service import LedgerService
 from ledger.domain.access import Principal
 from ledger.domain.sla.facts import IncidentFacts
-from projections.sla_reads import SlaReadModel
+from projections.sla_read_model import SlaReadModel
 
 
 @dataclass(frozen=True, slots=True)

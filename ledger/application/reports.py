@@ -35,7 +35,7 @@ from ledger.domain.sla.api import (
 )
 from ledger.domain.sla.render import incident_view
 from ledger.domain.sla.restatement import report_changes
-from projections.sla_reads import SlaReadModel
+from projections.sla_read_model import SlaReadModel
 
 _PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 

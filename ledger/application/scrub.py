@@ -36,7 +36,7 @@ class Scrub:
         self.tree_size = tree_size
         self.tree_leaf = tree_leaf
         # The tree lives in the database: leaf rows are checked against the
-        # stored subtrees over them (projections.merkle.AuditLog.check_pairs).
+        # stored subtrees over them (projections.audit_log.AuditLog.check_pairs).
         self.check_pairs = check_pairs
         self._stepping = threading.Lock()
         self._closed = False

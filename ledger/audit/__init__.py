@@ -2,6 +2,6 @@
 signed checkpoints (C2SP signed notes, Ed25519) and offline export bundles.
 
 No wall clock (times are parameters), no database, no network; the only I/O
-is key files (checkpoint.py) and bundle directories (bundle.py); bench.py
-measures. See docs/audit.md.
+is key files (checkpoint.py) and bundle directories (bundle.py); its
+measurements are bench/audit_synthetic.py. See docs/audit.md.
 """

@@ -26,7 +26,7 @@ from ledger.domain.errors import NotFound
 from ledger.domain.instants import parse_instant
 from ledger.grpc.errors import decode_error
 from ledger.v1 import audit_pb2
-from projections.merkle import ForkedLeaves
+from projections.audit_log import ForkedLeaves
 from tests.conftest import FakeClock
 from tests.e2e.test_e2e_scenario import SCENARIO
 from tests.support.ledger_server import running_ledger

@@ -1,4 +1,4 @@
-"""The Merkle tree stored in the database (projections.merkle_nodes), on
+"""The Merkle tree stored in the database (projections.audit_nodes), on
 SQLite and PostgreSQL: the RFC 9162 / CT vectors, the same answers as the
 in-memory tree and the independent recursive definitions for every size and
 batch split, O(log n) hashes read per proof, the upgrade backfill, and the
@@ -14,8 +14,8 @@ import pytest
 from ledger.adapters.eventstore import EventStore
 from ledger.audit.memstore import MemoryHashStore
 from ledger.audit.merkle import MerkleTree, verify_consistency, verify_inclusion
-from projections.merkle import LEAVES, MerkleProjection, backfill_nodes
-from projections.merkle_nodes import NODES, _Recording, append_nodes, prove, scrub_nodes
+from projections.audit_log import LEAVES, MerkleProjection, backfill_nodes
+from projections.audit_nodes import NODES, _Recording, append_nodes, prove, scrub_nodes
 from projections.storage import ProjectionDatabase
 from tests.unit.test_merkle import (
     CONSISTENCY,
@@ -145,7 +145,7 @@ def test_the_scrub_locates_a_rewritten_leaf_or_node(db: ProjectionDatabase, chun
 def test_the_running_scrub_checks_leaf_rows_against_the_pairs_over_them(
         db: ProjectionDatabase) -> None:
     from ledger.audit.checkpoint import Signer
-    from projections.merkle import AuditLog
+    from projections.audit_log import AuditLog
 
     hashes = [sha(b"\x00" + d) for d in data()[:50]]
     store_leaves(db, hashes, [50])

@@ -25,7 +25,7 @@ from ledger.domain.instants import parse_instant
 from projections import sla_tally
 from projections.runner import ProjectionRunner
 from projections.sla_projection import SlaProjection
-from projections.sla_reads import SlaReadModel
+from projections.sla_read_model import SlaReadModel
 from tests.integration.test_ledger_service_contract import AGREEMENT, register_herts
 from tests.integration.test_sla_projection import amend
 from tests.support.random_history import random_history

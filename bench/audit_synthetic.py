@@ -1,7 +1,7 @@
 """Measurements for bench/: proof latency on a large in-memory tree, and the
 rate of verify_bundle against plain hashlib SHA-256 over the same file.
 
-    python -m ledger.audit.bench [--events 1000000] [--dir DIR]
+    python -m bench.audit_synthetic [--events 1000000] [--dir DIR]
 
 Synthetic but real events: canonical leaves of four event types with varied
 ids and positions (spot-checked with event_from_leaf).

@@ -34,14 +34,14 @@ from ledger.domain.sla.period import (
     tally_clocks,
 )
 from ledger.domain.sla.render import period_report
-from projections.sla_projection import NAME
-from projections.sla_rows import (
+from projections.sla_facts_to_rows import (
     CLOCK_COLUMNS,
     ClockRow,
     RunningClock,
     add_settled,
     row_from_columns,
 )
+from projections.sla_projection import NAME
 from projections.sla_tally import OPEN, classes_at, tally_at
 from projections.storage import ProjectionDatabase, Tx, chunked, read_position
 

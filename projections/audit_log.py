@@ -1,6 +1,6 @@
 """The verifiable log, persisted: leaf hashes and complete subtree hashes as
 a projection of the event log, signed checkpoints in a table, proofs read
-from the database (projections.merkle_nodes).
+from the database (projections.audit_nodes).
 
 Tables (in the event store's database, next to the tracking table):
 
@@ -47,8 +47,7 @@ from ledger.audit.merkle import HASH_SIZE, TreeRangeError, node_hash
 from ledger.audit.tlog import InclusionProof, SignedCheckpoint
 from ledger.domain.errors import OutOfRange, Unavailable
 from ledger.domain.events import LedgerEvent
-from projections.leadership import Leadership, SoloLeadership
-from projections.merkle_nodes import (
+from projections.audit_nodes import (
     NODES,
     append_nodes,
     create_node_table,
@@ -56,6 +55,7 @@ from projections.merkle_nodes import (
     prove,
     read_hashes,
 )
+from projections.leadership import Leadership, SoloLeadership
 from projections.storage import (
     TRACKING_TABLE,
     ProjectionDatabase,
