@@ -177,11 +177,6 @@ class LedgerClient:
         response = self._call(self.incidents.AppendEvents, request)
         return [AppendResult(r.event_id, r.position, r.duplicate) for r in response.results]
 
-    def append_proto(self, events: Sequence[Any]) -> list[AppendResult]:
-        request = incidents_pb2.AppendEventsRequest(events=list(events))
-        response = self._call(self.incidents.AppendEvents, request)
-        return [AppendResult(r.event_id, r.position, r.duplicate) for r in response.results]
-
     def get_incident(self, incident_id: str, agreement_id: str = "") -> incidents_pb2.GetIncidentResponse:
         response: incidents_pb2.GetIncidentResponse = self._call(
             self.incidents.GetIncident, incidents_pb2.GetIncidentRequest(

@@ -233,13 +233,6 @@ class AuditLog:
         with self.db.reading() as tx:
             return read_leaf_hashes(tx, after, upto)
 
-    def node_rows(self, level: int, first: int, last: int) -> dict[int, bytes]:
-        """Stored subtree hashes of one level, indexes first..last (the scrub's)."""
-        with self.db.reading() as tx:
-            rows = tx.fetchall(f"SELECT idx, hash FROM {tx.table(NODES)} "
-                               "WHERE level = ? AND idx >= ? AND idx <= ?", (level, first, last))
-        return {int(i): bytes(h) for i, h in rows}
-
     def check_pairs(self, after: int, upto: int) -> int | None:
         """The first position in (after, upto] whose leaf row disagrees with
         the stored subtree over it and its sibling (level 1), else None: a
@@ -343,13 +336,6 @@ class AuditLog:
             grew = self._size_in(tx) > last.checkpoint.size
         return grew and (last.checkpoint.timestamp is None or
                          now - last.checkpoint.timestamp >= interval)
-
-    def checkpoint_at_least(self, size: int, now: int) -> SignedCheckpoint:
-        """The latest checkpoint if it covers `size` leaves, else a new one."""
-        latest = self.latest()
-        if latest is not None and latest.checkpoint.size >= size:
-            return latest
-        return self.sign(now)
 
     # -- proofs ------------------------------------------------------------
     def tree_size(self, tree_size: int = 0) -> int:

@@ -91,7 +91,6 @@ class ProjectionRunner:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._run_lock = threading.Lock()
-        self.last_error: BaseException | None = None
         self.db.create_tracking_table()
         with self.db.transaction() as tx:
             for projection in self.projections:
@@ -254,10 +253,8 @@ class ProjectionRunner:
                 if self.leading():
                     self.refresh_positions()
                 self.run_once()
-                self.last_error = None
                 backoff = self.poll_interval
-            except Exception as exc:  # keep following; the next round retries
-                self.last_error = exc
+            except Exception:  # keep following; the next round retries
                 log.exception("projection batch failed; retrying")
                 backoff = min(backoff * 2, 30.0)
             if self._wake.wait(backoff) and self.coalesce > 0:

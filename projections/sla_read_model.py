@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from ledger.adapters.eventstore import EventStore
@@ -59,12 +58,6 @@ def _by_ids(tx: Tx, select: str, ids: Sequence[str]) -> list[tuple[Any, ...]]:
                            f"({select} WHERE incident_id = u.id OFFSET 0) x", [list(ids)])
     where, params = tx.in_list("incident_id", ids)
     return tx.fetchall(f"{select} WHERE {where}", params)
-
-
-@dataclass(frozen=True, slots=True)
-class ModelState:
-    position: int
-    history: AgreementHistory
 
 
 CATCH_UP_SECONDS = 5.0

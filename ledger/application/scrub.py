@@ -41,7 +41,6 @@ class Scrub:
         self._stepping = threading.Lock()
         self._closed = False
         self.cursor = 0
-        self.passes = 0  # complete passes over the log
         self.checked = 0  # events checked since start
 
     def close(self) -> None:
@@ -73,7 +72,6 @@ class Scrub:
             if len(events) < count:
                 self.integrity.verify_end(last, size)
                 self.cursor = 0
-                self.passes += 1
             else:
                 self.cursor = last
         except Corrupted:

@@ -29,7 +29,6 @@ from ledger.audit.merkle import leaf_hash
 from ledger.domain.codec import event_from_dict, event_to_dict
 from ledger.domain.events import LedgerEvent
 
-LEAF_FORMAT = "sla-ledger/leaf/v1"
 MAX_SAFE_INTEGER = 2**53 - 1
 
 

@@ -76,16 +76,6 @@ class MemoryHashStore:
         end = (index + 1) * HASH_SIZE
         return bytes(data[end - HASH_SIZE:end]) if end <= len(data) else None
 
-    def leaf_hash_bytes(self) -> bytes:
-        """All leaf hashes, concatenated (the bundle's leaf-hashes.bin)."""
-        return bytes(self._levels[0])
-
-    def leaf_hash_range(self, start: int, end: int) -> bytes:
-        """Leaf hashes [start, end), concatenated."""
-        if not 0 <= start <= end <= self.size():
-            raise TreeRangeError(f"leaves [{start}, {end}) outside a tree of {self.size()}")
-        return bytes(self._levels[0][start * HASH_SIZE:end * HASH_SIZE])
-
     def append(self, leaf_hash: bytes, nodes: Sequence[Node]) -> None:
         if len(leaf_hash) != HASH_SIZE:
             raise ValueError("a leaf hash is 32 bytes")

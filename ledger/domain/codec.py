@@ -25,8 +25,6 @@ from ledger.domain.terms_parsing import (
     terms_to_dict,
 )
 
-ENVELOPE = ("event_id", "incident_id", "agreement", "type", "occurred_at", "actor")
-
 
 def _instant(raw: Mapping[str, Any], key: str, field: str) -> int:
     try:

@@ -211,7 +211,3 @@ class LedgerEvent:
     @property
     def is_incident_event(self) -> bool:
         return isinstance(self.payload, INCIDENT_EVENT_TYPES)
-
-    def sort_key(self) -> tuple[int, int]:
-        """Timeline order (spec 1): occurred_at, then position."""
-        return (self.occurred_at, self.position)

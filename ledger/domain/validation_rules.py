@@ -1,17 +1,12 @@
 """The catalogue of rule ids write-side validation reports (spec sections 4,
-10.1-10.7 and 11), and the replay of a timeline through the incident state
-machine (ledger.domain.incident_state), which owns the order-dependent rules.
+10.1-10.7 and 11). The order-dependent rules are applied by the incident
+state machine (ledger.domain.incident_state).
 
 Rule ids are API: the gRPC layer returns them to partners, whose systems
 branch on them. Never rename or reuse one; add new ones at the end.
 """
 
 from __future__ import annotations
-
-from collections.abc import Iterable
-
-from ledger.domain import events as ev
-from ledger.domain.incident_state import Violation, fold
 
 RULES: tuple[tuple[str, str], ...] = (
     ("future_event", "occurred_at is more than the allowed clock skew ahead of the ledger clock"),
@@ -57,13 +52,3 @@ RULE_IDS: frozenset[str] = frozenset(rule for rule, _ in RULES)
 RETIRED_RULES: frozenset[str] = frozenset({"same_priority"})
 
 
-def first_violation(timeline: Iterable[ev.LedgerEvent]) -> Violation | None:
-    """Replay events in timeline order through the incident state machine
-    (incident_state.evolve) and return the first one it refuses, or None.
-
-    `timeline` must be sorted by timeline_key with retracted events and
-    retractions removed. An unretracted `voided` may stay in as a marker: it
-    changes no rule's state but its date must respect before_opened and
-    after_closed. Answers take no part (11.3).
-    """
-    return fold(timeline).violation

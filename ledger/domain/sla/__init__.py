@@ -15,7 +15,6 @@ Layers, each usable on its own by read models:
 from ledger.domain.sla.api import (
     compute_incident_view,
     compute_period_report,
-    compute_period_report_from_facts,
     cut_events,
     cut_history,
     fold_all,
@@ -50,7 +49,6 @@ __all__ = [
     "compute_credits",
     "compute_incident_view",
     "compute_period_report",
-    "compute_period_report_from_facts",
     "cut_events",
     "cut_history",
     "evaluate_availability",

@@ -85,21 +85,6 @@ def compute_period_report(
     return period_report(result, recorded_position, as_recorded_at)
 
 
-def compute_period_report_from_facts(
-    history: AgreementHistory,
-    facts: Iterable[IncidentFacts],
-    period: str,
-    evaluated_at: int,
-    recorded_position: int,
-    as_recorded_at: int | str | None,
-) -> dict[str, Any]:
-    """For read models holding pre-folded facts (exact at T, and folded from
-    events inside the same knowledge cut)."""
-    known_history = cut_history(history, recorded_position)
-    result = evaluate_period(known_history, facts, period, evaluated_at)
-    return period_report(result, recorded_position, as_recorded_at)
-
-
 def compute_downtime_timeline(
     history: AgreementHistory,
     incidents: Mapping[str, Sequence[LedgerEvent]],

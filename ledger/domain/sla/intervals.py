@@ -68,10 +68,6 @@ def subtract(a: IntervalSet, b: IntervalSet) -> IntervalSet:
     return out
 
 
-def clip(a: IntervalSet, lo: int, hi: int) -> IntervalSet:
-    return intersect(a, [(lo, hi)]) if hi > lo else []
-
-
 def length(a: IntervalSet) -> int:
     return sum(end - start for start, end in a)
 

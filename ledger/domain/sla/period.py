@@ -102,12 +102,6 @@ def _one_zone(history: AgreementHistory) -> str | None:
     return next(iter(zones)) if len(zones) == 1 else None
 
 
-def first_period(history: AgreementHistory) -> str:
-    """The period holding the agreement's effective_from: the first with a
-    report (10.23)."""
-    return next(_months(history))[0]
-
-
 def period_terms(history: AgreementHistory, period: str) -> tuple[AgreementTerms, int, int]:
     """The terms in force at the period start, and the period's bounds
     (10.13, 10.23, 10.25). A period that ends at or before effective_from
@@ -206,13 +200,6 @@ class LevelTally:
         if outcome == "missed":
             for org, share in shares.items():
                 self._pending.setdefault(org, []).append(share if sign > 0 else -share)
-
-    def merge(self, other: LevelTally) -> None:
-        """Adds another tally's counts and share sums (not its ids)."""
-        for outcome, count in other.counts.items():
-            self.counts[outcome] += count
-        for org, share in other.shares_sum.items():
-            self._pending.setdefault(org, []).append(share)
 
     def mean_shares(self) -> dict[str, Fraction]:
         """Unweighted mean of the missed clocks' shares (10.14); a missed
