@@ -86,7 +86,7 @@ def _batches(events: int, batch: int) -> list[list[ev.LedgerEvent]]:
 
 def append_run(url: str, events: int, batch: int, merkle: bool) -> dict[str, float]:
     from ledger.application.ledger_service import LedgerService
-    from projections.audit_log import MerkleProjection
+    from projections.audit_tree import MerkleProjection
     from projections.runner import ProjectionRunner
 
     store = open_store(url)
@@ -139,7 +139,8 @@ def cmd_append(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_proofs(args: argparse.Namespace) -> dict[str, Any]:
-    from projections.audit_log import AuditLog, MerkleProjection
+    from projections.audit_log import AuditLog
+    from projections.audit_tree import MerkleProjection
     from projections.storage import ProjectionDatabase
 
     url = fresh_url(args.db, "proofs")

@@ -56,7 +56,7 @@ def fill_tree(url: str, leaves: int) -> float:
     projection does (leaves, subtrees, tracking position), by COPY."""
     from ledger.adapters.eventstore import open_store
     from ledger.audit.merkle import Frontier
-    from projections.audit_log import MerkleProjection
+    from projections.audit_tree import MerkleProjection
     from projections.storage import ProjectionDatabase, ensure_position, write_position
 
     started = time.perf_counter()
@@ -110,7 +110,7 @@ if sys.argv[2] == "db":
 else:  # the previous design: every leaf hash in memory
     from ledger.audit.memstore import MemoryHashStore
     from ledger.audit.merkle import MerkleTree
-    from projections.audit_log import read_leaf_hashes
+    from projections.audit_tree import read_leaf_hashes
     with db.transaction(commit=False) as tx:
         hashes = [h for _, h in read_leaf_hashes(tx)]
     tree = MerkleTree(MemoryHashStore.from_leaf_hashes(hashes))

@@ -77,7 +77,7 @@ class Ledger:
 def build_projections(store: EventStore, observer: LedgerObserver | None = None,
                       **options: Any) -> ProjectionRunner:
     """The read models every process keeps (server, rebuild, tests), behind one runner."""
-    from projections.audit_log import MerkleProjection
+    from projections.audit_tree import MerkleProjection
     from projections.runner import ProjectionRunner
     from projections.sla_projection import SlaProjection
 

@@ -106,7 +106,7 @@ def export_from_database(args: argparse.Namespace) -> int:
     key signed. Events after that checkpoint are exported too and verify
     reports them as not covered by it: not yet signed, or appended behind the
     ledger's back."""
-    from projections.audit_log import read_leaf_hashes, stored_checkpoints
+    from projections.audit_tree import read_leaf_hashes, stored_checkpoints
     from projections.storage import ProjectionDatabase
 
     if args.database.startswith("sqlite:///") and \

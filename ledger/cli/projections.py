@@ -36,7 +36,7 @@ def leaves_against_checkpoints(store: Any) -> str | None:
     from ledger.audit.leaf import event_leaf_hash
     from ledger.audit.memstore import MemoryHashStore
     from ledger.audit.merkle import MerkleTree
-    from projections.audit_log import MerkleProjection, read_leaf_hashes, stored_checkpoints
+    from projections.audit_tree import MerkleProjection, read_leaf_hashes, stored_checkpoints
     from projections.storage import ProjectionDatabase
 
     hashes: list[bytes] = []

@@ -32,7 +32,7 @@ class Difference(Exception):
 
 def _leaves_checked_against_events(store: EventStore, db: object) -> Iterator[tuple[int, bytes]]:
     """Leaf rows in order, each checked against the event it hashes."""
-    from projections.audit_log import read_leaf_hashes
+    from projections.audit_tree import read_leaf_hashes
     from projections.storage import ProjectionDatabase
 
     assert isinstance(db, ProjectionDatabase)
@@ -55,8 +55,8 @@ def _leaves_checked_against_events(store: EventStore, db: object) -> Iterator[tu
 
 def scrub_database(store: EventStore, key: Verifier | None) -> dict[str, int]:
     """Counts of what was checked; raises Difference at the first one."""
-    from projections.audit_log import MerkleProjection, stored_checkpoints
     from projections.audit_nodes import NODES, prove, scrub_nodes
+    from projections.audit_tree import MerkleProjection, stored_checkpoints
     from projections.storage import ProjectionDatabase, read_position
 
     db = ProjectionDatabase.of_store(store)

@@ -11,7 +11,7 @@ import pytest
 from ledger.adapters.eventstore import EventStore
 from ledger.application.ledger_service import LedgerService
 from ledger.cli.main import main
-from projections.audit_log import MerkleProjection
+from projections.audit_tree import MerkleProjection
 from projections.runner import ProjectionRunner
 from projections.sla_projection import SlaProjection
 from tests.integration.test_ledger_service_contract import register_herts

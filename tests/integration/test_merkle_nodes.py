@@ -14,8 +14,8 @@ import pytest
 from ledger.adapters.eventstore import EventStore
 from ledger.audit.memstore import MemoryHashStore
 from ledger.audit.merkle import MerkleTree, verify_consistency, verify_inclusion
-from projections.audit_log import LEAVES, MerkleProjection, backfill_nodes
 from projections.audit_nodes import NODES, _Recording, append_nodes, prove, scrub_nodes
+from projections.audit_tree import LEAVES, MerkleProjection, backfill_nodes
 from projections.storage import ProjectionDatabase
 from tests.unit.test_merkle import (
     CONSISTENCY,

@@ -23,7 +23,7 @@ from ledger.audit.leaf import event_leaf_hash
 from ledger.audit.merkle import root_from_leaf_hashes, verify_consistency
 from ledger.cli.main import main
 from ledger.client import LedgerClient
-from projections.audit_log import MerkleProjection, stored_checkpoints
+from projections.audit_tree import MerkleProjection, stored_checkpoints
 from projections.runner import ProjectionRunner
 from projections.sla_projection import SlaProjection
 from tests.conftest import PG_URL

@@ -16,7 +16,8 @@ from ledger.application.ledger_service import LedgerService
 from ledger.audit.checkpoint import Signer
 from ledger.domain.access import LOCAL_ADMIN
 from ledger.domain.errors import Unavailable
-from projections.audit_log import AuditLog, MerkleProjection, stored_checkpoints
+from projections.audit_log import AuditLog
+from projections.audit_tree import MerkleProjection, stored_checkpoints
 from projections.leadership import NotLeader, PgLeadership, SoloLeadership
 from projections.runner import ProjectionRunner
 from tests.conftest import PG_URL, FakeClock
