@@ -61,7 +61,7 @@ def _normalise(value: Any, path: str) -> Any:
     raise LeafError(f"{path}: {type(value).__name__} has no canonical JSON form")
 
 
-def canonical_json(value: Any) -> bytes:
+def rfc8785_bytes(value: Any) -> bytes:
     """RFC 8785 bytes of a JSON value made of str, int, bool, None, list, dict."""
     normal = _normalise(value, "$")
     text = json.dumps(normal, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
@@ -75,7 +75,7 @@ def leaf_bytes(event: LedgerEvent) -> bytes:
     """The canonical leaf bytes of a *stored* event (position >= 1)."""
     if event.position < 1:
         raise LeafError(f"event {event.event_id!r} is not stored (position {event.position})")
-    return canonical_json(event_to_dict(event, stored=True))
+    return rfc8785_bytes(event_to_dict(event, stored=True))
 
 
 def event_leaf_hash(event: LedgerEvent) -> bytes:
@@ -90,7 +90,7 @@ def parse_leaf(data: bytes) -> dict[str, Any]:
         raise LeafError(f"not JSON: {exc}") from None
     if not isinstance(value, dict):
         raise LeafError("a leaf is a JSON object")
-    if canonical_json(value) != data:
+    if rfc8785_bytes(value) != data:
         raise LeafError("not in canonical (RFC 8785) form")
     return value
 

@@ -26,11 +26,11 @@ from ledger.audit.bundle import (
 from ledger.audit.checkpoint import Checkpoint, Signer, sign_checkpoint
 from ledger.audit.leaf import (
     LeafError,
-    canonical_json,
     event_from_leaf,
     event_leaf_hash,
     leaf_bytes,
     parse_leaf,
+    rfc8785_bytes,
 )
 from ledger.audit.merkle import root_from_leaf_hashes
 from ledger.domain import events as ev
@@ -85,7 +85,7 @@ def rewrite(bundle: Path, change: Callable[[list[bytes]], list[bytes]]) -> None:
 def edit(line: bytes, **fields: object) -> bytes:
     value = json.loads(line)
     value.update(fields)
-    return canonical_json(value)
+    return rfc8785_bytes(value)
 
 
 def verify(bundle: Path, **kwargs: Any) -> VerifyReport:
@@ -121,15 +121,15 @@ def test_every_event_of_the_scenario_round_trips_through_its_leaf() -> None:
 
 
 def test_canonical_json_is_rfc_8785_for_the_values_it_accepts() -> None:
-    assert canonical_json({"b": [1, True, None], "a": "\u20ac\x7f\u2028\x01\t"}) == (
+    assert rfc8785_bytes({"b": [1, True, None], "a": "\u20ac\x7f\u2028\x01\t"}) == (
         '{"a":"\u20ac\x7f\u2028\\u0001\\t","b":[1,true,null]}'.encode())
     # keys sort by UTF-16 code units: U+1F600 (D83D DE00) before U+E000
-    assert canonical_json({"\ue000": 1, "\U0001f600": 2, "z": 0}) == (
+    assert rfc8785_bytes({"\ue000": 1, "\U0001f600": 2, "z": 0}) == (
         '{"z":0,"\U0001f600":2,"\ue000":1}'.encode())
-    assert canonical_json(-(2**53 - 1)) == b"-9007199254740991"
+    assert rfc8785_bytes(-(2**53 - 1)) == b"-9007199254740991"
     for bad in (1.5, 2**53, {1: "x"}, "\ud800", float("nan"), b"bytes"):
         with pytest.raises(LeafError):
-            canonical_json(bad)
+            rfc8785_bytes(bad)
 
 
 @pytest.mark.parametrize("data", [
