@@ -16,33 +16,34 @@ timeline stays valid with it, and a violation may surface at a stored event
 the candidate invalidates; the message then names that event by type and
 position. An event that lands at the end of the timeline, the usual case, is
 judged on the folded state of the stored events alone (check_appended).
+The checks of one event on its own are in ledger.domain.validation_rules.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import NoReturn
 
 from ledger.domain import events as ev
-from ledger.domain.agreements import (
-    PRIORITIES,
-    ROOT_CAUSE_CUSTOMER,
-    ROOT_CAUSE_THIRD_PARTY,
-    AgreementHistory,
-    AgreementTerms,
-    TermsVersion,
-)
-from ledger.domain.claims import ANSWER_TYPES, Authority, claim_at, void_in_effect
+from ledger.domain.agreements import AgreementHistory, TermsVersion
+from ledger.domain.claims import ANSWER_TYPES, Authority
 from ledger.domain.errors import InvalidArgument, NotFound, TimelineViolation
 from ledger.domain.incident_state import IncidentState, evolve, validity_state
-from ledger.domain.instants import format_duration, format_instant
+from ledger.domain.instants import format_instant
 from ledger.domain.terms_parsing import check_terms
-from ledger.domain.timeline import (
-    EffectiveTimeline,
-    effective_timeline,
-    opened_event,
+from ledger.domain.timeline import EffectiveTimeline, effective_timeline, opened_event
+from ledger.domain.validation_rules import (
+    RULE_IDS,
+    RULES,
+    check_answer,
+    check_event_alone,
+    check_not_before_opened,
+    check_not_future,
+    check_not_voided,
+    check_party,
+    check_retraction,
+    incident_terms,
+    raise_at,
 )
-from ledger.domain.validation_rules import RULE_IDS, RULES
 
 __all__ = [
     "RULES",
@@ -87,20 +88,20 @@ def check_incident_event(
         agreement_id = opened.agreement_id
     if history is None:
         raise NotFound("agreement", agreement_id)
-    _check_not_future(new, now, max_skew)
-    terms = _incident_terms(history, opened)
+    check_not_future(new, now, max_skew)
+    terms = incident_terms(history, opened)
     authority = Authority.of(terms)
-    _check_not_voided(effective_timeline(stored), new, authority)
-    _check_event_alone(history, terms, new)
-    _check_not_before_opened(new, opened)
+    check_not_voided(effective_timeline(stored), new, authority)
+    check_event_alone(history, terms, new)
+    check_not_before_opened(new, opened)
     if isinstance(new.payload, ANSWER_TYPES):
         # Answers change no state and are accepted in any state (11.3).
-        _check_answer(effective_timeline(stored), new, authority)
+        check_answer(effective_timeline(stored), new, authority)
         return validity_state([*stored, record])
     after = validity_state([*stored, record])
     found = after.violation
     if isinstance(new.payload, ev.Retracted):
-        target = _check_retraction(stored, new)
+        target = check_retraction(stored, new)
         # Spec 10.6: the retraction must leave a valid timeline. The stored
         # timeline is valid, so a violation here is an event that depended on
         # the target.
@@ -152,17 +153,17 @@ def check_appended(
                                     as_stored=record)
     if history is None:
         raise NotFound("agreement", opened.agreement_id)
-    _check_not_future(new, now, max_skew)
-    terms = _incident_terms(history, opened)
+    check_not_future(new, now, max_skew)
+    terms = incident_terms(history, opened)
     authority = Authority.of(terms)
     # All the claim rules read: what judge() needs for the claims and the
     # answers, and the voids (every event counts at an instant at the end).
     claims = EffectiveTimeline(state.claim_events, bool(state.voids), frozenset(), state.voids)
-    _check_not_voided(claims, new, authority)
-    _check_event_alone(history, terms, new)
-    _check_not_before_opened(new, opened)
+    check_not_voided(claims, new, authority)
+    check_event_alone(history, terms, new)
+    check_not_before_opened(new, opened)
     if isinstance(new.payload, ANSWER_TYPES):
-        _check_answer(claims, new, authority)
+        check_answer(claims, new, authority)
         return evolve(state, record)
     after = evolve(state, record)
     if after.violation is not None:
@@ -188,32 +189,32 @@ def check_incident_timeline(
     by_arrival = sorted(stored, key=lambda e: e.position)
     opened = by_arrival[0]
     if not isinstance(opened.payload, ev.Opened):
-        _raise_at(opened, "before_opened", f"{opened.type} recorded before the incident's opened")
+        raise_at(opened, "before_opened", f"{opened.type} recorded before the incident's opened")
     if history is None:
         raise NotFound("agreement", opened.agreement_id)
-    terms = _incident_terms(history, opened)
+    terms = incident_terms(history, opened)
     authority = Authority.of(terms)
     for index, event in enumerate(by_arrival):
         payload = event.payload
         if index and isinstance(payload, ev.Opened):
-            _raise_at(event, "already_opened", "opened twice")
+            raise_at(event, "already_opened", "opened twice")
         if event.occurred_at < opened.occurred_at:
-            _raise_at(event, "before_opened", f"{event.type} dated before opened")
+            raise_at(event, "before_opened", f"{event.type} dated before opened")
         earlier = by_arrival[:index]
         try:
             if index:
-                _check_not_voided(effective_timeline(earlier), event, authority)
-            _check_event_alone(history, terms, event)
+                check_not_voided(effective_timeline(earlier), event, authority)
+            check_event_alone(history, terms, event)
             if isinstance(payload, ev.Retracted):
-                _check_retraction(earlier, event)
+                check_retraction(earlier, event)
             elif isinstance(payload, ANSWER_TYPES):
-                _check_answer(effective_timeline(earlier), event, authority)
+                check_answer(effective_timeline(earlier), event, authority)
         except TimelineViolation as exc:
-            _raise_at(event, exc.rule, exc.message)
+            raise_at(event, exc.rule, exc.message)
     found = validity_state(stored).violation
     if found is not None:
         event, rule, message = found
-        _raise_at(event, rule, message)
+        raise_at(event, rule, message)
 
 
 def check_maintenance_event(
@@ -231,7 +232,7 @@ def check_maintenance_event(
         raise InvalidArgument("type", f"expected maintenance_scheduled, got {new.type}")
     if payload.end <= payload.start:
         raise InvalidArgument("end", "must be after start")
-    _check_not_future(new, now, max_skew)
+    check_not_future(new, now, max_skew)
     terms = history.terms_at(payload.start)
     if terms is None:
         raise TimelineViolation(
@@ -240,7 +241,7 @@ def check_maintenance_event(
             f"{history.agreement_id!r} is in force "
             f"({format_instant(history.effective_from)})",
         )
-    _check_party(history, terms, new)
+    check_party(history, terms, new)
     if payload.service not in terms.services:
         raise TimelineViolation(
             "unknown_service",
@@ -278,213 +279,3 @@ def check_amendment(history: AgreementHistory, new: ev.LedgerEvent) -> Agreement
                 f"once the amendment stored at position {resolved.position} applies on top "
                 "of this one")) from None
     return amended
-
-
-# --- helpers ----------------------------------------------------------------
-
-
-def _raise_at(event: ev.LedgerEvent, rule: str, message: str) -> NoReturn:
-    raise TimelineViolation(rule, f"{event.type} at position {event.position}: {message}")
-
-
-def _check_not_before_opened(new: ev.LedgerEvent, opened: ev.LedgerEvent) -> None:
-    if new.occurred_at < opened.occurred_at:
-        raise TimelineViolation(
-            "before_opened",
-            f"{new.type} dated {format_instant(new.occurred_at)}, before the incident "
-            f"was opened at {format_instant(opened.occurred_at)}",
-        )
-
-
-def _check_not_future(new: ev.LedgerEvent, now: int, max_skew: int) -> None:
-    if new.occurred_at > now + max_skew:
-        raise TimelineViolation(
-            "future_event",
-            f"occurred_at {format_instant(new.occurred_at)} is more than "
-            f"{format_duration(max_skew)} ahead of the ledger clock ({format_instant(now)})",
-        )
-
-
-def _check_not_voided(
-    timeline: EffectiveTimeline, new: ev.LedgerEvent, authority: Authority
-) -> None:
-    """Spec 10.7 and 11.6: a void in effect at the new event's occurred_at
-    blocks it, even one dated before the void; only the void's own
-    retraction is accepted. A void still awaiting the customer blocks
-    nothing, so a provider's pending void never freezes an incident."""
-    void = void_in_effect(timeline, authority, new.occurred_at)
-    if void is None:
-        return
-    payload = new.payload
-    if isinstance(payload, ev.Retracted) and payload.target_event_id == void.event_id:
-        return
-    raise TimelineViolation(
-        "incident_voided",
-        f"{new.type} refused: incident {new.incident_id!r} is voided "
-        f"(only a retraction of the void is accepted)",
-    )
-
-
-def _check_answer(
-    timeline: EffectiveTimeline, new: ev.LedgerEvent, authority: Authority
-) -> None:
-    """Spec 11.3: an answer names a stored claim of the incident, comes from
-    an org the claim awaits that has not answered it yet, and a dispute comes
-    before the claim's deemed instant."""
-    payload = new.payload
-    assert isinstance(payload, ANSWER_TYPES)
-    target_id = payload.target_event_id
-    claim = claim_at(timeline, authority, target_id, new.occurred_at)
-    if claim is None:
-        raise TimelineViolation(
-            "not_a_claim",
-            f"{new.type} names {target_id!r}, not a stored claim of incident "
-            f"{new.incident_id!r} (sla-semantics 11.3: only a claim is answered)",
-        )
-    if new.actor not in claim.awaits:
-        raise TimelineViolation(
-            "not_awaited",
-            f"{new.type} by {new.actor!r}: claim {target_id!r} ({claim.type} by "
-            f"{claim.claimed_by!r}) awaits {', '.join(repr(o) for o in claim.awaits)} "
-            f"(sla-semantics 11.3)",
-        )
-    for event in timeline.entries:
-        answer = event.payload
-        if (isinstance(answer, ANSWER_TYPES) and answer.target_event_id == target_id
-                and event.actor == new.actor):
-            raise TimelineViolation(
-                "already_answered",
-                f"{new.actor!r} already answered claim {target_id!r} with {event.type} "
-                f"at position {event.position}; retract that answer first "
-                f"(sla-semantics 11.3)",
-            )
-    deemed = claim.deemed_instant
-    if isinstance(payload, ev.ClaimDisputed) and deemed is not None and new.occurred_at >= deemed:
-        raise TimelineViolation(
-            "dispute_after_deemed",
-            f"claim_disputed dated {format_instant(new.occurred_at)}: claim {target_id!r} "
-            f"was deemed accepted at {format_instant(deemed)} (sla-semantics 11.3, 11.4)",
-        )
-
-
-def _incident_terms(history: AgreementHistory, opened: ev.LedgerEvent) -> AgreementTerms:
-    """Spec 3: an incident is measured (and validated) against the terms in
-    force at its opened_at."""
-    terms = history.terms_at(opened.occurred_at)
-    if terms is None:
-        raise TimelineViolation(
-            "before_effective_from",
-            f"opened at {format_instant(opened.occurred_at)}, before agreement "
-            f"{history.agreement_id!r} takes effect at "
-            f"{format_instant(history.effective_from)}",
-        )
-    return terms
-
-
-def _check_party(history: AgreementHistory, terms: AgreementTerms, event: ev.LedgerEvent) -> None:
-    if event.actor != terms.customer and event.actor not in terms.providers:
-        raise TimelineViolation(
-            "not_a_party",
-            f"{event.type} by {event.actor!r}, not a party of agreement {history.agreement_id!r}",
-        )
-
-
-def _check_event_alone(
-    history: AgreementHistory, terms: AgreementTerms, event: ev.LedgerEvent
-) -> None:
-    """The rules about an event on its own, whatever its place in the timeline."""
-    if event.agreement_id and event.agreement_id != history.agreement_id:
-        raise TimelineViolation(
-            "wrong_agreement",
-            f"{event.type} names agreement {event.agreement_id!r}, the incident belongs to "
-            f"{history.agreement_id!r}",
-        )
-    _check_party(history, terms, event)
-    payload = event.payload
-    providers = terms.providers
-    match payload:
-        case ev.Opened():
-            _check_priority(payload.priority)
-            if payload.service not in terms.services:
-                raise TimelineViolation(
-                    "unknown_service",
-                    f"service {payload.service!r} is not a service of agreement "
-                    f"{history.agreement_id!r}",
-                )
-            if payload.custody not in providers:
-                raise TimelineViolation(
-                    "custody_not_provider",
-                    f"opened with custody {payload.custody!r}, not a provider of agreement "
-                    f"{history.agreement_id!r}",
-                )
-        case ev.Responded() | ev.Resolved() if event.actor not in providers:
-            raise TimelineViolation(
-                "not_a_provider",
-                f"{event.type} by {event.actor!r}, not a provider of agreement "
-                f"{history.agreement_id!r}",
-            )
-        case ev.HandedOff() if payload.to not in providers:
-            raise TimelineViolation(
-                "invalid_handoff_target",
-                f"handed_off to {payload.to!r}, not a provider of agreement "
-                f"{history.agreement_id!r}",
-            )
-        case ev.PriorityChanged():
-            _check_priority(payload.priority)
-        case _:
-            pass
-    root_cause = getattr(payload, "root_cause", None)
-    if root_cause is not None and root_cause not in (
-        *providers, ROOT_CAUSE_CUSTOMER, ROOT_CAUSE_THIRD_PARTY
-    ):
-        raise TimelineViolation(
-            "invalid_root_cause",
-            f"root cause {root_cause!r} is not a provider of agreement "
-            f"{history.agreement_id!r}, {ROOT_CAUSE_CUSTOMER!r} or {ROOT_CAUSE_THIRD_PARTY!r}",
-        )
-
-
-def _check_priority(priority: str) -> None:
-    # The codec already refuses these; events built in code must not slip by.
-    if priority not in PRIORITIES:
-        raise InvalidArgument("priority", f"must be one of P1..P4, got {priority!r}")
-
-
-def _check_retraction(
-    earlier: Sequence[ev.LedgerEvent], new: ev.LedgerEvent
-) -> ev.LedgerEvent:
-    """Spec 10.6 and 11.1 on the target itself; returns it. `earlier` are the
-    events stored before the retraction."""
-    retraction = new.payload
-    assert isinstance(retraction, ev.Retracted)
-    target: ev.LedgerEvent | None = None
-    for event in earlier:
-        payload = event.payload
-        if isinstance(payload, ev.Retracted) and payload.target_event_id == (
-            retraction.target_event_id
-        ):
-            raise TimelineViolation(
-                "already_retracted",
-                f"event {retraction.target_event_id!r} is already retracted",
-            )
-        if event.event_id == retraction.target_event_id:
-            target = event
-    if target is None:
-        raise TimelineViolation(
-            "unknown_target",
-            f"retracted names {retraction.target_event_id!r}, not a stored event of "
-            f"this incident",
-        )
-    if isinstance(target.payload, ev.Opened):
-        raise TimelineViolation(
-            "cannot_retract_opened", "opened cannot be retracted (void the incident instead)"
-        )
-    if isinstance(target.payload, ev.Retracted):
-        raise TimelineViolation("cannot_retract_retraction", "a retraction cannot be retracted")
-    if target.actor != new.actor:
-        raise TimelineViolation(
-            "not_own_event",
-            f"retracted by {new.actor!r} names {target.type} at position {target.position} "
-            f"by {target.actor!r}: corrections are one's own (sla-semantics 11.1)",
-        )
-    return target
