@@ -1,4 +1,5 @@
-"""Verifiable-log benchmarks (issue 4). Results and how to read them: bench/README.md.
+"""Verifiable-log benchmarks: appends with the Merkle projection, proof latency,
+bundle verification. Results and how to read them: bench/README.md.
 
   python -m bench.audit_bench append --db URL [--events 20000] [--batch 10]
       append throughput through LedgerService, without and with the Merkle

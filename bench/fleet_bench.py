@@ -1,4 +1,6 @@
-"""Fleet benchmarks (issue 15). Results and how to read them: bench/README.md.
+"""Fleet benchmarks: replica startup and memory, proof latency from the
+database, three replicas against one. Results and how to read them:
+bench/README.md.
 
   python -m bench.fleet_bench proofs --db URL [--leaves 1000000] [--samples 2000]
       a stored tree of N leaves (leaves, subtree hashes and the tracking

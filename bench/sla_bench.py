@@ -1,4 +1,4 @@
-"""SLA engine benchmarks (issue 3). Results and how to read them: bench/README.md.
+"""SLA read-model benchmarks. Results and how to read them: bench/README.md.
 
   python -m bench.sla_bench generate --db URL     the histories (once)
   python -m bench.sla_bench rebuild --db URL      rebuild rate vs a plain psycopg read

@@ -1,4 +1,5 @@
-"""Tampering noticed while the ledger runs (issue 10, item 5).
+"""Tampering noticed while the ledger runs: every event read is checked
+against its leaf in the Merkle log, and a background scrub walks the rest.
 
 The Merkle log (``audit_leaves`` and the subtree hashes over them, checked
 against the signed checkpoints) holds the leaf hash of every event as it was

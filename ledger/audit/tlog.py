@@ -1,6 +1,11 @@
-"""The ledger's side of the verifiable log, transport-free: the Merkle tree
-over stored events, checkpoint issuing and proofs as the audit service
-(proto/ledger/v1/audit.proto) returns them. Times are parameters (µs)."""
+"""A verifiable log in memory, transport-free: the Merkle tree over stored
+events, checkpoint issuing and proofs as the audit service
+(proto/ledger/v1/audit.proto) returns them. Times are parameters (µs).
+
+The running ledger keeps its tree in the database (projections.audit_log);
+the tests use this one as the reference its answers are checked against, and
+as the log of shard heads. The value types both return (SignedCheckpoint,
+InclusionProof) live here."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Who may do what (issue 2, "identity and access").
+"""Who may do what: the principal behind a call and the checks of what it
+may read and write.
 
 A principal is an org acting in a role. Providers and customers act for their
 own org and see only the agreements they are party to; an auditor reads

@@ -81,7 +81,8 @@ class IncidentServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListIncidents(self, request, context):
-        """Incidents the caller may see, filtered, in (opened_at, incident_id) order.
+        """Incidents the caller may see, filtered, in (incident_id, agreement_id)
+        order: one incident id may stand in several agreements.
         Returns INVALID_ARGUMENT (bad filter or page token), UNAUTHENTICATED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

@@ -50,7 +50,8 @@ class IncidentServiceStub:
     Returns NOT_FOUND (also when the caller is not a party), UNAUTHENTICATED.
     """
     ListIncidents: _grpc.UnaryUnaryMultiCallable[_incidents_pb2.ListIncidentsRequest, _incidents_pb2.ListIncidentsResponse]
-    """Incidents the caller may see, filtered, in (opened_at, incident_id) order.
+    """Incidents the caller may see, filtered, in (incident_id, agreement_id)
+    order: one incident id may stand in several agreements.
     Returns INVALID_ARGUMENT (bad filter or page token), UNAUTHENTICATED.
     """
 
@@ -76,7 +77,8 @@ class IncidentServiceAsyncStub(IncidentServiceStub):
     Returns NOT_FOUND (also when the caller is not a party), UNAUTHENTICATED.
     """
     ListIncidents: _aio.UnaryUnaryMultiCallable[_incidents_pb2.ListIncidentsRequest, _incidents_pb2.ListIncidentsResponse]  # type: ignore[assignment]
-    """Incidents the caller may see, filtered, in (opened_at, incident_id) order.
+    """Incidents the caller may see, filtered, in (incident_id, agreement_id)
+    order: one incident id may stand in several agreements.
     Returns INVALID_ARGUMENT (bad filter or page token), UNAUTHENTICATED.
     """
 
@@ -117,7 +119,8 @@ class IncidentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _incidents_pb2.ListIncidentsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_incidents_pb2.ListIncidentsResponse, _abc.Awaitable[_incidents_pb2.ListIncidentsResponse]]:
-        """Incidents the caller may see, filtered, in (opened_at, incident_id) order.
+        """Incidents the caller may see, filtered, in (incident_id, agreement_id)
+        order: one incident id may stand in several agreements.
         Returns INVALID_ARGUMENT (bad filter or page token), UNAUTHENTICATED.
         """
 
