@@ -139,7 +139,7 @@ async def _report_latency(args: argparse.Namespace) -> dict[str, Any]:
 
 def _month_positions(store: Any) -> tuple[int, int]:
     """(first, last) ledger positions of the month agreement's events."""
-    from ledger.adapters.eventstore import agreement_stream
+    from ledger.domain.streams import agreement_stream
 
     registered = store.load_stream(agreement_stream(MONTH))[0].position
     return registered + 1, store.max_position()

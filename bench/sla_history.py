@@ -18,12 +18,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ledger.adapters.eventstore import EventStore, StreamWrite, stream_for
+from ledger.adapters.eventstore import EventStore
 from ledger.application.ledger_service import LedgerService, content_hash
+from ledger.application.ports import StreamWrite
 from ledger.domain.access import LOCAL_ADMIN
 from ledger.domain.agreements import AgreementTerms
 from ledger.domain.codec import event_from_dict
 from ledger.domain.instants import format_instant, parse_instant
+from ledger.domain.streams import stream_for
 from ledger.domain.terms_parsing import parse_terms
 
 DEMO = Path(__file__).resolve().parents[1] / "ledger" / "demo" / "herts-2026-10.json"

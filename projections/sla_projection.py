@@ -28,12 +28,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ledger.adapters.eventstore import EventStore
-from ledger.application.agreements import load_history
 from ledger.domain import events as ev
 from ledger.domain.agreements import AgreementHistory
+from ledger.domain.history import history_from_events
 from ledger.domain.sla.api import cut_history
 from ledger.domain.sla.facts import fold_incident
 from ledger.domain.sla.period import incident_period
+from ledger.domain.streams import agreement_stream
 from projections.sla_facts_to_rows import (
     CLOCK_COLUMNS,
     ClockRow,
@@ -194,7 +195,8 @@ class SlaProjection:
         cached = self._histories.get(agreement_id)
         if cached is not None and cached[0] == upto:
             return cached[1]
-        history = load_history(self.store, agreement_id, upto)
+        history = history_from_events(
+            agreement_id, self.store.load_stream(agreement_stream(agreement_id)), upto)
         self._histories[agreement_id] = (upto, history)
         return history
 

@@ -20,8 +20,8 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ledger.adapters.eventstore import EventStore
-from ledger.application.agreements import load_history
 from ledger.domain.agreements import AgreementHistory
+from ledger.domain.history import history_from_events
 from ledger.domain.sla.api import cut_history
 from ledger.domain.sla.clocks import OUTCOMES, Outcome
 from ledger.domain.sla.facts import IncidentFacts, facts_from_dict, facts_valid_at, fold_incident
@@ -33,6 +33,7 @@ from ledger.domain.sla.period import (
     tally_clocks,
 )
 from ledger.domain.sla.render import period_report
+from ledger.domain.streams import agreement_stream
 from projections.sla_facts_to_rows import (
     CLOCK_COLUMNS,
     ClockRow,
@@ -88,7 +89,8 @@ class SlaReadModel:
             return read_position(tx, NAME)[0]
 
     def history_at(self, agreement_id: str, position: int) -> AgreementHistory | None:
-        return load_history(self.store, agreement_id, position)
+        return history_from_events(
+            agreement_id, self.store.load_stream(agreement_stream(agreement_id)), position)
 
     def facts_at(self, tx: Tx, rows: Iterable[tuple[Any, ...]], evaluated_at: int,
                  position: int) -> list[IncidentFacts]:

@@ -14,12 +14,14 @@ import threading
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 from eventsourcing.persistence import IntegrityError, StoredEvent
 
+from ledger.adapters.db_errors import database_error
+from ledger.adapters.migrations import migrate
 from ledger.adapters.recorders import (
     LOG_TABLE,
     LogRow,
@@ -29,54 +31,11 @@ from ledger.adapters.recorders import (
     make_postgres_recorder,
     make_sqlite_recorder,
 )
+from ledger.application.ports import StreamWrite, VersionConflict
 from ledger.domain.codec import event_from_stored, event_to_dict
+from ledger.domain.errors import DomainError
 from ledger.domain.events import LedgerEvent
-
-_NAMESPACE = uuid.UUID("5b1f5e8e-3a57-4c1e-9f0e-6c2d7d0a51a1")
-
-
-def stream_uuid(kind: str, ident: str) -> uuid.UUID:
-    return uuid.uuid5(_NAMESPACE, f"{kind}:{ident}")
-
-
-def incident_name(agreement_id: str, incident_id: str) -> str:
-    """An incident's stream name: ids are scoped by agreement (reading 28; ids
-    cannot hold "/"). ``ledger_log.stream`` keeps ``incident:ID`` (``log_stream``)."""
-    return f"incident:{agreement_id}/{incident_id}"
-
-
-def incident_stream(agreement_id: str, incident_id: str) -> uuid.UUID:
-    return stream_for(incident_name(agreement_id, incident_id))
-
-
-def log_stream(name: str) -> str:
-    """The ``ledger_log.stream`` value of a stream name (rows carry their agreement)."""
-    if name.startswith("incident:") and "/" in name:
-        return "incident:" + name.split("/", 1)[1]
-    return name
-
-
-def agreement_stream(agreement_id: str) -> uuid.UUID:
-    return stream_uuid("agreement", agreement_id)
-
-
-def stream_for(name: str) -> uuid.UUID:
-    """The library originator id of a stream name ("incident:ID" or "agreement:ID")."""
-    kind, ident = name.split(":", 1)
-    return stream_uuid(kind, ident)
-
-
-class VersionConflict(Exception):
-    """Another writer appended to one of the streams (or used an event_id) first."""
-
-
-@dataclass(frozen=True, slots=True)
-class StreamWrite:
-    name: str
-    stream: uuid.UUID
-    expected_version: int
-    events: tuple[LedgerEvent, ...]
-    content_hashes: tuple[str, ...]
+from ledger.domain.streams import log_stream, stream_for
 
 
 def encode_state(event: LedgerEvent) -> bytes:
@@ -320,6 +279,9 @@ class EventStore:
                     decode_state(bytes(state), int(pos)))
         return out
 
+    def database_error(self, exc: BaseException) -> DomainError | None:
+        return database_error(exc)
+
     def close(self) -> None:
         self.recorder.datastore.close()
 
@@ -358,8 +320,6 @@ def open_store(url: str) -> EventStore:
 
 
 def _migrated(store: EventStore) -> EventStore:
-    from ledger.adapters.migrations import migrate
-
     try:
         migrate(store)
     except BaseException:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ledger.adapters.recorders import LOG_TABLE
+from ledger.domain.streams import stream_uuid
 
 SCOPED_INDEX = f"{LOG_TABLE}_agreement_event"
 STREAM_INDEX = f"{LOG_TABLE}_stream_name"
@@ -30,7 +31,7 @@ _COLUMNS = ("position, event_id, content_hash, originator_id, originator_version
             "stream, agreement_id")
 
 
-def _rekey(rows: list[tuple[Any, str, str]], stream_uuid: Callable[[str, str], uuid.UUID],
+def _rekey(rows: list[tuple[Any, str, str]],
            key: Callable[[uuid.UUID], Any]) -> list[tuple[Any, Any]]:
     """(old key, new key) of every incident stream still keyed by its id alone."""
     moves = []
@@ -43,15 +44,13 @@ def _rekey(rows: list[tuple[Any, str, str]], stream_uuid: Callable[[str, str], u
 
 
 def migrate(store: Any) -> None:
-    from ledger.adapters.eventstore import stream_uuid
-
     if store.is_postgres:
-        _migrate_postgres(store, stream_uuid)
+        _migrate_postgres(store)
     else:
-        _migrate_sqlite(store, stream_uuid)
+        _migrate_sqlite(store)
 
 
-def _migrate_sqlite(store: Any, stream_uuid: Callable[[str, str], uuid.UUID]) -> None:
+def _migrate_sqlite(store: Any) -> None:
     with store.recorder.datastore.transaction(commit=True) as c:
         c.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (LOG_TABLE,))
         row = c.fetchone()
@@ -59,7 +58,7 @@ def _migrate_sqlite(store: Any, stream_uuid: Callable[[str, str], uuid.UUID]) ->
             return
         c.execute(f"SELECT DISTINCT originator_id, stream, agreement_id FROM {LOG_TABLE} "
                   "WHERE stream LIKE 'incident:%'")
-        moves = _rekey([tuple(r) for r in c.fetchall()], stream_uuid, lambda u: u.hex)
+        moves = _rekey([tuple(r) for r in c.fetchall()], lambda u: u.hex)
         swaps = [(new, old) for old, new in moves]
         c.executemany("UPDATE stored_events SET originator_id = ? WHERE originator_id = ?", swaps)
         c.executemany(f"UPDATE {LOG_TABLE} SET originator_id = ? WHERE originator_id = ?", swaps)
@@ -83,7 +82,7 @@ def _migrate_sqlite(store: Any, stream_uuid: Callable[[str, str], uuid.UUID]) ->
             c.execute(statement)
 
 
-def _migrate_postgres(store: Any, stream_uuid: Callable[[str, str], uuid.UUID]) -> None:
+def _migrate_postgres(store: Any) -> None:
     datastore = store.recorder.datastore
     schema = datastore.schema
     check = ("SELECT 1 FROM pg_constraint c JOIN pg_namespace n ON n.oid = c.connamespace "
@@ -110,7 +109,7 @@ def _migrate_postgres(store: Any, stream_uuid: Callable[[str, str], uuid.UUID]) 
         curs.execute("CREATE TEMP TABLE ledger_rekey (old uuid PRIMARY KEY, new uuid NOT NULL) "
                      "ON COMMIT DROP")
         with curs.copy("COPY ledger_rekey (old, new) FROM STDIN") as copy:
-            for old, new in _rekey(rows, stream_uuid, lambda u: u):
+            for old, new in _rekey(rows, lambda u: u):
                 copy.write_row((old, new))
         curs.execute("ANALYZE ledger_rekey")
         for table in (events_table, log_table):

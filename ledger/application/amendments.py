@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from ledger.adapters.eventstore import EventStore
-from ledger.application.agreements import history_from_events
+from ledger.application.ports import EventStore
 from ledger.domain import events as ev
 from ledger.domain.agreements import AgreementHistory
 from ledger.domain.errors import DomainError, TimelineViolation, quote
+from ledger.domain.history import history_from_events
 from ledger.domain.validation import check_incident_event
 
 #: Sorts the amendment after every stored event of its agreement.

@@ -19,12 +19,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from ledger.adapters.eventstore import StreamWrite, incident_name, stream_for
+from ledger.application.ports import StreamWrite
 from ledger.domain import events as ev
 from ledger.domain.access import Principal
 from ledger.domain.agreements import AgreementHistory
 from ledger.domain.errors import AlreadyExists, DomainError, NotFound
 from ledger.domain.incident_state import IncidentState, validity_state
+from ledger.domain.streams import incident_name, stream_for
 from ledger.domain.validation import check_appended, check_maintenance_event
 
 #: Pending events sort after every stored one on the timeline.

@@ -13,15 +13,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ledger.adapters.eventstore import EventStore
 from ledger.application.integrity import Integrity
 from ledger.application.ledger_service import LedgerService
+from ledger.application.ports import AuditLog, EventStore
 from ledger.application.scoping import visible_agreement_of
 from ledger.audit.leaf import leaf_bytes
 from ledger.audit.tlog import InclusionProof, SignedCheckpoint
 from ledger.domain.access import Principal
 from ledger.domain.errors import InvalidArgument, NotFound, OutOfRange, Unavailable
-from projections.audit_log import AuditLog
 
 MAX_LEAF_HASHES = 65536  # 2 MiB per page
 MAX_LEAVES = 10_000

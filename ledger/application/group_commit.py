@@ -22,7 +22,6 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from ledger.adapters.db_errors import database_error
 from ledger.application.appends import AppendResult
 from ledger.application.ledger_service import LedgerService
 from ledger.application.observer import LedgerObserver
@@ -150,7 +149,7 @@ class GroupCommitter:
             outcomes = self.service.append_group(
                 [(c.principal, c.events) for c in live])  # type: ignore[misc]
         except Exception as exc:
-            retryable = database_error(exc)
+            retryable = self.service.store.database_error(exc)
             for call in live:
                 call.future.set_exception(retryable if retryable is not None else exc)
             return
@@ -163,11 +162,10 @@ class GroupCommitter:
                 self.observer.appended(call.events, outcome, seconds)
                 call.future.set_result(outcome)
 
-    @staticmethod
-    def _run_alone(call: _Call) -> None:
+    def _run_alone(self, call: _Call) -> None:
         assert call.run is not None
         try:
             call.future.set_result(call.run())
         except Exception as exc:
-            retryable = database_error(exc)
+            retryable = self.service.store.database_error(exc)
             call.future.set_exception(retryable if retryable is not None else exc)

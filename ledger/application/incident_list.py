@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from ledger.application.incidents import IncidentSummary, summarise
 from ledger.application.ledger_service import LedgerService
+from ledger.application.ports import SlaReadModel
 from ledger.domain.access import Principal
 from ledger.domain.sla.facts import IncidentFacts
-from projections.sla_read_model import SlaReadModel
 
 
 @dataclass(frozen=True, slots=True)

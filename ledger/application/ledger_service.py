@@ -15,18 +15,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from ledger.adapters.db_errors import database_error
-from ledger.adapters.eventstore import (
-    EventStore,
-    StreamWrite,
-    VersionConflict,
-    incident_name,
-    stream_for,
-)
-from ledger.application.agreements import history_from_events
 from ledger.application.amendments import check_stored_timelines
 from ledger.application.appends import AppendResult, Group, key_of, stream_name
 from ledger.application.incident_states import IncidentStates
+from ledger.application.ports import EventStore, StreamWrite, VersionConflict
 from ledger.application.scoping import visible_agreement_of
 from ledger.domain import events as ev
 from ledger.domain.access import Principal
@@ -41,7 +33,9 @@ from ledger.domain.errors import (
     PermissionDenied,
     quote,
 )
+from ledger.domain.history import history_from_events
 from ledger.domain.instants import MICROS_PER_MINUTE
+from ledger.domain.streams import incident_name, stream_for
 from ledger.domain.validation import check_amendment
 
 __all__ = ["AppendResult", "LedgerService", "content_hash"]
@@ -239,7 +233,7 @@ class LedgerService:
             except VersionConflict:
                 continue  # another process moved a stream: re-read and re-check
             except Exception as exc:
-                retryable = database_error(exc)
+                retryable = self.store.database_error(exc)
                 if retryable is None:
                     raise
                 # Nothing was stored: refused calls keep their own answer,

@@ -18,14 +18,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.adapters.eventstore import EventStore, incident_stream
-from ledger.application.agreements import history_from_events, load_history
+from ledger.application.ports import EventStore, SlaReadModel
 from ledger.application.scoping import visible_agreement_of
 from ledger.domain import events as ev
 from ledger.domain.access import Principal
 from ledger.domain.agreements import AgreementHistory
 from ledger.domain.codec import event_to_dict
 from ledger.domain.errors import InvalidArgument, NotFound, OutOfRange
+from ledger.domain.history import history_from_events
 from ledger.domain.instants import format_instant
 from ledger.domain.sla.api import (
     compute_downtime_timeline,
@@ -35,7 +35,7 @@ from ledger.domain.sla.api import (
 )
 from ledger.domain.sla.render import incident_view
 from ledger.domain.sla.restatement import report_changes
-from projections.sla_read_model import SlaReadModel
+from ledger.domain.streams import agreement_stream, incident_stream
 
 _PERIOD = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
 
@@ -104,7 +104,8 @@ class ReportService:
         return check
 
     def _history(self, agreement_id: str, upto: int) -> AgreementHistory | None:
-        return load_history(self.store, agreement_id, upto)
+        return history_from_events(agreement_id,
+                                   self.store.load_stream(agreement_stream(agreement_id)), upto)
 
     def _agreement_events(self, principal: Principal, agreement_id: str,
                           upto: int) -> tuple[AgreementHistory, dict[str, list[ev.LedgerEvent]]]:

@@ -16,8 +16,8 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 
-from ledger.adapters.eventstore import EventStore
 from ledger.application.integrity import Integrity
+from ledger.application.ports import EventStore
 from ledger.domain.errors import Corrupted
 from ledger.domain.events import LedgerEvent
 

@@ -300,7 +300,7 @@ def replay_report(events: list[LedgerEvent], log_size: int, agreement_id: str, p
                   evaluated_at: int, cut: str | None) -> dict[str, Any]:
     """The period report computed from the bundle's events, as the server
     computes it (ledger.application.reports) for the same question."""
-    from ledger.application.agreements import history_from_events
+    from ledger.domain.history import history_from_events
     from ledger.domain.sla.api import compute_period_report
 
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", period):

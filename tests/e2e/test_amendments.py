@@ -18,11 +18,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ledger.adapters.scenario import read_scenario
-from ledger.application.agreements import history_from_events
 from ledger.cli.load import load_scenario
 from ledger.domain import events as ev
 from ledger.domain.agreements import TermsChanges
 from ledger.domain.errors import InvalidArgument
+from ledger.domain.history import history_from_events
 from ledger.domain.instants import parse_instant
 from ledger.domain.terms_parsing import parse_terms, parse_terms_changes
 from ledger.domain.validation import check_amendment

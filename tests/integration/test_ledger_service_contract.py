@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
-from ledger.adapters.eventstore import EventStore, VersionConflict, incident_stream, open_store
+from ledger.adapters.eventstore import EventStore, open_store
 from ledger.application.ledger_service import AppendResult, LedgerService
+from ledger.application.ports import VersionConflict
 from ledger.domain import events as ev
 from ledger.domain.access import LOCAL_ADMIN, Principal
 from ledger.domain.codec import event_from_dict
@@ -28,6 +29,7 @@ from ledger.domain.errors import (
     TimelineViolation,
 )
 from ledger.domain.instants import parse_instant
+from ledger.domain.streams import incident_stream
 from ledger.domain.terms_parsing import parse_terms
 from ledger.domain.validation import check_incident_timeline
 

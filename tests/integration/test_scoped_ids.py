@@ -7,19 +7,14 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from ledger.adapters.eventstore import (
-    EventStore,
-    StreamWrite,
-    VersionConflict,
-    incident_stream,
-    open_store,
-    stream_uuid,
-)
+from ledger.adapters.eventstore import EventStore, open_store
 from ledger.adapters.recorders import make_postgres_recorder, make_sqlite_recorder
 from ledger.application.ledger_service import content_hash
+from ledger.application.ports import StreamWrite, VersionConflict
 from ledger.audit.leaf import event_leaf_hash
 from ledger.domain import events as ev
 from ledger.domain.instants import parse_instant
+from ledger.domain.streams import incident_stream, stream_uuid
 
 T0 = parse_instant("2026-10-01T00:00:00Z")
 

@@ -9,17 +9,12 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.adapters.eventstore import (
-    EventStore,
-    StreamWrite,
-    VersionConflict,
-    agreement_stream,
-    incident_stream,
-    open_store,
-)
+from ledger.adapters.eventstore import EventStore, open_store
 from ledger.application.ledger_service import content_hash
+from ledger.application.ports import StreamWrite, VersionConflict
 from ledger.domain import events as ev
 from ledger.domain.instants import parse_instant
+from ledger.domain.streams import agreement_stream, incident_stream
 
 T0 = parse_instant("2026-10-01T00:00:00Z")
 MINUTE = 60_000_000

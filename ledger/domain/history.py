@@ -1,20 +1,24 @@
-"""Agreement histories from their streams."""
+"""An agreement's history (terms versions, maintenance windows) folded from
+the events of its own stream."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ledger.adapters.eventstore import EventStore, agreement_stream
 from ledger.domain import events as ev
 from ledger.domain.agreements import AgreementHistory, MaintenanceWindow, TermsVersion
 
 
-def history_from_events(agreement_id: str, events: Sequence[ev.LedgerEvent]) -> AgreementHistory | None:
-    """Fold an agreement stream (in position order) into its history."""
+def history_from_events(agreement_id: str, events: Sequence[ev.LedgerEvent],
+                        upto: int | None = None) -> AgreementHistory | None:
+    """Fold an agreement stream (in position order) into its history; with
+    `upto`, as the stream stood at that ledger position."""
     versions: list[TermsVersion] = []
     windows: list[MaintenanceWindow] = []
     registered: ev.AgreementRegistered | None = None
     for event in events:
+        if upto is not None and event.position > upto:
+            continue
         payload = event.payload
         if isinstance(payload, ev.AgreementRegistered):
             registered = payload
@@ -33,9 +37,3 @@ def history_from_events(agreement_id: str, events: Sequence[ev.LedgerEvent]) -> 
     if not versions:
         return None
     return AgreementHistory(agreement_id, tuple(versions), tuple(windows))
-
-
-def load_history(store: EventStore, agreement_id: str, upto: int) -> AgreementHistory | None:
-    """The agreement as its own stream knows it at ledger position `upto`."""
-    events = [e for e in store.load_stream(agreement_stream(agreement_id)) if e.position <= upto]
-    return history_from_events(agreement_id, events)
