@@ -1,5 +1,5 @@
 """Shared fixtures: `database_url` (every store test runs on SQLite and on
-PostgreSQL) and a fake clock (no test reads the wall clock).
+PostgreSQL), `any_store` (those and the in-memory store) and a fake clock (no test reads the wall clock).
 
 PostgreSQL: PG_URL (default postgresql://postgres@127.0.0.1:5432/test) must be
 reachable; otherwise the postgres params are skipped, unless
@@ -19,6 +19,7 @@ import psycopg
 import pytest
 
 from ledger.adapters.eventstore import EventStore, open_store
+from ledger.adapters.memory_store import MemoryEventStore
 from ledger.domain.instants import parse_instant
 
 PG_URL = os.environ.get("SLA_LEDGER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -36,10 +37,19 @@ def _pg_unavailable(exc: Exception) -> None:
     pytest.skip(f"{message}; set SLA_LEDGER_REQUIRE_POSTGRES=1 to make this a failure")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+DATABASES = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """A URL for open_store naming an empty database private to this test."""
-    if request.param == "sqlite":
+    with _database(request.param, tmp_path) as url:
+        yield url
+
+
+@contextmanager
+def _database(kind: str, tmp_path: Path) -> Iterator[str]:
+    if kind == "sqlite":
         yield f"sqlite:///{tmp_path / 'ledger.db'}"  # absolute path: sqlite:////tmp/...
         return
     with private_schema() as schema:
@@ -100,3 +110,19 @@ def store(database_url: str) -> Iterator[EventStore]:
         yield s
     finally:
         s.close()
+
+
+@pytest.fixture(params=[*DATABASES, "memory"])
+def any_store(request: pytest.FixtureRequest,
+              tmp_path: Path) -> Iterator[EventStore | MemoryEventStore]:
+    """Each implementation of the event store port in turn: SQLite, PostgreSQL
+    and in memory (for suites that hold every store to one contract)."""
+    if request.param == "memory":
+        yield MemoryEventStore()
+        return
+    with _database(request.param, tmp_path) as url:
+        s = open_store(url)
+        try:
+            yield s
+        finally:
+            s.close()

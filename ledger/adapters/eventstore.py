@@ -9,7 +9,6 @@ primary key, atomic batches from inserting every stream's events in one
 
 from __future__ import annotations
 
-import json
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -31,23 +30,11 @@ from ledger.adapters.recorders import (
     make_postgres_recorder,
     make_sqlite_recorder,
 )
+from ledger.adapters.stored_state import decode_state, encode_state
 from ledger.application.ports import StreamWrite, VersionConflict
-from ledger.domain.codec import event_from_stored, event_to_dict
 from ledger.domain.errors import DomainError
 from ledger.domain.events import LedgerEvent
 from ledger.domain.streams import log_stream, stream_for
-
-
-def encode_state(event: LedgerEvent) -> bytes:
-    body = event_to_dict(event, stored=True)
-    del body["position"]  # assigned inside the insert transaction, kept in ledger_log
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-
-def decode_state(state: bytes, position: int) -> LedgerEvent:
-    body = json.loads(state)
-    body["position"] = position  # cheaper than dataclasses.replace afterwards
-    return event_from_stored(body)
 
 
 class EventStore:

@@ -1,5 +1,6 @@
 """The ports: what the application needs from the world outside it, as
-Protocols. The event store (ledger.adapters.eventstore), the SLA read model
+Protocols. The event store (ledger.adapters.eventstore on SQLite and
+PostgreSQL, ledger.adapters.memory_store in memory), the SLA read model
 (projections.sla_read_model) and the transparency log (projections.audit_log)
 implement them; the composition root wires the implementations in.
 """

@@ -1,4 +1,4 @@
-"""LedgerService write contract on SQLite and PostgreSQL (`database_url`):
+"""LedgerService write contract on SQLite, PostgreSQL and the in-memory store:
 the worked herts scenario appended event by event, atomic batches, real
 concurrent writers, and the permission rules.
 """
@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 
-from ledger.adapters.eventstore import EventStore, open_store
+from ledger.adapters.eventstore import EventStore as SqlEventStore
+from ledger.adapters.eventstore import open_store
+from ledger.adapters.memory_store import MemoryEventStore
 from ledger.application.ledger_service import AppendResult, LedgerService
 from ledger.application.ports import VersionConflict
 from ledger.domain import events as ev
@@ -43,8 +45,16 @@ def scenario() -> dict[str, Any]:
     return data
 
 
+Store = SqlEventStore | MemoryEventStore
+
+
 @pytest.fixture
-def service(store: EventStore, clock: Callable[[], int]) -> LedgerService:
+def store(any_store: Store) -> Store:
+    return any_store
+
+
+@pytest.fixture
+def service(store: Store, clock: Callable[[], int]) -> LedgerService:
     return LedgerService(store, clock)
 
 
@@ -76,7 +86,7 @@ def opened(event_id: str, incident: str, at: str = "2026-10-10T09:00:00Z",
                           service="desktop", priority="P2", custody=custody)
 
 
-def assert_gap_free(store: EventStore) -> list[ev.LedgerEvent]:
+def assert_gap_free(store: Store) -> list[ev.LedgerEvent]:
     log = store.read_log(0, limit=100_000)
     assert [e.position for e in log] == list(range(1, len(log) + 1))
     assert store.max_position() == len(log)
@@ -85,7 +95,7 @@ def assert_gap_free(store: EventStore) -> list[ev.LedgerEvent]:
 
 # -- the worked scenario ----------------------------------------------------------
 
-def test_herts_scenario_event_by_event(service: LedgerService, store: EventStore) -> None:
+def test_herts_scenario_event_by_event(service: LedgerService, store: Store) -> None:
     data = scenario()
     assert register_herts(service) == AppendResult(f"register:{AGREEMENT}", 1, False)
     outcomes: dict[int, AppendResult | DomainError] = {}
@@ -135,20 +145,23 @@ def test_herts_scenario_event_by_event(service: LedgerService, store: EventStore
     for incident in incidents:
         events = service.incident_events(LOCAL_ADMIN, incident)
         check_incident_timeline(history, events)
+    if isinstance(store, MemoryEventStore):
+        return  # nothing to reopen
     # A fresh service over a fresh store sees the same thing.
-    again = LedgerService(open_store(store.url), service.clock)
+    reopened = open_store(store.url)
+    again = LedgerService(reopened, service.clock)
     try:
         assert [e.event_id for e in again.incident_events(LOCAL_ADMIN, "INC-1010")] == [
             e.event_id for e in service.incident_events(LOCAL_ADMIN, "INC-1010")]
         (dup,) = again.append(LOCAL_ADMIN, [event_from_dict(data["events"][0])])
         assert dup == AppendResult(data["events"][0]["event_id"], 2, True)
     finally:
-        again.store.close()
+        reopened.close()
 
 
 # -- batches ------------------------------------------------------------------
 
-def test_batch_with_one_invalid_event_stores_nothing(service: LedgerService, store: EventStore) -> None:
+def test_batch_with_one_invalid_event_stores_nothing(service: LedgerService, store: Store) -> None:
     register_herts(service)
     service.append(LOCAL_ADMIN, [opened("o-1", "INC-1")])
     before = store.max_position()
@@ -175,7 +188,7 @@ def test_batch_with_one_invalid_event_stores_nothing(service: LedgerService, sto
     assert_gap_free(store)
 
 
-def test_batch_positions_follow_request_order(service: LedgerService, store: EventStore) -> None:
+def test_batch_positions_follow_request_order(service: LedgerService, store: Store) -> None:
     register_herts(service)
     batch = [
         opened("o-1", "INC-1"),
@@ -189,7 +202,7 @@ def test_batch_positions_follow_request_order(service: LedgerService, store: Eve
     assert [r.position for r in results] == [2, 3, 4]
 
 
-def test_batch_within_itself_is_validated_in_order(service: LedgerService, store: EventStore) -> None:
+def test_batch_within_itself_is_validated_in_order(service: LedgerService, store: Store) -> None:
     register_herts(service)
     batch = [
         opened("o-1", "INC-1"),
@@ -203,7 +216,7 @@ def test_batch_within_itself_is_validated_in_order(service: LedgerService, store
 
 
 def test_changed_content_under_a_stored_event_id_is_refused(service: LedgerService,
-                                                            store: EventStore) -> None:
+                                                            store: Store) -> None:
     register_herts(service)
     service.append(LOCAL_ADMIN, [opened("o-1", "INC-1")])
     before = store.read_log_raw(0, 100)
@@ -228,7 +241,7 @@ class GatedStore:
     writer at a barrier: both writes are prepared against the same stream
     version, so one of them must hit a real VersionConflict."""
 
-    inner: EventStore
+    inner: SqlEventStore
     barrier: threading.Barrier
     conflicts: list[str] = field(default_factory=list)
     local: threading.local = field(default_factory=threading.local)
@@ -272,7 +285,7 @@ def test_concurrent_writers_to_one_incident(database_url: str, clock: Callable[[
 
     barrier = threading.Barrier(2)
     stores = [GatedStore(open_store(database_url), barrier) for _ in range(2)]
-    services = [LedgerService(s, clock) for s in stores]  # type: ignore[arg-type]
+    services = [LedgerService(s, clock) for s in stores]
     rounds = 25
     base = parse_instant("2026-10-10T00:00:00Z")
 
@@ -362,7 +375,7 @@ def test_stale_cache_conflict_is_retried_with_fresh_state(database_url: str,
     a_store, b_store = open_store(database_url), open_store(database_url)
     try:
         counting = GatedStore(a_store, threading.Barrier(1))
-        a = LedgerService(counting, clock)  # type: ignore[arg-type]
+        a = LedgerService(counting, clock)
         b = LedgerService(b_store, clock)
         register_herts(a)
         a.append(LOCAL_ADMIN, [opened("open", "INC-S")])
@@ -402,7 +415,7 @@ def parties(service: LedgerService) -> LedgerService:
     return service
 
 
-def test_auditor_cannot_append(parties: LedgerService, store: EventStore) -> None:
+def test_auditor_cannot_append(parties: LedgerService, store: Store) -> None:
     before = store.max_position()
     with pytest.raises(PermissionDenied):
         parties.append(AUDITOR, [incident_event("r-1", "INC-1", "responded",
@@ -418,7 +431,7 @@ def test_auditor_cannot_append(parties: LedgerService, store: EventStore) -> Non
     assert [e.event_id for e in parties.incident_events(AUDITOR, "INC-1")] == ["o-1"]
 
 
-def test_provider_cannot_act_for_another_org(parties: LedgerService, store: EventStore) -> None:
+def test_provider_cannot_act_for_another_org(parties: LedgerService, store: Store) -> None:
     before = store.max_position()
     with pytest.raises(PermissionDenied):
         parties.append(BT, [incident_event("r-1", "INC-1", "responded",
@@ -443,7 +456,7 @@ def test_provider_cannot_act_for_another_org(parties: LedgerService, store: Even
 
 @pytest.mark.parametrize("attempt", ["open", "respond", "read"])
 def test_foreign_provider_gets_not_found_for_the_agreement(
-    parties: LedgerService, store: EventStore, attempt: str
+    parties: LedgerService, store: Store, attempt: str
 ) -> None:
     before = store.max_position()
     with pytest.raises(NotFound) as info:
@@ -475,7 +488,7 @@ def test_foreign_provider_gets_not_found_for_the_agreement(
 
 
 def test_validate_only_checks_and_answers_like_an_append_and_stores_nothing(
-        service: LedgerService, store: EventStore) -> None:
+        service: LedgerService, store: Store) -> None:
     register_herts(service)
     events = [event_from_dict(raw, f"events[{i}]") for i, raw in enumerate(scenario()["events"][:12])]
     before = store.max_position()

@@ -1,4 +1,4 @@
-"""EventStore contract, identical on SQLite and PostgreSQL (`database_url`).
+"""EventStore contract, identical on SQLite, PostgreSQL and in memory (`any_store`).
 
 The store is exercised directly (no validation): positions are gap-free,
 conflicts store nothing, multi-stream batches are atomic, idempotency keys
@@ -7,9 +7,13 @@ are durable, reads page correctly, stored bytes never change.
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
-from ledger.adapters.eventstore import EventStore, open_store
+from ledger.adapters.eventstore import EventStore as SqlEventStore
+from ledger.adapters.eventstore import open_store
+from ledger.adapters.memory_store import MemoryEventStore
 from ledger.application.ledger_service import content_hash
 from ledger.application.ports import StreamWrite, VersionConflict
 from ledger.domain import events as ev
@@ -40,19 +44,32 @@ def write(events: list[ev.LedgerEvent], expected_version: int) -> StreamWrite:
                        tuple(content_hash(e) for e in events))
 
 
+Store = SqlEventStore | MemoryEventStore
+
+
+@pytest.fixture
+def store(any_store: Store) -> Store:
+    return any_store
+
+
 def positions(events: list[ev.LedgerEvent]) -> list[int]:
     return [e.position for e in events]
 
 
-def raw_state(store: EventStore, stream: object) -> list[tuple[int, bytes]]:
-    key = store._stream_key(stream)  # type: ignore[arg-type]
+def raw_state(store: Store, stream: uuid.UUID) -> list[tuple[int, bytes]]:
+    if isinstance(store, MemoryEventStore):
+        return [(r.version, r.state) for r in store.streams.get(stream, [])]
+    key = store._stream_key(stream)
     rows = store.query(
         f"SELECT originator_version, state FROM {store.events_table} "
         "WHERE originator_id = ? ORDER BY originator_version", (key,))
     return [(int(v), bytes(s)) for v, s in rows]
 
 
-def log_rows(store: EventStore) -> list[tuple[object, ...]]:
+def log_rows(store: Store) -> list[tuple[object, ...]]:
+    if isinstance(store, MemoryEventStore):
+        return [(r.position, r.event_id, r.content_hash, r.version, r.recorded_at, r.log_stream,
+                 r.agreement_id) for r in store.log]
     return store.query(
         f"SELECT position, event_id, content_hash, originator_version, recorded_at, stream, "
         f"agreement_id FROM {store.log_table} ORDER BY position")
@@ -60,7 +77,7 @@ def log_rows(store: EventStore) -> list[tuple[object, ...]]:
 
 # -- positions ------------------------------------------------------------------
 
-def test_positions_are_gap_free_across_streams_and_conflicts(store: EventStore) -> None:
+def test_positions_are_gap_free_across_streams_and_conflicts(store: Store) -> None:
     assert store.max_position() == 0
     assert store.append([write([event("a1", "INC-A"), event("a2", "INC-A", minute=1)], 0)], T0) == [1, 2]
     assert store.append([write([event("b1", "INC-B")], 0)], T0) == [3]
@@ -84,7 +101,7 @@ def test_positions_are_gap_free_across_streams_and_conflicts(store: EventStore) 
     assert [r[0] for r in log_rows(store)] == [1, 2, 3, 4, 5, 6]
 
 
-def test_stored_event_round_trips_with_position_and_recorded_at(store: EventStore) -> None:
+def test_stored_event_round_trips_with_position_and_recorded_at(store: Store) -> None:
     original = event("e1", "INC-A", payload=ev.Opened("svc", "P2", "bt", reporter="alice"))
     store.append([write([original], 0)], T0 + 7)
     (stored,) = store.load_stream(incident_stream("agr-a", "INC-A"))
@@ -96,7 +113,7 @@ def test_stored_event_round_trips_with_position_and_recorded_at(store: EventStor
 
 # -- conflicts and atomicity ------------------------------------------------------
 
-def test_version_conflict_stores_nothing(store: EventStore) -> None:
+def test_version_conflict_stores_nothing(store: Store) -> None:
     store.append([write([event("a1", "INC-A")], 0)], T0)
     before_log = log_rows(store)
     before_raw = raw_state(store, incident_stream("agr-a", "INC-A"))
@@ -110,7 +127,7 @@ def test_version_conflict_stores_nothing(store: EventStore) -> None:
     assert store.position_recorded_by(T0 + MINUTE) == 1
 
 
-def test_multi_stream_batch_is_atomic(store: EventStore) -> None:
+def test_multi_stream_batch_is_atomic(store: Store) -> None:
     store.append([write([event("a1", "INC-A")], 0)], T0)
     batch = [
         write([event("b1", "INC-B"), event("b2", "INC-B", minute=1)], 0),  # would succeed alone
@@ -127,7 +144,7 @@ def test_multi_stream_batch_is_atomic(store: EventStore) -> None:
     assert store.append([batch[0]], T0) == [2, 3]
 
 
-def test_batch_with_event_id_taken_in_second_stream_is_atomic(store: EventStore) -> None:
+def test_batch_with_event_id_taken_in_second_stream_is_atomic(store: Store) -> None:
     store.append([write([event("a1", "INC-A")], 0)], T0)
     with pytest.raises(VersionConflict):
         store.append([write([event("b1", "INC-B")], 0), write([event("a1", "INC-C")], 0)], T0)
@@ -163,7 +180,7 @@ def test_idempotency_keys_survive_reopening(database_url: str) -> None:
         reopened.close()
 
 
-def test_lookup_event_ids_handles_many_ids(store: EventStore) -> None:
+def test_lookup_event_ids_handles_many_ids(store: Store) -> None:
     events = [event(f"id-{i:04d}", "INC-A", minute=i) for i in range(1200)]
     store.append([write(events, 0)], T0)
     found = store.lookup_event_ids([("agr-a", e.event_id) for e in events] + [("agr-a", "missing")])
@@ -175,7 +192,7 @@ def test_lookup_event_ids_handles_many_ids(store: EventStore) -> None:
 # -- reads --------------------------------------------------------------------
 
 @pytest.fixture
-def seven(store: EventStore) -> EventStore:
+def seven(store: Store) -> Store:
     """Positions 1..7 over two agreements: a a b a b b a."""
     layout = [("INC-A1", "agr-a"), ("INC-A1", "agr-a"), ("INC-B1", "agr-b"),
               ("INC-A2", "agr-a"), ("INC-B1", "agr-b"), (None, "agr-b"), ("INC-A1", "agr-a")]
@@ -194,7 +211,7 @@ def seven(store: EventStore) -> EventStore:
     return store
 
 
-def test_read_log_pages_in_position_order(seven: EventStore) -> None:
+def test_read_log_pages_in_position_order(seven: Store) -> None:
     assert positions(seven.read_log(0, limit=3)) == [1, 2, 3]
     assert positions(seven.read_log(3, limit=3)) == [4, 5, 6]
     assert positions(seven.read_log(6, limit=3)) == [7]
@@ -209,7 +226,7 @@ def test_read_log_pages_in_position_order(seven: EventStore) -> None:
     assert seen == [1, 2, 3, 4, 5, 6, 7]
 
 
-def test_read_log_upto_is_inclusive(seven: EventStore) -> None:
+def test_read_log_upto_is_inclusive(seven: Store) -> None:
     assert positions(seven.read_log(0, upto=5)) == [1, 2, 3, 4, 5]
     assert positions(seven.read_log(3, limit=100, upto=5)) == [4, 5]
     assert positions(seven.read_log(3, limit=1, upto=5)) == [4]
@@ -218,7 +235,7 @@ def test_read_log_upto_is_inclusive(seven: EventStore) -> None:
     assert [p for p, _ in seven.read_log_raw(2, limit=10, upto=4)] == [3, 4]
 
 
-def test_read_agreement_filters_and_orders(seven: EventStore) -> None:
+def test_read_agreement_filters_and_orders(seven: Store) -> None:
     a = seven.read_agreement("agr-a")
     assert positions(a) == [1, 2, 4, 7]
     assert {e.agreement_id for e in a} == {"agr-a"}
@@ -230,13 +247,13 @@ def test_read_agreement_filters_and_orders(seven: EventStore) -> None:
     assert seven.read_agreement("agr-none") == []
 
 
-def test_stream_names(seven: EventStore) -> None:
+def test_stream_names(seven: Store) -> None:
     assert seven.stream_names("incident:") == ["incident:INC-A1", "incident:INC-A2", "incident:INC-B1"]
     assert seven.stream_names("incident:", "agr-b") == ["incident:INC-B1"]
     assert seven.stream_names("agreement:") == ["agreement:agr-b"]
 
 
-def test_position_recorded_by(seven: EventStore) -> None:
+def test_position_recorded_by(seven: Store) -> None:
     # Event i was recorded at T0 + i minutes.
     assert seven.position_recorded_by(T0) == 0
     assert seven.position_recorded_by(T0 + MINUTE - 1) == 0
@@ -247,7 +264,7 @@ def test_position_recorded_by(seven: EventStore) -> None:
     assert [e.recorded_at for e in seven.read_log(0)] == [T0 + i * MINUTE for i in range(1, 8)]
 
 
-def test_position_recorded_by_with_batches_sharing_an_instant(store: EventStore) -> None:
+def test_position_recorded_by_with_batches_sharing_an_instant(store: Store) -> None:
     store.append([write([event("a1", "INC-A"), event("a2", "INC-A", minute=1)], 0)], T0)
     store.append([write([event("b1", "INC-B")], 0)], T0)
     store.append([write([event("c1", "INC-C")], 0)], T0 + 1)
@@ -258,7 +275,7 @@ def test_position_recorded_by_with_batches_sharing_an_instant(store: EventStore)
 
 # -- immutability -------------------------------------------------------------
 
-def test_stored_events_are_never_updated(store: EventStore) -> None:
+def test_stored_events_are_never_updated(store: Store) -> None:
     original = event("e1", "INC-A", payload=ev.Resolved(root_cause="bt"))
     store.append([write([original], 0)], T0)
     before_raw = raw_state(store, incident_stream("agr-a", "INC-A"))
