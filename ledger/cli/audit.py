@@ -27,11 +27,10 @@ from ledger.audit.leaf import LeafError, event_from_leaf, leaf_bytes
 from ledger.audit.merkle import ProofError
 from ledger.audit.monitor import LogForkError
 from ledger.auditing import DEFAULT_ORIGIN, default_key_path
+from ledger.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, client_flags, make_client
 from ledger.domain.errors import InvalidArgument
 from ledger.domain.events import LedgerEvent
 from ledger.domain.instants import format_instant, parse_instant
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 class UsageError(Exception):
@@ -69,8 +68,6 @@ def _leaf_events(leaves: Iterator[tuple[int, bytes]]) -> Iterator[LedgerEvent]:
 
 
 def export_from_server(args: argparse.Namespace) -> int:
-    from ledger.cli.main import make_client
-
     with make_client(args) as client:
         response = client.audit.checkpoint(refresh=True)
         key = read_key(args.public_key) or Verifier.from_vkey(response.public_key)
@@ -202,8 +199,6 @@ def verify_directory(args: argparse.Namespace) -> int:
 
 def verify_live(args: argparse.Namespace) -> int:
     """Checks that the ledger's log today extends a checkpoint kept earlier."""
-    from ledger.cli.main import make_client
-
     old = _read_note(args.checkpoint)
     _pinned_or_refused(args, "the server", "its log")
     with make_client(args) as client:
@@ -274,7 +269,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         if args.database:
             from ledger.cli.scrub import verify_database
 
-            return verify_database(args)
+            return verify_database(args, lambda store: _database_key(store, args.key))
         raise UsageError("give a bundle directory, --checkpoint OLD to check a live "
                          "ledger (--target), or --database URL for a full scrub")
     except UsageError as exc:
@@ -355,7 +350,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
 # -- arguments --------------------------------------------------------------
 
 
-def add_parsers(sub: Any, client_flags: Any) -> None:
+def add_parsers(sub: Any) -> None:
     export = sub.add_parser("export", help="write an export bundle (events, checkpoint, key)",
                             description="Write an export bundle: events as JSON Lines (their "
                             "leaf encoding), the signed checkpoint, the public key and the "

@@ -9,10 +9,11 @@ import sys
 import time
 from typing import Any
 
+from ledger.cli.common import client_flags, make_client
 from ledger.domain.instants import format_instant, parse_duration, parse_instant
 
 
-def add_parsers(sub: Any, client_flags: Any) -> None:
+def add_parsers(sub: Any) -> None:
     disputes = sub.add_parser(
         "disputes", help="claims not in effect: what awaits an answer, and what was disputed",
         description="Claims (sla-semantics section 11) as they stand at an instant: a root "
@@ -45,7 +46,6 @@ def add_parsers(sub: Any, client_flags: Any) -> None:
 
 
 def cmd_disputes(args: argparse.Namespace) -> int:
-    from ledger.cli.main import make_client
     from ledger.grpc.convert import claim_to_dict
 
     try:
@@ -80,8 +80,6 @@ def claims_table(claims: list[dict[str, Any]]) -> str:
 
 
 def cmd_answer(args: argparse.Namespace) -> int:
-    from ledger.cli.main import make_client
-
     try:
         at = parse_instant(args.at) if args.at else time.time_ns() // 1000
     except ValueError as exc:

@@ -10,6 +10,7 @@ import shutil
 import sys
 from typing import Any
 
+from ledger.cli.common import make_client
 from ledger.domain.codec import event_to_dict
 from ledger.domain.instants import format_instant, parse_instant
 from ledger.grpc import convert
@@ -78,8 +79,6 @@ def _table(rows: list[list[str]], header: list[str], width: int | None = None) -
 
 
 def cmd_agreements(args: argparse.Namespace) -> int:
-    from ledger.cli.main import make_client
-
     with make_client(args) as client:
         agreements = [agreement_dict(a) for a in client.list_agreements()]
     if args.format == "json":
@@ -93,8 +92,6 @@ def cmd_agreements(args: argparse.Namespace) -> int:
 
 
 def cmd_agreement(args: argparse.Namespace) -> int:
-    from ledger.cli.main import make_client
-
     with make_client(args) as client:
         agreement = client.get_agreement(args.agreement_id)
     print(json.dumps(agreement_dict(agreement), indent=2, ensure_ascii=False))
@@ -102,8 +99,6 @@ def cmd_agreement(args: argparse.Namespace) -> int:
 
 
 def cmd_incidents(args: argparse.Namespace) -> int:
-    from ledger.cli.main import make_client
-
     evaluated = parse_instant(args.evaluated_at) if args.evaluated_at else None
     with make_client(args) as client:
         if args.at_risk:
@@ -142,7 +137,6 @@ def cmd_amend(args: argparse.Namespace) -> int:
     carry over (the server applies amendments in effective_from order)."""
     from pathlib import Path
 
-    from ledger.cli.main import make_client
     from ledger.domain.errors import InvalidArgument
     from ledger.domain.terms_parsing import parse_terms_changes
 

@@ -7,18 +7,20 @@ import asyncio
 import json
 import os
 import sys
-from importlib import resources
 from typing import Any
 
 import grpc
 
-DEFAULT_TARGET = "127.0.0.1:50051"
-DEFAULT_DATABASE = "sqlite:///var/ledger.db"
-EXIT_USAGE, EXIT_FAILED, EXIT_REJECTED = 2, 1, 3
-
-
-def _env(name: str, default: str | None = None) -> str | None:
-    return os.environ.get(f"SLA_LEDGER_{name}", default)
+from ledger.cli.common import (
+    DEFAULT_DATABASE,
+    DEFAULT_TARGET,
+    EXIT_FAILED,
+    EXIT_REJECTED,
+    EXIT_USAGE,
+    client_flags,
+    from_environment,
+    make_client,
+)
 
 
 def _version() -> str:
@@ -41,40 +43,35 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the gRPC server",
                            description="Run the ledger's gRPC server. Every flag has an "
                            "SLA_LEDGER_<FLAG> environment variable (e.g. SLA_LEDGER_DATABASE).")
-    serve.add_argument("--listen", default=_env("LISTEN", DEFAULT_TARGET),
+    serve.add_argument("--listen", default=DEFAULT_TARGET,
                        help="host:port to listen on (default %(default)s)")
-    serve.add_argument("--database", default=_env("DATABASE", DEFAULT_DATABASE),
+    serve.add_argument("--database", default=DEFAULT_DATABASE,
                        help="sqlite:///path.db or postgresql://user@host:port/db (default %(default)s)")
-    serve.add_argument("--principals", default=_env("PRINCIPALS"),
+    serve.add_argument("--principals",
                        help="principals file (token hashes); without it: loopback only, callers are admin")
-    serve.add_argument("--tls-cert", default=_env("TLS_CERT"), help="server certificate (PEM)")
-    serve.add_argument("--tls-key", default=_env("TLS_KEY"), help="server private key (PEM)")
-    serve.add_argument("--tls-client-ca", default=_env("TLS_CLIENT_CA"),
+    serve.add_argument("--tls-cert", help="server certificate (PEM)")
+    serve.add_argument("--tls-key", help="server private key (PEM)")
+    serve.add_argument("--tls-client-ca",
                        help="CA for client certificates: enables mutual TLS")
-    serve.add_argument("--metrics-listen", default=_env("METRICS_LISTEN", "127.0.0.1:9464"),
+    serve.add_argument("--metrics-listen", default="127.0.0.1:9464",
                        help="host:port of the Prometheus metrics listener (default %(default)s)")
-    serve.add_argument("--checkpoint-key", default=_env("CHECKPOINT_KEY"),
+    serve.add_argument("--checkpoint-key",
                        help="Ed25519 key file signing the log's checkpoints (generated if "
                        "missing); default next to a SQLite database, required on PostgreSQL")
-    serve.add_argument("--checkpoint-origin", default=_env("CHECKPOINT_ORIGIN", "sla-ledger"),
+    serve.add_argument("--checkpoint-origin", default="sla-ledger",
                        help="the log's name in its checkpoints and key (default %(default)s)")
-    serve.add_argument("--scrub-rate", type=int, default=int(_env("SCRUB_RATE", "2000") or 2000),
+    serve.add_argument("--scrub-rate", type=int, default=2000,
                        help="events re-hashed per second by the background integrity scrub "
                        "(0: off; default %(default)s)")
     serve.add_argument("--checkpoint-interval", type=float,
-                       default=float(_env("CHECKPOINT_INTERVAL", "60") or 60),
+                       default=60.0,
                        help="sign a checkpoint at least every SECONDS while the log grows "
                        "(default %(default)s)")
-    serve.add_argument("--http-listen", default=_env("HTTP_LISTEN"),
+    serve.add_argument("--http-listen",
                        help="host:port of the read-only web console (default: no console)")
     serve.add_argument("--demo", action="store_true",
                        help="load the worked Hertfordshire scenario once the server is up")
-
-    def client_flags(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--target", default=_env("TARGET", DEFAULT_TARGET),
-                       help="ledger address (default %(default)s)")
-        p.add_argument("--token", default=_env("TOKEN"), help="bearer token (or SLA_LEDGER_TOKEN)")
-        p.add_argument("--ca", default=_env("CA"), help="CA certificate to trust (enables TLS)")
+    from_environment(serve)
 
     load = sub.add_parser("load", help="append a scenario file through the API")
     load.add_argument("file", help="scenario file (JSON or YAML)")
@@ -154,20 +151,11 @@ def build_parser() -> argparse.ArgumentParser:
     from ledger.cli.principals import add_parser as add_principal
     from ledger.cli.projections import add_parser as add_rebuild
 
-    add_parsers(sub, client_flags)
-    add_claims(sub, client_flags)
-    add_rebuild(sub, _env("DATABASE", DEFAULT_DATABASE))
-    add_principal(sub, _env("PRINCIPALS"))
+    add_parsers(sub)
+    add_claims(sub)
+    add_rebuild(sub, DEFAULT_DATABASE)
+    add_principal(sub)
     return parser
-
-
-def make_client(args: argparse.Namespace) -> Any:
-    from pathlib import Path
-
-    from ledger.client import LedgerClient
-
-    root = Path(args.ca).read_bytes() if args.ca else None
-    return LedgerClient(args.target, token=args.token, root_certificates=root)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -254,10 +242,6 @@ def main(argv: list[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
-
-
-def demo_scenario_path() -> str:
-    return str(resources.files("ledger.demo").joinpath("herts-2026-10.json"))
 
 
 if __name__ == "__main__":

@@ -12,18 +12,20 @@ from pathlib import Path
 from typing import Any
 
 from ledger.adapters.principals_file import PrincipalsFileError, hash_token, parse_principals
+from ledger.cli.common import from_environment
 from ledger.domain.access import ROLES
 
 
-def add_parser(sub: Any, principals_default: str | None) -> None:
+def add_parser(sub: Any) -> None:
     principal = sub.add_parser("principal", help="manage the principals file")
     actions = principal.add_subparsers(dest="action", required=True, metavar="ACTION")
     add = actions.add_parser("add", help="add a principal; prints its new token once")
     add.add_argument("name")
     add.add_argument("--org", required=True)
     add.add_argument("--role", required=True, choices=ROLES)
-    add.add_argument("--principals", default=principals_default, required=principals_default is None,
+    add.add_argument("--principals", required=True,
                      help="the principals file (created if missing; or SLA_LEDGER_PRINCIPALS)")
+    from_environment(add, only=("--principals",))
 
 
 def cmd_principal(args: argparse.Namespace) -> int:

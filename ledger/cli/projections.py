@@ -13,10 +13,12 @@ import sys
 import time
 from typing import Any
 
+from ledger.cli.common import from_environment
+
 PROJECTIONS = ("sla", "audit_merkle")
 
 
-def add_parser(sub: Any, default_database: str | None) -> None:
+def add_parser(sub: Any, default_database: str) -> None:
     rebuild = sub.add_parser(
         "rebuild", help="rebuild read models from the event log (server stopped)",
         description="Empty the chosen read models and replay the whole event log into them, "
@@ -25,6 +27,7 @@ def add_parser(sub: Any, default_database: str | None) -> None:
                          help="sqlite:///path.db or postgresql://... (default %(default)s)")
     rebuild.add_argument("--projection", choices=(*PROJECTIONS, "all"), default="all")
     rebuild.add_argument("--batch", type=int, default=20_000, help="events per transaction")
+    from_environment(rebuild, only=("--database",))
 
 
 def leaves_against_checkpoints(store: Any) -> str | None:

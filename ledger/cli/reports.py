@@ -10,12 +10,13 @@ import re
 import sys
 from typing import Any
 
+from ledger.cli.common import make_client
 from ledger.domain.instants import parse_instant
 from ledger.formats import money as _money
 from ledger.formats import pct as _pct
 
 
-def _cut(text: str | None) -> dict[str, int]:
+def _cut(text: str | None) -> dict[str, Any]:
     if not text:
         return {}
     if re.fullmatch(r"\d+", text):
@@ -28,8 +29,6 @@ def _evaluated(text: str | None) -> int | None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from ledger.cli.main import make_client
-
     try:
         evaluated, cut = _evaluated(args.evaluated_at), _cut(args.as_recorded_at)
     except ValueError as exc:
@@ -44,7 +43,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_statement(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from ledger.cli.main import make_client
     from ledger.web.render import render_statement_file
 
     try:
@@ -75,8 +73,6 @@ def print_report(report: dict[str, Any], form: str) -> None:
 
 
 def cmd_incident(args: argparse.Namespace) -> int:
-    from ledger.cli.main import make_client
-
     try:
         evaluated, cut = _evaluated(args.evaluated_at), _cut(args.as_recorded_at)
     except ValueError as exc:
@@ -98,7 +94,6 @@ def cmd_incident(args: argparse.Namespace) -> int:
 
 
 def cmd_restatement(args: argparse.Namespace) -> int:
-    from ledger.cli.main import make_client
     with make_client(args) as client:
         result = client.restatement(args.agreement, args.period,
                                     evaluated_at=_evaluated(args.evaluated_at),

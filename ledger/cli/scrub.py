@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from ledger.adapters.eventstore import EventStore, open_store
 from ledger.audit.checkpoint import CheckpointError, Verifier, verify_checkpoint
 from ledger.audit.leaf import event_leaf_hash
 from ledger.audit.merkle import MerkleTree
+from ledger.cli.common import EXIT_FAILED, EXIT_OK
 
 CHUNK = 5000
 
@@ -104,12 +105,11 @@ def scrub_database(store: EventStore, key: Verifier | None) -> dict[str, int]:
     return {"events": size, "subtrees": nodes, "checkpoints": checked}
 
 
-def verify_database(args: argparse.Namespace) -> int:
-    from ledger.cli.audit import EXIT_FAILED, EXIT_OK, _database_key
-
+def verify_database(args: argparse.Namespace, key_of: Callable[[EventStore], Verifier]) -> int:
+    """`verify --database`; `key_of` finds the verifier key of the store's log."""
     store = open_store(args.database)
     try:
-        key = _database_key(store, args.key)
+        key = key_of(store)
         try:
             counts = scrub_database(store, key)
         except Difference as diff:

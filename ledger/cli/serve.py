@@ -106,8 +106,8 @@ async def serve(args: argparse.Namespace) -> int:
 
 def _load_demo(target: str):  # type: ignore[no-untyped-def]
     from ledger.adapters.scenario import read_scenario
+    from ledger.cli.common import demo_scenario_path
     from ledger.cli.load import load_scenario
-    from ledger.cli.main import demo_scenario_path
     from ledger.client import LedgerClient
 
     with LedgerClient(target) as client:

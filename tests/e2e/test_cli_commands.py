@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from ledger.adapters.principals_file import hash_token, load_principals
+from ledger.cli.common import EXIT_REJECTED, EXIT_USAGE, demo_scenario_path
 from ledger.cli.load import progress_line
-from ledger.cli.main import EXIT_REJECTED, EXIT_USAGE, demo_scenario_path, main
+from ledger.cli.main import main
 from ledger.cli.reports import report_table
 from ledger.client import LedgerClient
 from ledger.domain.instants import parse_instant

@@ -20,8 +20,8 @@ import pytest
 
 from ledger.adapters.principals_file import hash_token
 from ledger.adapters.scenario import read_scenario
+from ledger.cli.common import demo_scenario_path
 from ledger.cli.load import load_scenario
-from ledger.cli.main import demo_scenario_path
 from ledger.client import LedgerClient
 from ledger.domain.codec import event_from_dict
 from ledger.domain.instants import format_instant, parse_instant

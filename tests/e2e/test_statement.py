@@ -12,8 +12,9 @@ import pytest
 
 from ledger.adapters.scenario import read_scenario
 from ledger.audit.checkpoint import Verifier, verify_checkpoint
+from ledger.cli.common import demo_scenario_path
 from ledger.cli.load import load_scenario
-from ledger.cli.main import demo_scenario_path, main
+from ledger.cli.main import main
 from ledger.domain.instants import parse_instant
 from tests.support.ledger_server import running_ledger
 from tests.support.statement_figures import check_figures, figures_in_html

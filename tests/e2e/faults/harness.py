@@ -18,8 +18,8 @@ from typing import Any
 
 from ledger.adapters.principals_file import hash_token
 from ledger.adapters.scenario import read_scenario
+from ledger.cli.common import demo_scenario_path
 from ledger.cli.load import load_scenario
-from ledger.cli.main import demo_scenario_path
 from ledger.client import LedgerClient
 from ledger.grpc.limits import DEFAULT_LIMITS, Limits
 from ledger.grpc.server import ServerConfig

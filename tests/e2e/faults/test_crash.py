@@ -14,8 +14,8 @@ import pytest
 
 from ledger.adapters.eventstore import open_store
 from ledger.adapters.scenario import read_scenario
+from ledger.cli.common import demo_scenario_path
 from ledger.cli.load import load_scenario
-from ledger.cli.main import demo_scenario_path
 from ledger.client import LedgerClient
 from tests.support.processes import Writers, ledger_process, throwaway_postgres
 
