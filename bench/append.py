@@ -367,15 +367,15 @@ def cmd_drive(args: argparse.Namespace) -> None:
 def cmd_profile(args: argparse.Namespace) -> None:
     import yappi
 
-    from ledger.bootstrap import start_ledger
     from ledger.grpc.server import ServerConfig
-    from ledger.observability import wiring
+    from ledger.server import observability
+    from ledger.server.bootstrap import start_ledger
 
     async def main() -> None:
-        interceptors, stop_metrics = wiring.start("127.0.0.1:0")
+        interceptors, stop_metrics = observability.start("127.0.0.1:0")
         ledger = await start_ledger(args.db, ServerConfig(listen="127.0.0.1:0"),
-                                    interceptors=interceptors, observers=[wiring.observer()])
-        wiring.instrument(ledger)
+                                    interceptors=interceptors, observers=[observability.observer()])
+        observability.instrument(ledger)
         target = f"127.0.0.1:{ledger.port}"
         await asyncio.to_thread(register, target)
         yappi.set_clock_type("cpu")

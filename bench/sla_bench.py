@@ -94,9 +94,9 @@ def cmd_rebuild(args: argparse.Namespace) -> None:
 
 
 async def _report_latency(args: argparse.Namespace) -> dict[str, Any]:
-    from ledger.bootstrap import start_ledger
     from ledger.client import LedgerClient
     from ledger.grpc.server import ServerConfig
+    from ledger.server.bootstrap import start_ledger
 
     ledger = await start_ledger(args.db, ServerConfig(listen="127.0.0.1:0"))
     try:
@@ -159,9 +159,9 @@ async def _cut_latency(args: argparse.Namespace) -> dict[str, Any]:
     restatements between two cuts."""
     import grpc
 
-    from ledger.bootstrap import start_ledger
     from ledger.client import LedgerClient
     from ledger.grpc.server import ServerConfig
+    from ledger.server.bootstrap import start_ledger
 
     ledger = await start_ledger(args.db, ServerConfig(listen="127.0.0.1:0"))
     try:
@@ -246,10 +246,10 @@ def cmd_report(args: argparse.Namespace) -> None:
 
 
 async def _lag(args: argparse.Namespace) -> dict[str, Any]:
-    from ledger.bootstrap import start_ledger
     from ledger.client import LedgerClient
     from ledger.domain.codec import event_from_dict
     from ledger.grpc.server import ServerConfig
+    from ledger.server.bootstrap import start_ledger
 
     ledger = await start_ledger(args.db, ServerConfig(listen="127.0.0.1:0"))
     runner: Any = ledger.runner

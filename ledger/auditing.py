@@ -1,4 +1,4 @@
-"""Wiring of the verifiable log for the composition root (ledger/bootstrap.py):
+"""Wiring of the verifiable log for the composition root (ledger/server/bootstrap.py):
 the checkpoint signing key and the periodic checkpoints.
 
 Key: `--checkpoint-key PATH` (SLA_LEDGER_CHECKPOINT_KEY). A missing file is

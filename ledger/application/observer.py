@@ -2,7 +2,7 @@
 
 Metrics, the log feed and the projections learn what the ledger did through
 these hooks, handed to the services by the composition root
-(`ledger.bootstrap`), never by replacing methods on built objects. Every
+(`ledger.server.bootstrap`), never by replacing methods on built objects. Every
 hook is called after the fact, from the thread that did the work; it must be
 quick and must not raise (an exception is logged and otherwise ignored).
 """

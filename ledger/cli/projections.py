@@ -75,7 +75,7 @@ def leaves_against_checkpoints(store: Any) -> str | None:
 def cmd_rebuild(args: argparse.Namespace) -> int:
     from ledger.adapters.eventstore import open_store
     from ledger.application.observer import LedgerObserver
-    from ledger.bootstrap import build_projections
+    from ledger.server.bootstrap import build_projections
 
     if args.batch < 1:
         print("sla-ledger rebuild: --batch must be positive", file=sys.stderr)

@@ -10,8 +10,8 @@ from typing import Any
 import structlog
 
 from ledger.auditing import AuditConfig
-from ledger.bootstrap import start_ledger
 from ledger.grpc.server import ServerConfig, ServerConfigError, install_signal_handlers
+from ledger.server.bootstrap import start_console, start_ledger
 
 
 def redact_url(url: str) -> str:
@@ -78,7 +78,6 @@ async def serve(args: argparse.Namespace) -> int:
     target = f"{host}:{ledger.port}"
     console = None
     if args.http_listen:
-        from ledger.web.server import start_console
         try:
             console = await start_console(ledger, args.http_listen)
         except ServerConfigError as exc:
@@ -125,25 +124,25 @@ def _configure_logging() -> None:
 def _observability(metrics_listen: str):  # type: ignore[no-untyped-def]
     """Interceptors and the metrics listener, when the observability package is present."""
     try:
-        from ledger.observability import wiring
+        from ledger.server import observability
     except ImportError:
         return [], lambda: None
-    return wiring.start(metrics_listen)
+    return observability.start(metrics_listen)
 
 
 def _observers() -> list[Any]:
     """The metrics observer, when the observability package is present."""
     try:
-        from ledger.observability import wiring
+        from ledger.server import observability
     except ImportError:
         return []
-    return [wiring.observer()]
+    return [observability.observer()]
 
 
 def _instrument(ledger: object) -> None:
     """Feeds the ledger and SLA metrics from the running ledger."""
     try:
-        from ledger.observability import wiring
+        from ledger.server import observability
     except ImportError:
         return
-    wiring.instrument(ledger)
+    observability.instrument(ledger)

@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import uvicorn
 
-from ledger.bootstrap import Ledger, wall_clock_micros
+from ledger.adapters.principals_file import PrincipalDirectory
 from ledger.grpc.server import ServerConfigError, is_loopback
 from ledger.web.app import ConsoleServices, build_app
 
@@ -50,19 +50,14 @@ def _split(listen: str) -> tuple[str, int]:
     return host.strip("[]") or "0.0.0.0", int(port)
 
 
-async def start_console(ledger: Ledger, listen: str,
-                        clock: Callable[[], int] = wall_clock_micros) -> RunningConsole:
+async def serve_console(services: ConsoleServices, directory: PrincipalDirectory | None,
+                        listen: str) -> RunningConsole:
     """Serves the console on `listen` until stopped. Without a principals
     file it refuses a non-loopback address, like the gRPC server."""
-    directory = ledger.running.directory
     if directory is None and not is_loopback(listen):
         raise ServerConfigError(
             f"refusing to serve the console on {listen!r} without authentication: give a "
             "principals file (--principals) or listen on loopback (e.g. 127.0.0.1:8080)")
-    assert ledger.reports is not None and ledger.statements is not None and ledger.listing is not None
-    services = ConsoleServices(ledger=ledger.service, reports=ledger.reports,
-                               statements=ledger.statements, listing=ledger.listing,
-                               run=ledger.executors.read, clock=clock)
     host, port = _split(listen)
     config = uvicorn.Config(build_app(services, directory), host=host, port=port, log_config=None,
                             access_log=False, lifespan="off", server_header=False)

@@ -252,7 +252,7 @@ def test_the_client_notices_a_forked_log(tmp_path: Path) -> None:
 
 
 def test_checkpoint_metrics_follow_the_signatures(tmp_path: Path) -> None:
-    from ledger.observability import wiring
+    from ledger.server import observability
 
     class Metrics:
         def __init__(self) -> None:
@@ -264,7 +264,7 @@ def test_checkpoint_metrics_follow_the_signatures(tmp_path: Path) -> None:
     clock = FakeClock(T)
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     metrics = Metrics()
-    observer = wiring.MetricsObserver(metrics)  # type: ignore[arg-type]
+    observer = observability.MetricsObserver(metrics)  # type: ignore[arg-type]
     with running_ledger(url, clock, audit=config(tmp_path), observers=[observer]) as (
             ledger, target), LedgerClient(target) as client:
         assert ledger.audit is not None

@@ -525,7 +525,7 @@ def test_observer_and_instrument_feed_appends_pool_and_sla_figures() -> None:
 
     from ledger.domain.errors import InvalidArgument, OutOfRange, TimelineViolation
     from ledger.domain.instants import parse_instant
-    from ledger.observability import wiring
+    from ledger.server import observability
 
     report = _expected_report()
     event = SimpleNamespace  # what the observer reads of an event: type, event_id, position
@@ -555,9 +555,9 @@ def test_observer_and_instrument_feed_appends_pool_and_sla_figures() -> None:
         recorder=SimpleNamespace(datastore=SimpleNamespace(pool=Pool())),
     )
     m = fresh()
-    observer = wiring.observer(m)
+    observer = observability.observer(m)
     observers = SimpleNamespace(observers=[observer])
-    wiring.instrument(SimpleNamespace(service=Service(), store=store, observers=observers), m,
+    observability.instrument(SimpleNamespace(service=Service(), store=store, observers=observers), m,
                       reports=Reports())
     assert value(m, "ledger_log_size_events") == 9
     assert value(m, "ledger_db_pool_connections_in_use") == 2
@@ -588,7 +588,7 @@ def test_observer_and_instrument_feed_appends_pool_and_sla_figures() -> None:
 
 @pytest.mark.parametrize(("period", "previous"), [("2026-11", "2026-10"), ("2027-01", "2026-12")])
 def test_previous_period(period: str, previous: str) -> None:
-    from ledger.observability.wiring import current_period, previous_period
+    from ledger.server.observability import current_period, previous_period
 
     assert previous_period(period) == previous
     # 2026-10-31T23:30Z is still October in London (GMT), already November in Berlin

@@ -24,12 +24,12 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from ledger.adapters.scenario import read_scenario
-from ledger.bootstrap import start_ledger
 from ledger.cli.load import load_scenario
 from ledger.client import LedgerClient
 from ledger.domain.instants import parse_instant
 from ledger.grpc.server import ServerConfig
-from ledger.observability import wiring
+from ledger.server import observability
+from ledger.server.bootstrap import start_ledger
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = ROOT / "ledger" / "demo" / "herts-2026-10.json"
@@ -54,8 +54,8 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    interceptors, stop_metrics = wiring.start("127.0.0.1:0")
-    port = wiring.active_metrics_port()
+    interceptors, stop_metrics = observability.start("127.0.0.1:0")
+    port = observability.active_metrics_port()
     assert port
     ledger = asyncio.run_coroutine_threadsafe(
         start_ledger(
@@ -63,12 +63,12 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Loaded]:
             ServerConfig(listen="127.0.0.1:0"),
             clock=lambda: NOW,
             interceptors=interceptors,
-            observers=[wiring.observer()],
+            observers=[observability.observer()],
         ),
         loop,
     ).result(30)
     try:
-        wiring.instrument(ledger)
+        observability.instrument(ledger)
         with LedgerClient(f"127.0.0.1:{ledger.port}", timeout=30) as client:
             summary = load_scenario(client, read_scenario(SCENARIO))
         assert ledger.runner is not None

@@ -13,9 +13,9 @@ from contextlib import contextmanager
 
 from ledger.application.observer import LedgerObserver
 from ledger.auditing import AuditConfig
-from ledger.bootstrap import Ledger, start_ledger
 from ledger.client import LedgerClient
 from ledger.grpc.server import ServerConfig
+from ledger.server.bootstrap import Ledger, start_console, start_ledger
 
 
 @contextmanager
@@ -47,8 +47,6 @@ def running_ledger_and_console(database: str, clock: Callable[[], int],
     web = None
     try:
         if console:
-            from ledger.web.server import start_console
-
             web = asyncio.run_coroutine_threadsafe(
                 start_console(ledger, "127.0.0.1:0", clock), loop).result(30)
         yield ledger, f"127.0.0.1:{ledger.port}", web.url if web else ""

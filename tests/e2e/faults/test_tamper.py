@@ -19,8 +19,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ledger.domain.events import LedgerEvent, Opened
-from ledger.observability import wiring
 from ledger.observability.metrics import LedgerMetrics
+from ledger.server import observability
 from ledger.v1 import audit_pb2, audit_pb2_grpc, log_pb2, log_pb2_grpc
 from tests.conftest import FakeClock
 from tests.e2e.faults.harness import AGREEMENT_A, token, two_agreements
@@ -108,7 +108,7 @@ def test_tampering_is_noticed_live(case: str, database_url: str, clock: FakeCloc
     metrics = LedgerMetrics()
     with two_agreements(database_url, clock, tmp_path, with_b=False) as fixture:
         ledger = fixture.ledger
-        wiring.instrument(ledger, metrics)
+        observability.instrument(ledger, metrics)
         ledger.runner.run_once()
         assert ledger.audit.log.sync() >= TARGET
         with grpc.insecure_channel(fixture.target) as channel:

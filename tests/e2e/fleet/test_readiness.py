@@ -16,8 +16,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ledger.application.readiness import Readiness
-from ledger.observability import wiring
 from ledger.observability.metrics import LedgerMetrics
+from ledger.server import observability
 from tests.conftest import PG_URL, FakeClock
 from tests.support.ledger_server import running_ledger
 from tests.support.replicas import wait_until
@@ -130,14 +130,14 @@ def _readyz(port: int) -> int:
 def test_a_replica_that_loses_the_database_is_not_ready(pg_schema: str, clock: FakeClock) -> None:
     database_url = f"{PG_URL}?schema={pg_schema}"
     metrics = LedgerMetrics()
-    _, stop_metrics = wiring.start("127.0.0.1:0", metrics)
-    port = wiring.active_metrics_port()
+    _, stop_metrics = observability.start("127.0.0.1:0", metrics)
+    port = observability.active_metrics_port()
     assert port is not None
     try:
         with proxied(database_url) as (url, proxy), \
                 running_ledger(url, clock) as (ledger, target), \
                 grpc.insecure_channel(target) as channel:
-            wiring.instrument(ledger, metrics)
+            observability.instrument(ledger, metrics)
             health = health_pb2_grpc.HealthStub(channel)
 
             def status() -> int:

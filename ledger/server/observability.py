@@ -2,16 +2,16 @@
 
 Three calls, all optional for the rest of the code base::
 
-    interceptors, stop_metrics = wiring.start(args.metrics_listen)
+    interceptors, stop_metrics = observability.start(args.metrics_listen)
     ledger = await start_ledger(database, config, interceptors=interceptors,
-                                observers=[wiring.observer()])   # appends, lag, checkpoints
-    wiring.instrument(ledger)      # log size, database pool, SLA figures
+                                observers=[observability.observer()])   # appends, lag, checkpoints
+    observability.instrument(ledger)      # log size, database pool, SLA figures
     ...
     stop_metrics()
 
 The observer reaches the write path through the port the composition root
 passes in (``ledger.application.observer``); ``instrument`` only reads what
-``ledger.bootstrap.Ledger`` exposes (``service``, ``store``, ``reports``).
+``ledger.server.bootstrap.Ledger`` exposes (``service``, ``store``, ``reports``).
 Nothing replaces methods on built objects.
 """
 

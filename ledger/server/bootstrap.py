@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from ledger.application.reports import ReportService
     from ledger.application.statements import StatementService
     from ledger.auditing import AuditConfig
+    from ledger.web.server import RunningConsole
     from projections.runner import ProjectionRunner
 
 
@@ -254,3 +255,17 @@ async def start_ledger(
                   reports=reports, statements=statements, listing=listing,
                   observers=observer, integrity=integrity, scrub=scrub,
                   leadership=leadership, readiness=readiness)
+
+
+async def start_console(ledger: Ledger, listen: str,
+                        clock: Callable[[], int] = wall_clock_micros) -> RunningConsole:
+    """The web console beside the gRPC server, on the same event loop and
+    reading through the same services (and the same principals)."""
+    from ledger.web.app import ConsoleServices
+    from ledger.web.server import serve_console
+
+    assert ledger.reports is not None and ledger.statements is not None and ledger.listing is not None
+    services = ConsoleServices(ledger=ledger.service, reports=ledger.reports,
+                               statements=ledger.statements, listing=ledger.listing,
+                               run=ledger.executors.read, clock=clock)
+    return await serve_console(services, ledger.running.directory, listen)
