@@ -1,4 +1,5 @@
-"""The write side and the plain reads of the ledger.
+"""The write side of the ledger: agreements registered and amended, service
+events appended in groups (the reads it inherits are ledger_reads.py).
 
 Synchronous by design: the gRPC layer runs writes on one writer thread (so
 in-process appends never conflict and batches are serialised) and reads on a
@@ -10,16 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from ledger.application.amendments import check_stored_timelines
 from ledger.application.appends import AppendResult, Group, key_of, stream_name
 from ledger.application.incident_states import IncidentStates
+from ledger.application.ledger_reads import LedgerReads
 from ledger.application.ports import EventStore, StreamWrite, VersionConflict
-from ledger.application.scoping import visible_agreement_of
 from ledger.domain import events as ev
 from ledger.domain.access import Principal
 from ledger.domain.agreements import AgreementHistory, AgreementTerms, TermsChanges
@@ -35,7 +34,7 @@ from ledger.domain.errors import (
 )
 from ledger.domain.history import history_from_events
 from ledger.domain.instants import MICROS_PER_MINUTE
-from ledger.domain.streams import incident_name, stream_for
+from ledger.domain.streams import stream_for
 from ledger.domain.validation import check_amendment
 
 __all__ = ["AppendResult", "LedgerService", "content_hash"]
@@ -49,52 +48,7 @@ def content_hash(event: ev.LedgerEvent) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-class _Streams:
-    """Bounded cache of stream contents. Reads check the stream's version
-    first; the write path trusts the cache and lets the insert (and, for
-    agreement terms, a check inside the transaction) catch a moved stream."""
-
-    def __init__(self, store: EventStore, capacity: int = 50_000) -> None:
-        self.store = store
-        self.capacity = capacity
-        self._items: OrderedDict[str, list[ev.LedgerEvent]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, name: str) -> list[ev.LedgerEvent]:
-        """The stream as committed now: a cached copy is used only if the
-        stream still has its version (another process may have appended)."""
-        version = self.store.stream_versions([name])[name]
-        with self._lock:
-            cached = self._items.get(name)
-            if cached is not None and len(cached) == version:
-                self._items.move_to_end(name)
-                return list(cached)
-        events = self.store.load_stream(stream_for(name))
-        self.put(name, events)
-        return list(events)
-
-    def peek(self, name: str) -> list[ev.LedgerEvent] | None:
-        """The cached stream (not copied: callers must not mutate it), or None."""
-        with self._lock:
-            cached = self._items.get(name)
-            if cached is not None:
-                self._items.move_to_end(name)
-            return cached
-
-    def put(self, name: str, events: list[ev.LedgerEvent]) -> None:
-        with self._lock:
-            self._items[name] = events
-            self._items.move_to_end(name)
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
-
-    def forget(self, names: Sequence[str]) -> None:
-        with self._lock:
-            for name in names:
-                self._items.pop(name, None)
-
-
-class LedgerService:
+class LedgerService(LedgerReads):
     def __init__(
         self,
         store: EventStore,
@@ -103,39 +57,15 @@ class LedgerService:
         max_skew: int = DEFAULT_SKEW,
         on_stored: Callable[[list[ev.LedgerEvent]], None] | None = None,
     ) -> None:
-        self.store = store
+        super().__init__(store)
         self.clock = clock
         self.max_skew = max_skew
-        self.streams = _Streams(store)
         # Folded incident states by stream version (the write path's check).
         self.incident_states = IncidentStates()
         self._histories: dict[str, tuple[int, str, AgreementHistory | None]] = {}
         self.on_stored = on_stored
 
     # -- agreements ------------------------------------------------------------
-    def agreement(self, agreement_id: str) -> AgreementHistory | None:
-        return history_from_events(agreement_id, self.streams.get(f"agreement:{agreement_id}"))
-
-    def visible_agreement(self, principal: Principal, agreement_id: str) -> AgreementHistory:
-        history = self.agreement(agreement_id)
-        # Not a party looks the same as not existing: ids of other parties'
-        # agreements are not disclosed.
-        if history is None or not principal.may_see(history.parties()):
-            raise NotFound("agreement", agreement_id)
-        return history
-
-    def agreement_ids(self, principal: Principal) -> list[str]:
-        names = self.store.stream_names("agreement:")
-        ids = [n.split(":", 1)[1] for n in names]
-        if principal.reads_everything:
-            return ids
-        out = []
-        for agreement_id in ids:
-            history = self.agreement(agreement_id)
-            if history is not None and principal.may_see(history.parties()):
-                out.append(agreement_id)
-        return out
-
     def register_agreement(
         self, principal: Principal, event_id: str, agreement_id: str, effective_from: int,
         terms: AgreementTerms,
@@ -418,53 +348,6 @@ class LedgerService:
                                   f"incident {quote(event.incident_id)} exists in more than one "
                                   f"agreement of {quote(event.actor)}: name its agreement")
         return mine[0]
-
-    # -- reads -----------------------------------------------------------------
-    def incident_agreement(self, principal: Principal, incident_id: str,
-                           agreement_id: str = "") -> str:
-        """The agreement of the incident a caller names (reading 28): the one
-        given, or the only one the caller may see that holds the id. Anything
-        the caller cannot see is NOT_FOUND, exactly like an id that does not
-        exist."""
-        candidates = {agreement_id} if agreement_id else \
-            self.store.incident_agreements([incident_id]).get(incident_id, set())
-        return visible_agreement_of(principal, "incident", incident_id, candidates, self.agreement)
-
-    def incident_events(self, principal: Principal, incident_id: str,
-                        agreement_id: str = "") -> list[ev.LedgerEvent]:
-        agreement_id = self.incident_agreement(principal, incident_id, agreement_id)
-        events = self.streams.get(incident_name(agreement_id, incident_id))
-        if not events:
-            raise NotFound("incident", incident_id)
-        return events
-
-    def incident_ids(self, principal: Principal, agreement_id: str | None) -> list[str]:
-        if agreement_id:
-            self.visible_agreement(principal, agreement_id)
-            names = self.store.stream_names("incident:", agreement_id)
-        elif principal.reads_everything:
-            names = self.store.stream_names("incident:")
-        else:
-            names = []
-            for visible in self.agreement_ids(principal):
-                names.extend(self.store.stream_names("incident:", visible))
-        return sorted(n.split(":", 1)[1] for n in names)
-
-    def visible_filter(self, principal: Principal) -> Callable[[ev.LedgerEvent], bool]:
-        """A predicate for log entries the principal may see (cached per agreement)."""
-        if principal.reads_everything:
-            return lambda _event: True
-        cache: dict[str, bool] = {}
-
-        def visible(event: ev.LedgerEvent) -> bool:
-            agreement_id = event.agreement_id
-            if agreement_id not in cache:
-                history = self.agreement(agreement_id)
-                cache[agreement_id] = history is not None and principal.may_see(history.parties())
-            return cache[agreement_id]
-
-        return visible
-
 
 
 def _agreement_event(principal: Principal, event_id: str, agreement_id: str,
