@@ -26,11 +26,11 @@ from ledger.audit.checkpoint import Checkpoint, CheckpointError, Verifier, load_
 from ledger.audit.leaf import LeafError, event_from_leaf, leaf_bytes
 from ledger.audit.merkle import ProofError
 from ledger.audit.monitor import LogForkError
-from ledger.auditing import DEFAULT_ORIGIN, default_key_path
 from ledger.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, client_flags, make_client
 from ledger.domain.errors import InvalidArgument
 from ledger.domain.events import LedgerEvent
 from ledger.domain.instants import format_instant, parse_instant
+from ledger.server.checkpoints import DEFAULT_ORIGIN, default_key_path
 
 
 class UsageError(Exception):

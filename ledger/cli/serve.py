@@ -9,9 +9,9 @@ from typing import Any
 
 import structlog
 
-from ledger.auditing import AuditConfig
 from ledger.grpc.server import ServerConfig, ServerConfigError, install_signal_handlers
 from ledger.server.bootstrap import start_console, start_ledger
+from ledger.server.checkpoints import AuditConfig
 
 
 def redact_url(url: str) -> str:

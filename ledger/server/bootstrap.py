@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from ledger.application.incident_list import IncidentListing
     from ledger.application.reports import ReportService
     from ledger.application.statements import StatementService
-    from ledger.auditing import AuditConfig
+    from ledger.server.checkpoints import AuditConfig
     from ledger.web.server import RunningConsole
     from projections.runner import ProjectionRunner
 
@@ -133,14 +133,14 @@ async def start_ledger(
     from ledger.application.incident_list import IncidentListing
     from ledger.application.reports import ReportService
     from ledger.application.statements import StatementService
-    from ledger.auditing import (
+    from ledger.grpc.audit_servicer import register_audit
+    from ledger.grpc.report_servicer import register_reports
+    from ledger.server.checkpoints import (
         AuditConfig,
         checkpoint_periodically,
         checkpoint_signer,
         final_checkpoint,
     )
-    from ledger.grpc.audit_servicer import register_audit
-    from ledger.grpc.report_servicer import register_reports
     from projections.audit_log import AuditLog
     from projections.sla_projection import SlaProjection
     from projections.sla_read_model import SlaReadModel

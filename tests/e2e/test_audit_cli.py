@@ -18,11 +18,11 @@ import pytest
 
 from ledger.adapters.eventstore import EventStore, open_store
 from ledger.adapters.scenario import read_scenario
-from ledger.auditing import AuditConfig
 from ledger.cli.load import load_scenario
 from ledger.cli.main import main
 from ledger.client import LedgerClient
 from ledger.domain.instants import parse_instant
+from ledger.server.checkpoints import AuditConfig
 from projections.storage import ProjectionDatabase
 from tests.e2e.test_e2e_scenario import EXPECTED, SCENARIO, assert_same, without_position
 from tests.support.ledger_server import running_ledger

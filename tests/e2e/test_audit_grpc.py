@@ -17,7 +17,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from ledger.adapters.scenario import read_scenario
 from ledger.audit.leaf import parse_leaf
 from ledger.audit.monitor import LogForkError
-from ledger.auditing import AuditConfig
 from ledger.cli.load import load_scenario
 from ledger.client import LedgerClient
 from ledger.domain import events as ev
@@ -25,6 +24,7 @@ from ledger.domain.access import Principal
 from ledger.domain.errors import NotFound
 from ledger.domain.instants import parse_instant
 from ledger.grpc.errors import decode_error
+from ledger.server.checkpoints import AuditConfig
 from ledger.v1 import audit_pb2
 from projections.audit_log import ForkedLeaves
 from tests.conftest import FakeClock

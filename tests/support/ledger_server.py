@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 from ledger.application.observer import LedgerObserver
-from ledger.auditing import AuditConfig
 from ledger.client import LedgerClient
 from ledger.grpc.server import ServerConfig
 from ledger.server.bootstrap import Ledger, start_console, start_ledger
+from ledger.server.checkpoints import AuditConfig
 
 
 @contextmanager

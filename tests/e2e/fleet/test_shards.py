@@ -20,9 +20,9 @@ from ledger.audit.checkpoint import Signer, verify_checkpoint
 from ledger.audit.leaf import event_leaf_hash
 from ledger.audit.merkle import leaf_hash, verify_consistency, verify_inclusion
 from ledger.audit.tlog import TransparencyLog
-from ledger.auditing import AuditConfig
 from ledger.domain.access import LOCAL_ADMIN
 from ledger.server.bootstrap import Ledger
+from ledger.server.checkpoints import AuditConfig
 from tests.conftest import PG_URL, FakeClock, private_schema
 from tests.integration.test_ledger_service_contract import incident_event, register_herts, register_other
 from tests.support.ledger_server import running_ledger
