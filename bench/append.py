@@ -43,9 +43,9 @@ from typing import Any
 
 import grpc
 
+from ledger.client import convert
 from ledger.domain.codec import event_from_dict
 from ledger.domain.instants import format_instant
-from ledger.grpc import convert
 from ledger.v1 import incidents_pb2
 
 AGREEMENT = "bench-append"

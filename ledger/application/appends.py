@@ -24,19 +24,13 @@ from ledger.domain import events as ev
 from ledger.domain.access import Principal
 from ledger.domain.agreements import AgreementHistory
 from ledger.domain.errors import AlreadyExists, DomainError, NotFound
+from ledger.domain.events import AppendResult
 from ledger.domain.incident_state import IncidentState, validity_state
 from ledger.domain.streams import incident_name, stream_for
 from ledger.domain.validation import check_appended, check_maintenance_event
 
 #: Pending events sort after every stored one on the timeline.
 PROVISIONAL = 2**61
-
-
-@dataclass(frozen=True, slots=True)
-class AppendResult:
-    event_id: str
-    position: int
-    duplicate: bool
 
 
 def stream_name(event: ev.LedgerEvent) -> str:

@@ -22,12 +22,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from ledger.application.appends import AppendResult
 from ledger.application.ledger_service import LedgerService
 from ledger.application.observer import LedgerObserver
 from ledger.domain.access import Principal
 from ledger.domain.errors import DomainError, Unavailable
-from ledger.domain.events import LedgerEvent
+from ledger.domain.events import AppendResult, LedgerEvent
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from ledger.application.amendments import check_stored_timelines
-from ledger.application.appends import AppendResult, Group, key_of, stream_name
+from ledger.application.appends import Group, key_of, stream_name
 from ledger.application.incident_states import IncidentStates
 from ledger.application.ledger_reads import LedgerReads
 from ledger.application.ports import EventStore, StreamWrite, VersionConflict
@@ -32,12 +32,13 @@ from ledger.domain.errors import (
     PermissionDenied,
     quote,
 )
+from ledger.domain.events import AppendResult
 from ledger.domain.history import history_from_events
 from ledger.domain.instants import MICROS_PER_MINUTE
 from ledger.domain.streams import stream_for
 from ledger.domain.validation import check_amendment
 
-__all__ = ["AppendResult", "LedgerService", "content_hash"]
+__all__ = ["LedgerService", "content_hash"]
 
 MAX_ATTEMPTS = 5
 DEFAULT_SKEW = 5 * MICROS_PER_MINUTE

@@ -13,9 +13,8 @@ import logging
 from collections.abc import Sequence
 from typing import Any
 
-from ledger.application.appends import AppendResult
 from ledger.domain.errors import DomainError
-from ledger.domain.events import LedgerEvent
+from ledger.domain.events import AppendResult, LedgerEvent
 
 log = logging.getLogger(__name__)
 

@@ -46,7 +46,7 @@ def add_parsers(sub: Any) -> None:
 
 
 def cmd_disputes(args: argparse.Namespace) -> int:
-    from ledger.grpc.convert import claim_to_dict
+    from ledger.client.convert import claim_to_dict
 
     try:
         evaluated = parse_instant(args.evaluated_at) if args.evaluated_at else None

@@ -11,9 +11,9 @@ import sys
 from typing import Any
 
 from ledger.cli.common import make_client
+from ledger.client import convert
 from ledger.domain.codec import event_to_dict
 from ledger.domain.instants import format_instant, parse_instant
-from ledger.grpc import convert
 
 STATUS_NAMES = {1: "open", 2: "resolved", 3: "closed", 4: "voided"}
 

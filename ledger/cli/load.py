@@ -16,14 +16,13 @@ from typing import Any, TypeVar
 import grpc
 
 from ledger.adapters.scenario import Scenario
-from ledger.application.appends import AppendResult
 from ledger.client import LedgerClient
+from ledger.client.errors import decode_error
 from ledger.domain.codec import event_from_dict, unknown_event_keys
 from ledger.domain.errors import InvalidArgument
-from ledger.domain.events import LedgerEvent
+from ledger.domain.events import AppendResult, LedgerEvent
 from ledger.domain.instants import parse_instant
 from ledger.domain.terms_parsing import parse_terms, parse_terms_changes
-from ledger.grpc.errors import decode_error
 
 T = TypeVar("T")
 _NS = uuid.UUID("0d7f3c2e-7a8b-4f4e-9a51-3b1f6d2c9e10")

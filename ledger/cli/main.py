@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handlers[args.command](args)
     except grpc.RpcError as exc:
-        from ledger.grpc.errors import decode_error
+        from ledger.client.errors import decode_error
 
         decoded = decode_error(exc)
         rule = f" [{decoded['rule']}]" if "rule" in decoded else ""

@@ -211,3 +211,13 @@ class LedgerEvent:
     @property
     def is_incident_event(self) -> bool:
         return isinstance(self.payload, INCIDENT_EVENT_TYPES)
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    """Where one appended event stands in the log; ``duplicate``: it was
+    already stored under that id (appends are idempotent by event id)."""
+
+    event_id: str
+    position: int
+    duplicate: bool

@@ -5,7 +5,7 @@ application layer; they use ``current_principal()`` and ``@translate_errors``.
 """
 
 from ledger.grpc.auth import AuthInterceptor, current_principal, principal_scope
-from ledger.grpc.errors import decode_error, status_for, translate_errors
+from ledger.grpc.errors import status_for, translate_errors
 from ledger.grpc.server import (
     RunningServer,
     ServerConfig,
@@ -21,7 +21,6 @@ __all__ = [
     "ServerConfigError",
     "build_server",
     "current_principal",
-    "decode_error",
     "install_signal_handlers",
     "principal_scope",
     "status_for",

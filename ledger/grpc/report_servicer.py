@@ -9,8 +9,8 @@ import grpc
 from ledger.application.claims import ClaimQuery, ClaimService
 from ledger.application.reports import Cut, ReportService, canonical_json
 from ledger.application.statements import StatementService
+from ledger.client import convert
 from ledger.domain.instants import parse_instant
-from ledger.grpc import convert
 from ledger.grpc.auth import current_principal
 from ledger.grpc.errors import translate_errors
 from ledger.grpc.servicers import Executors

@@ -13,18 +13,17 @@ from typing import Any, TypeVar
 
 import grpc
 
-from ledger.application.appends import AppendResult
 from ledger.application.group_commit import GroupCommitter
 from ledger.application.incident_list import IncidentListing, IncidentQuery
 from ledger.application.incidents import IncidentSummary, summarise
 from ledger.application.integrity import Integrity
 from ledger.application.ledger_service import LedgerService
 from ledger.application.log_feed import LogFeed
+from ledger.client import convert
 from ledger.domain.access import Principal
 from ledger.domain.errors import InvalidArgument
-from ledger.domain.events import LedgerEvent
+from ledger.domain.events import AppendResult, LedgerEvent
 from ledger.domain.timeline import effective_timeline, timeline_key
-from ledger.grpc import convert
 from ledger.grpc.auth import current_principal
 from ledger.grpc.errors import translate_errors
 from ledger.v1 import (

@@ -19,11 +19,11 @@ from ledger.audit.leaf import parse_leaf
 from ledger.audit.monitor import LogForkError
 from ledger.cli.load import load_scenario
 from ledger.client import LedgerClient
+from ledger.client.errors import decode_error
 from ledger.domain import events as ev
 from ledger.domain.access import Principal
 from ledger.domain.errors import NotFound
 from ledger.domain.instants import parse_instant
-from ledger.grpc.errors import decode_error
 from ledger.server.checkpoints import AuditConfig
 from ledger.v1 import audit_pb2
 from projections.audit_log import ForkedLeaves

@@ -19,10 +19,10 @@ from ledger.adapters.scenario import read_scenario
 from ledger.cli.load import load_scenario
 from ledger.cli.main import main
 from ledger.client import LedgerClient
+from ledger.client.convert import claim_to_dict
+from ledger.client.errors import decode_error
 from ledger.domain import events as ev
 from ledger.domain.instants import MICROS_PER_DAY, format_instant, parse_instant
-from ledger.grpc.convert import claim_to_dict
-from ledger.grpc.errors import decode_error
 from tests.support.ledger_server import running_ledger
 
 pytestmark = pytest.mark.e2e

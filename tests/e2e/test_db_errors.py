@@ -15,8 +15,8 @@ from eventsourcing.persistence import ConnectionUnavailableError, OperationalErr
 
 from ledger.adapters.db_errors import BUSY_RETRY, database_error
 from ledger.client import LedgerClient, retry_delay
+from ledger.client.errors import decode_error
 from ledger.domain.errors import Conflict, InvalidArgument, Unavailable
-from ledger.grpc.errors import decode_error
 from tests.e2e.test_write_concurrency import _register
 from tests.integration.test_ledger_service_contract import opened
 from tests.support.ledger_server import running_ledger

@@ -15,6 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from ledger.adapters.principals_file import hash_token
+from ledger.client.errors import decode_error
 from ledger.domain.access import LOCAL_ADMIN, Principal
 from ledger.grpc.auth import (
     NoPrincipalError,
@@ -22,7 +23,6 @@ from ledger.grpc.auth import (
     optional_principal,
     principal_scope,
 )
-from ledger.grpc.errors import decode_error
 from ledger.grpc.server import ServerConfig, build_server
 
 T = TypeVar("T")

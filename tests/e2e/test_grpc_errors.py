@@ -10,6 +10,7 @@ import grpc
 import pytest
 from google.rpc import code_pb2, error_details_pb2
 
+from ledger.client.errors import decode_error
 from ledger.domain.errors import (
     AlreadyExists,
     Conflict,
@@ -20,7 +21,7 @@ from ledger.domain.errors import (
     PermissionDenied,
     TimelineViolation,
 )
-from ledger.grpc.errors import decode_error, rich_status, status_for, translate_errors
+from ledger.grpc.errors import rich_status, status_for, translate_errors
 from ledger.grpc.server import ServerConfig, build_server
 
 T = TypeVar("T")

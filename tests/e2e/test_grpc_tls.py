@@ -23,8 +23,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from ledger.adapters.principals_file import certificate_fingerprint, hash_token
+from ledger.client.errors import decode_error
 from ledger.grpc.auth import current_principal
-from ledger.grpc.errors import decode_error
 from ledger.grpc.server import ServerConfig, ServerConfigError, build_server
 
 T = TypeVar("T")

@@ -13,9 +13,9 @@ import pytest
 
 from ledger.adapters.pg_listen import LogListener
 from ledger.client import LedgerClient
+from ledger.client.errors import decode_error
 from ledger.domain.instants import parse_instant
 from ledger.domain.terms_parsing import parse_terms
-from ledger.grpc.errors import decode_error
 from tests.e2e.test_write_concurrency import _register
 from tests.integration.test_ledger_service_contract import incident_event, opened, scenario
 from tests.support.ledger_server import running_ledger

@@ -7,8 +7,8 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
-from ledger.application.appends import AppendResult
 from ledger.client import LedgerClient
+from ledger.domain.events import AppendResult
 from tests.integration.test_ledger_service_contract import incident_event, opened, scenario
 from tests.support.ledger_server import running_ledger
 

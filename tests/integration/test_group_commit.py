@@ -16,12 +16,12 @@ import psycopg
 import pytest
 
 from ledger.adapters.eventstore import EventStore, open_store
-from ledger.application.appends import AppendResult
 from ledger.application.group_commit import GroupCommitter
 from ledger.application.ledger_service import LedgerService
 from ledger.domain import events as ev
 from ledger.domain.access import LOCAL_ADMIN
 from ledger.domain.errors import AlreadyExists, Conflict, DomainError, TimelineViolation
+from ledger.domain.events import AppendResult
 from tests.integration.test_ledger_service_contract import (
     assert_gap_free,
     incident_event,

@@ -17,7 +17,7 @@ import pytest
 from ledger.adapters.eventstore import EventStore as SqlEventStore
 from ledger.adapters.eventstore import open_store
 from ledger.adapters.memory_store import MemoryEventStore
-from ledger.application.ledger_service import AppendResult, LedgerService
+from ledger.application.ledger_service import LedgerService
 from ledger.application.ports import VersionConflict
 from ledger.domain import events as ev
 from ledger.domain.access import LOCAL_ADMIN, Principal
@@ -30,6 +30,7 @@ from ledger.domain.errors import (
     PermissionDenied,
     TimelineViolation,
 )
+from ledger.domain.events import AppendResult
 from ledger.domain.instants import parse_instant
 from ledger.domain.streams import incident_stream
 from ledger.domain.terms_parsing import parse_terms

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
+from ledger.client import convert
 from ledger.domain import events as ev
 from ledger.domain.agreements import TermsChanges
 from ledger.domain.codec import event_from_dict
 from ledger.domain.instants import parse_instant
 from ledger.domain.terms_parsing import parse_terms
-from ledger.grpc import convert
 
 DEMO = json.loads((Path(__file__).resolve().parents[2] / "ledger" / "demo" /
                    "herts-2026-10.json").read_text())

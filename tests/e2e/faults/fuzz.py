@@ -23,8 +23,8 @@ from google.protobuf import descriptor
 from google.protobuf.message import DecodeError, Message
 
 from ledger.cli.common import demo_scenario_path
+from ledger.client import convert
 from ledger.domain.codec import event_from_dict
-from ledger.grpc import convert
 from ledger.v1 import incidents_pb2, log_pb2
 
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import grpc
 import pytest
 
+from ledger.client.errors import decode_error
 from ledger.domain.agreements import TermsChanges
 from ledger.domain.instants import parse_instant
-from ledger.grpc.errors import decode_error
 from tests.conftest import FakeClock
 from tests.e2e.faults.harness import AGREEMENT_A, two_agreements
 

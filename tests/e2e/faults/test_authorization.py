@@ -13,7 +13,7 @@ from typing import Any
 import grpc
 import pytest
 
-from ledger.grpc import convert
+from ledger.client import convert
 from ledger.v1 import (
     agreements_pb2,
     audit_pb2,

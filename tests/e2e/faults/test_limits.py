@@ -9,7 +9,7 @@ from typing import Any
 import grpc
 import pytest
 
-from ledger.grpc.errors import decode_error
+from ledger.client.errors import decode_error
 from ledger.v1 import (
     events_pb2,
     incidents_pb2,

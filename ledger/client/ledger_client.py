@@ -22,13 +22,12 @@ from typing import Any, TypeVar
 
 import grpc
 
-from ledger.application.appends import AppendResult
 from ledger.audit.checkpoint import Verifier
-from ledger.audit_client import AuditClient
+from ledger.client import convert
+from ledger.client.audit_client import AuditClient
+from ledger.client.errors import decode_error
 from ledger.domain.agreements import AgreementTerms, TermsChanges
-from ledger.domain.events import ClaimAccepted, ClaimDisputed, LedgerEvent
-from ledger.grpc import convert
-from ledger.grpc.errors import decode_error
+from ledger.domain.events import AppendResult, ClaimAccepted, ClaimDisputed, LedgerEvent
 from ledger.v1 import (
     agreements_pb2,
     agreements_pb2_grpc,
