@@ -1,11 +1,14 @@
-"""gRPC transport: authentication, error mapping and the server (issue 2, items 5-6).
+"""gRPC transport: the servicers, the interceptors (one base,
+``ledger.grpc.interceptor``: authentication, the guard with its limits and the
+exception-to-status table) and the server.
 
-Servicers live next to this package's modules but are written by the
-application layer; they use ``current_principal()`` and ``@translate_errors``.
+Servicers convert, call the application and convert back; they read the caller
+with ``current_principal()`` and raise domain errors, which the guard maps to
+statuses for every method.
 """
 
 from ledger.grpc.auth import AuthInterceptor, current_principal, principal_scope
-from ledger.grpc.errors import status_for, translate_errors
+from ledger.grpc.errors import status_for
 from ledger.grpc.server import (
     RunningServer,
     ServerConfig,
@@ -24,5 +27,4 @@ __all__ = [
     "install_signal_handlers",
     "principal_scope",
     "status_for",
-    "translate_errors",
 ]

@@ -10,7 +10,6 @@ from ledger.application.audit import AuditService
 from ledger.audit.tlog import SignedCheckpoint
 from ledger.domain.errors import InvalidArgument
 from ledger.grpc.auth import current_principal
-from ledger.grpc.errors import translate_errors
 from ledger.grpc.servicers import Executors
 from ledger.v1 import audit_pb2, audit_pb2_grpc
 
@@ -27,14 +26,12 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         self.audit = audit
         self.executors = executors
 
-    @translate_errors
     async def GetCheckpoint(self, request: Any, context: Any) -> Any:
         current_principal()
         refresh = bool(request.refresh)
         signed = await self.executors.read(lambda: self.audit.checkpoint(refresh))
         return checkpoint_to_proto(signed, self.audit.public_key)
 
-    @translate_errors
     async def GetInclusionProof(self, request: Any, context: Any) -> Any:
         principal = current_principal()
         which = request.WhichOneof("leaf")
@@ -50,7 +47,6 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             leaf_index=proof.leaf_index, tree_size=proof.tree_size, hashes=list(proof.hashes),
             leaf_hash=proof.leaf_hash, leaf_bytes=proven.leaf_bytes)
 
-    @translate_errors
     async def GetConsistencyProof(self, request: Any, context: Any) -> Any:
         current_principal()
         first, second, hashes = await self.executors.read(lambda: self.audit.consistency_proof(
@@ -58,7 +54,6 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         return audit_pb2.GetConsistencyProofResponse(first_tree_size=first,
                                                      second_tree_size=second, hashes=list(hashes))
 
-    @translate_errors
     async def GetLeafHashes(self, request: Any, context: Any) -> Any:
         current_principal()
         size, hashes = await self.executors.read(lambda: self.audit.leaf_hashes(
@@ -66,7 +61,6 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         return audit_pb2.GetLeafHashesResponse(start_index=request.start_index, tree_size=size,
                                                leaf_hashes=hashes)
 
-    @translate_errors
     async def ListLeaves(self, request: Any, context: Any) -> Any:
         principal = current_principal()
         leaves, last, size = await self.executors.read(lambda: self.audit.list_leaves(

@@ -1,4 +1,4 @@
-"""Who is calling: bearer tokens and client certificates -> Principal (issue 2, item 5).
+"""Who is calling: bearer tokens and client certificates -> Principal.
 
 ``AuthInterceptor`` wraps every method handler except health checks and server
 reflection. Before the servicer runs it resolves the caller:
@@ -21,9 +21,8 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import inspect
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import grpc
@@ -32,6 +31,7 @@ import structlog
 from ledger.adapters.principals_file import PrincipalDirectory
 from ledger.domain.access import LOCAL_ADMIN, Principal
 from ledger.grpc.errors import unauthenticated_status
+from ledger.grpc.interceptor import Proceed, Rpc, ServerInterceptor
 
 log = structlog.get_logger("ledger.grpc.auth")
 
@@ -149,8 +149,10 @@ def authenticate(directory: PrincipalDirectory | None, context: Any) -> Principa
     return principal
 
 
-class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class AuthInterceptor(ServerInterceptor):
     """Authenticates every non-exempt call before its servicer method runs."""
+
+    exempt = EXEMPT_PREFIXES
 
     def __init__(self, directory: PrincipalDirectory | None) -> None:
         self._directory = directory
@@ -159,16 +161,13 @@ class AuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     def local_mode(self) -> bool:
         return self._directory is None
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[Any], Awaitable[Any]],
-        handler_call_details: Any,
-    ) -> Any:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method or ""
-        if handler is None or method.startswith(EXEMPT_PREFIXES):
-            return handler
-        return _wrap_handler(handler, method, self._directory)
+    async def intercept(self, rpc: Rpc, request: Any, context: Any,
+                        proceed: Proceed) -> AsyncIterator[Any]:
+        status = _enter_or_status(self._directory, context, rpc.method)
+        if status is not None:
+            await context.abort_with_status(status)
+        async for response in proceed(request, context):
+            yield response
 
 
 def _enter_or_status(
@@ -187,65 +186,3 @@ def _enter_or_status(
         principal=principal.name, org=principal.org, role=principal.role
     )
     return None
-
-
-def _wrap_handler(handler: Any, method: str, directory: PrincipalDirectory | None) -> Any:
-    def unary_response(behavior: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
-        async def wrapped(request: Any, context: Any) -> Any:
-            status = _enter_or_status(directory, context, method)
-            if status is not None:
-                await context.abort_with_status(status)
-            result = behavior(request, context)
-            return await result if inspect.isawaitable(result) else result
-
-        return wrapped
-
-    def stream_response(behavior: Callable[..., Any]) -> Callable[..., Any]:
-        if inspect.isasyncgenfunction(behavior):
-
-            async def wrapped_gen(request: Any, context: Any) -> AsyncIterator[Any]:
-                status = _enter_or_status(directory, context, method)
-                if status is not None:
-                    await context.abort_with_status(status)
-                async for item in behavior(request, context):
-                    yield item
-
-            return wrapped_gen
-        if inspect.isgeneratorfunction(behavior):
-
-            async def wrapped_sync_gen(request: Any, context: Any) -> AsyncIterator[Any]:
-                status = _enter_or_status(directory, context, method)
-                if status is not None:
-                    await context.abort_with_status(status)
-                for item in behavior(request, context):
-                    yield item
-
-            return wrapped_sync_gen
-        # a coroutine that writes its responses with context.write()
-        return unary_response(behavior)
-
-    if handler.unary_unary is not None:
-        return grpc.unary_unary_rpc_method_handler(
-            unary_response(handler.unary_unary),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-    if handler.unary_stream is not None:
-        return grpc.unary_stream_rpc_method_handler(
-            stream_response(handler.unary_stream),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-    if handler.stream_unary is not None:
-        return grpc.stream_unary_rpc_method_handler(
-            unary_response(handler.stream_unary),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-    if handler.stream_stream is not None:
-        return grpc.stream_stream_rpc_method_handler(
-            stream_response(handler.stream_stream),
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
-    return handler

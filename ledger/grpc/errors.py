@@ -1,4 +1,4 @@
-"""The one place where domain errors become gRPC statuses (issue 2, item 6).
+"""The one place where exceptions become gRPC statuses.
 
 Every refusal travels as a ``google.rpc.Status`` in the ``grpc-status-details-bin``
 trailer, with details a client can act on without parsing prose:
@@ -21,19 +21,20 @@ other DomainError   FAILED_PRECONDITION  ErrorInfo(DOMAIN_RULE)
 (auth interceptor)  UNAUTHENTICATED      ErrorInfo(reason given by the interceptor)
 ==================  ===================  =============================================
 
-Servicers decorate their methods with ``@translate_errors``; clients (CLI,
-``ledger.client``) read the details back with ``ledger.client.errors.decode_error``.
+A database condition is answered as the retryable error it stands for
+(ledger.adapters.db_errors), a value out of range as INVALID_ARGUMENT and
+anything else as INTERNAL (``status_for_exception``). The guard interceptor
+(ledger.grpc.guard) applies this to every call, so no servicer can forget it;
+clients (CLI, ``ledger.client``) read the details back with
+``ledger.client.errors.decode_error``.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
-from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any, TypeVar, cast
+from collections.abc import Mapping
+from typing import Any
 
 import grpc
-import structlog
 from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
@@ -52,12 +53,7 @@ from ledger.domain.errors import (
     Unavailable,
 )
 
-log = structlog.get_logger("ledger.grpc.errors")
-
 DOMAIN = "sla-ledger"
-
-F = TypeVar("F", bound=Callable[..., Any])
-
 
 def _pack(message: Any) -> any_pb2.Any:
     packed = any_pb2.Any()
@@ -174,57 +170,16 @@ def unauthenticated_status(message: str, reason: str = "UNAUTHENTICATED") -> grp
     )
 
 
-async def abort_with(context: grpc.aio.ServicerContext, error: DomainError) -> None:
-    """Ends the RPC with the status for ``error`` (raises; never returns normally)."""
-    await context.abort_with_status(status_for(error))
-    raise AssertionError("abort_with_status returned")  # pragma: no cover
-
-
-def translate_errors(method: F) -> F:
-    """Decorates an async servicer method so a DomainError ends the RPC richly.
-
-    Works on ``async def m(self, request_or_iterator, context)`` (unary and
-    client-streaming responses) and on async generator methods (server
-    streaming); for a stream, the messages yielded before the error are still
-    delivered. A database condition (contention, no connection, a lost
-    connection) ends the RPC as ABORTED or UNAVAILABLE with a retry delay
-    (``ledger.adapters.db_errors``); other exceptions propagate.
-    """
-    if inspect.isasyncgenfunction(method):
-        gen_method = cast(Callable[..., AsyncIterator[Any]], method)
-
-        @functools.wraps(method)
-        async def stream_wrapper(self: Any, request: Any, context: Any) -> AsyncIterator[Any]:
-            try:
-                async for item in gen_method(self, request, context):
-                    yield item
-            except DomainError as error:
-                await abort_with(context, error)
-            except Exception as exc:
-                await abort_with(context, _retryable_or_raise(exc))
-
-        return cast(F, stream_wrapper)
-
-    if not inspect.iscoroutinefunction(method):
-        raise TypeError(f"@translate_errors needs an async method, got {method!r}")
-
-    @functools.wraps(method)
-    async def unary_wrapper(self: Any, request: Any, context: Any) -> Any:
-        try:
-            return await method(self, request, context)
-        except DomainError as error:
-            await abort_with(context, error)
-        except Exception as exc:
-            await abort_with(context, _retryable_or_raise(exc))
-
-    return cast(F, unary_wrapper)
-
-
-def _retryable_or_raise(exc: Exception) -> DomainError:
-    """The retryable error for a database condition; re-raises anything else."""
-    mapped = database_error(exc)
-    if mapped is None:
-        raise exc
-    log.warning("database condition answered as retryable", error=repr(exc),
-                status=type(mapped).__name__)
-    return mapped
+def status_for_exception(exc: BaseException, request_id: str) -> status_pb2.Status:
+    """The status for anything a servicer raised (never UNKNOWN, no class names):
+    a domain error as in the table above; a database condition as the retryable
+    error it stands for (ledger.adapters.db_errors); a value out of range as
+    INVALID_ARGUMENT; anything else INTERNAL, naming the request's id."""
+    if isinstance(exc, DomainError):
+        return rich_status(exc)
+    retryable = database_error(exc)
+    if retryable is not None:
+        return rich_status(retryable)
+    if isinstance(exc, OverflowError | ValueError | UnicodeError | RecursionError):
+        return rich_status(InvalidArgument("request", "a value is out of the range the ledger computes"))
+    return status_pb2.Status(code=code_pb2.INTERNAL, message=f"internal error (request id {request_id})")

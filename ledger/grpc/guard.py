@@ -9,12 +9,13 @@ authentication, around every ledger method:
   answer UNKNOWN with the exception's class name);
 - a decoded request outside ``Limits`` ends INVALID_ARGUMENT naming the field
   (ledger.grpc.limits);
-- whatever the servicer raises is mapped by ``status_for_exception``: domain
-  errors as in ledger.grpc.errors; database unavailability, timeouts and
-  contention to UNAVAILABLE / ABORTED with ``RetryInfo`` (ledger.adapters.db_errors); values out of range
-  to INVALID_ARGUMENT; anything else to INTERNAL with the request's id, the
-  exception logged. No answer is UNKNOWN and no message names an internal
-  class; messages are cut to ``MAX_MESSAGE_CHARS``.
+- whatever the servicer raises is mapped by ``status_for_exception``
+  (ledger.grpc.errors): domain errors as in its table; database unavailability,
+  timeouts and contention to UNAVAILABLE / ABORTED with ``RetryInfo``
+  (ledger.adapters.db_errors); values out of range to INVALID_ARGUMENT;
+  anything else to INTERNAL with the request's id, the exception logged.
+  No answer is UNKNOWN and no message names an internal class; messages are
+  cut to ``MAX_MESSAGE_CHARS``.
 
 Aborts and cancellations pass through untouched, and nothing here reads the
 call's context after the client went away.
@@ -23,9 +24,8 @@ call's context after the client went away.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import grpc
@@ -34,9 +34,9 @@ from google.protobuf.message import Message
 from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
 
-from ledger.adapters.db_errors import database_error
 from ledger.domain.errors import DomainError, InvalidArgument
-from ledger.grpc.errors import MAX_MESSAGE_CHARS, rich_status
+from ledger.grpc.errors import MAX_MESSAGE_CHARS, rich_status, status_for_exception
+from ledger.grpc.interceptor import Deserializer, Proceed, Rpc, ServerInterceptor
 from ledger.grpc.limits import DEFAULT_LIMITS, Limits, check_request
 
 log = structlog.get_logger("ledger.grpc.guard")
@@ -53,7 +53,7 @@ class _Malformed:
         self.reason = reason
 
 
-def _wrap_deserializer(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+def _wrap_deserializer(deserialize: Deserializer) -> Deserializer:
     if deserialize is None:
         return None
 
@@ -75,60 +75,36 @@ def _client_gone(context: Any, exc: BaseException) -> bool:
         return True
 
 
-def _with_code(code: int, message: str) -> status_pb2.Status:
-    return status_pb2.Status(code=code, message=message)
-
-
-def status_for_exception(exc: BaseException, request_id: str) -> status_pb2.Status:
-    """The status for anything a servicer raised (never UNKNOWN, no class names)."""
-    if isinstance(exc, DomainError):
-        return rich_status(exc)
-    retryable = database_error(exc)
-    if retryable is not None:
-        return rich_status(retryable)
-    if isinstance(exc, OverflowError | ValueError | UnicodeError | RecursionError):
-        return rich_status(InvalidArgument("request", "a value is out of the range the ledger computes"))
-    return _with_code(code_pb2.INTERNAL, f"internal error (request id {request_id})")
-
-
 def _bounded(status: status_pb2.Status) -> status_pb2.Status:
     if len(status.message) > MAX_MESSAGE_CHARS:
         status.message = status.message[: MAX_MESSAGE_CHARS - 3] + "..."
     return status
 
 
-class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class GuardInterceptor(ServerInterceptor):
+    exempt = _EXEMPT_PREFIXES
+
     def __init__(self, limits: Limits = DEFAULT_LIMITS,
                  clock: Callable[[], int] = lambda: time.time_ns() // 1000) -> None:
         self.limits = limits
         self.clock = clock
 
-    async def intercept_service(
-        self, continuation: Callable[[Any], Awaitable[Any]], handler_call_details: Any
-    ) -> Any:
-        handler = await continuation(handler_call_details)
-        method = handler_call_details.method or ""
-        if handler is None or method.startswith(_EXEMPT_PREFIXES):
-            return handler
-        deserializer = _wrap_deserializer(handler.request_deserializer)
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                self._unary(handler.unary_unary, method), request_deserializer=deserializer,
-                response_serializer=handler.response_serializer)
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                self._stream(handler.unary_stream, method), request_deserializer=deserializer,
-                response_serializer=handler.response_serializer)
-        # Client-streaming methods: the ledger has none; refuse nothing, map failures.
-        if handler.stream_unary is not None:
-            return grpc.stream_unary_rpc_method_handler(
-                self._unary(handler.stream_unary, method, streaming=True),
-                request_deserializer=deserializer, response_serializer=handler.response_serializer)
-        if handler.stream_stream is not None:
-            return grpc.stream_stream_rpc_method_handler(
-                self._stream(handler.stream_stream, method, streaming=True),
-                request_deserializer=deserializer, response_serializer=handler.response_serializer)
-        return handler
+    def request_deserializer(self, deserializer: Deserializer) -> Deserializer:
+        return _wrap_deserializer(deserializer)
+
+    async def intercept(self, rpc: Rpc, request: Any, context: Any,
+                        proceed: Proceed) -> AsyncIterator[Any]:
+        # Client-streaming methods (the ledger has none): refuse nothing, map failures.
+        refusal = None if rpc.request_streaming else self._refusal(request)
+        if refusal is not None:
+            await context.abort_with_status(rpc_status.to_status(_bounded(refusal)))
+        try:
+            async for response in proceed(request, context):
+                yield response
+        except (grpc.aio.AbortError, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            await self._fail(context, exc, rpc.method)
 
     def _refusal(self, request: Any) -> status_pb2.Status | None:
         if isinstance(request, _Malformed):
@@ -152,43 +128,3 @@ class GuardInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             log.warning("rpc failed", method=method, grpc_code=code_pb2.Code.Name(status.code),
                         error=type(exc).__name__)
         await context.abort_with_status(rpc_status.to_status(status))
-
-    def _unary(self, behavior: Callable[..., Any], method: str,
-               streaming: bool = False) -> Callable[[Any, Any], Awaitable[Any]]:
-        async def wrapped(request: Any, context: Any) -> Any:
-            refusal = None if streaming else self._refusal(request)
-            if refusal is not None:
-                await context.abort_with_status(rpc_status.to_status(_bounded(refusal)))
-            try:
-                result = behavior(request, context)
-                return await result if inspect.isawaitable(result) else result
-            except (grpc.aio.AbortError, asyncio.CancelledError):
-                raise
-            except Exception as exc:
-                await self._fail(context, exc, method)
-
-        return wrapped
-
-    def _stream(self, behavior: Callable[..., Any], method: str,
-                streaming: bool = False) -> Callable[[Any, Any], Any]:
-        if not (inspect.isasyncgenfunction(behavior) or inspect.isgeneratorfunction(behavior)):
-            return self._unary(behavior, method, streaming)
-
-        async def wrapped(request: Any, context: Any) -> AsyncIterator[Any]:
-            refusal = None if streaming else self._refusal(request)
-            if refusal is not None:
-                await context.abort_with_status(rpc_status.to_status(_bounded(refusal)))
-            try:
-                responses = behavior(request, context)
-                if inspect.isasyncgen(responses):
-                    async for item in responses:
-                        yield item
-                else:
-                    for item in responses:
-                        yield item
-            except (grpc.aio.AbortError, asyncio.CancelledError):
-                raise
-            except Exception as exc:
-                await self._fail(context, exc, method)
-
-        return wrapped

@@ -12,7 +12,6 @@ from ledger.application.statements import StatementService
 from ledger.client import convert
 from ledger.domain.instants import parse_instant
 from ledger.grpc.auth import current_principal
-from ledger.grpc.errors import translate_errors
 from ledger.grpc.servicers import Executors
 from ledger.v1 import common_pb2, reports_pb2, reports_pb2_grpc
 
@@ -78,7 +77,6 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
         self.statements = statements or StatementService(reports)
         self.claims = ClaimService(reports)
 
-    @translate_errors
     async def GetPeriodReport(self, request: Any, context: Any) -> Any:
         principal = current_principal()
         evaluated, cut = _question(request)
@@ -88,7 +86,6 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
         return reports_pb2.GetPeriodReportResponse(report_json=canonical_json(report),
                                                    report=report_to_proto(report))
 
-    @translate_errors
     async def GetIncidentSla(self, request: Any, context: Any) -> Any:
         principal = current_principal()
         evaluated, cut = _question(request)
@@ -97,7 +94,6 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
         return reports_pb2.GetIncidentSlaResponse(incident_json=canonical_json(view))
 
 
-    @translate_errors
     async def ListIncidentsAtRisk(self, request: Any, context: Any) -> Any:
         principal = current_principal()
         evaluated = (convert.timestamp_to_micros(request.evaluated_at, "evaluated_at")
@@ -114,7 +110,6 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
                 threshold_seconds=c["threshold_seconds"])
             for c in clocks[:size]])
 
-    @translate_errors
     async def GetRestatement(self, request: Any, context: Any) -> Any:
         principal = current_principal()
         evaluated = (convert.timestamp_to_micros(request.evaluated_at, "evaluated_at")
@@ -126,7 +121,6 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
         return reports_pb2.GetRestatementResponse(restatement_json=canonical_json(result))
 
 
-    @translate_errors
     async def ListClaims(self, request: Any, context: Any) -> Any:
         principal = current_principal()
         evaluated = (convert.timestamp_to_micros(request.evaluated_at, "evaluated_at")
@@ -142,7 +136,6 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
             lambda: self.claims.claims(principal, query, evaluated))
         return reports_pb2.ListClaimsResponse(claims=[convert.claim_to_proto(c) for c in claims[:size]])
 
-    @translate_errors
     async def GetStatement(self, request: Any, context: Any) -> Any:
         principal = current_principal()
         evaluated, cut = _question(request)

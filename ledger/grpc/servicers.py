@@ -25,7 +25,6 @@ from ledger.domain.errors import InvalidArgument
 from ledger.domain.events import AppendResult, LedgerEvent
 from ledger.domain.timeline import effective_timeline, timeline_key
 from ledger.grpc.auth import current_principal
-from ledger.grpc.errors import translate_errors
 from ledger.v1 import (
     agreements_pb2,
     agreements_pb2_grpc,
@@ -100,7 +99,6 @@ class AgreementServicer(agreements_pb2_grpc.AgreementServiceServicer):
         self.executors = executors
         self.integrity = integrity
 
-    @translate_errors
     async def RegisterAgreement(self, request: Any, context: Any) -> Any:
         principal = current_principal()
         principal.require_admin("register agreements")
@@ -117,7 +115,6 @@ class AgreementServicer(agreements_pb2_grpc.AgreementServiceServicer):
             principal, event_id, agreement.id, effective_from, terms))
         return agreements_pb2.RegisterAgreementResponse(position=result.position, duplicate=result.duplicate)
 
-    @translate_errors
     async def AmendAgreement(self, request: Any, context: Any) -> Any:
         principal = current_principal()
         principal.require_admin("amend agreements")
@@ -137,14 +134,12 @@ class AgreementServicer(agreements_pb2_grpc.AgreementServiceServicer):
             principal, request.event_id, request.agreement_id, effective_from, changes))
         return agreements_pb2.AmendAgreementResponse(position=result.position, duplicate=result.duplicate)
 
-    @translate_errors
     async def GetAgreement(self, request: Any, context: Any) -> Any:
         principal = current_principal()
         history = await self.executors.read(
             lambda: self.service.visible_agreement(principal, request.agreement_id))
         return agreements_pb2.GetAgreementResponse(agreement=convert.agreement_to_proto(history))
 
-    @translate_errors
     async def ListAgreements(self, request: Any, context: Any) -> Any:
         principal = current_principal()
         size, after = _page(request.page_size), _decode_token(request.page_token)
@@ -180,7 +175,6 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
         self.listing = listing or IncidentListing(service)
         self.integrity = integrity
 
-    @translate_errors
     async def AppendEvents(self, request: Any, context: Any) -> Any:
         principal = current_principal()
         if not request.events:
@@ -195,7 +189,6 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
             incidents_pb2.AppendResult(event_id=r.event_id, position=r.position, duplicate=r.duplicate)
             for r in results])
 
-    @translate_errors
     async def GetIncident(self, request: Any, context: Any) -> Any:
         principal = current_principal()
         events = await self.executors.read(
@@ -209,7 +202,6 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
                                                   retracted=e.event_id in retracted)
                       for e in sorted(events, key=timeline_key)])
 
-    @translate_errors
     async def ListIncidents(self, request: Any, context: Any) -> Any:
         principal = current_principal()
         size, after = _page(request.page_size), _decode_token(request.page_token)
@@ -272,7 +264,6 @@ class LogServicer(log_pb2_grpc.LogServiceServicer):
                 integrity.verify_end(end, known if upto is None else min(known, upto))
         return batch
 
-    @translate_errors
     async def ReadLog(self, request: Any, context: Any) -> None:  # type: ignore[override]
         principal = current_principal()
         if request.after_position < 0 or request.to_position < 0:

@@ -22,16 +22,16 @@ Install it outermost, so it also times and counts calls the auth layer refuses::
 from __future__ import annotations
 
 import asyncio
-import inspect
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 import grpc
 import structlog
 
+from ledger.grpc.interceptor import Proceed, Rpc, ServerInterceptor
 from ledger.observability.grpc_methods import GRPC_CODE_NAMES, grpc_type
 from ledger.observability.labels import UNKNOWN
 from ledger.observability.metrics import LedgerMetrics
@@ -199,7 +199,7 @@ class _Call:
             log.info("rpc", **fields)
 
 
-class ObservabilityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class ObservabilityInterceptor(ServerInterceptor):
     """Metrics and the canonical log line for every RPC (unary and streaming)."""
 
     def __init__(
@@ -213,52 +213,33 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
         self.logger = logger if logger is not None else structlog.get_logger("ledger.rpc")
         self.clock = clock
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[Any], Awaitable[Any]],
-        handler_call_details: Any,
-    ) -> Any:
-        handler = await continuation(handler_call_details)
-        metadata = handler_call_details.invocation_metadata
-        if handler is None:
-            # Unregistered method: gRPC answers UNIMPLEMENTED. The name came from
-            # the client, so it is not used as a label.
-            call = _Call(self, ("unary", UNKNOWN, UNKNOWN), request_id_from(metadata), None)
-            call.start()
-            call.finish(_Unimplemented())
-            return None
-        service, method = split_method(handler_call_details.method or "")
-        kind = grpc_type(handler.request_streaming, handler.response_streaming)
-        labels = (kind, service, method)
+    def unimplemented(self, details: grpc.HandlerCallDetails) -> None:
+        # gRPC answers UNIMPLEMENTED. The name came from the client, so it is
+        # not used as a label.
+        call = _Call(self, ("unary", UNKNOWN, UNKNOWN),
+                     request_id_from(details.invocation_metadata), None)
+        call.start()
+        call.finish(_Unimplemented())
 
-        def new_call(context: Any) -> _Call:
-            return _Call(self, labels, request_id_from(metadata), context)
-
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                _unary_response(handler.unary_unary, new_call, streaming_request=False),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_unary is not None:
-            return grpc.stream_unary_rpc_method_handler(
-                _unary_response(handler.stream_unary, new_call, streaming_request=True),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                _stream_response(handler.unary_stream, new_call, streaming_request=False),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.stream_stream is not None:
-            return grpc.stream_stream_rpc_method_handler(
-                _stream_response(handler.stream_stream, new_call, streaming_request=True),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+    async def intercept(self, rpc: Rpc, request: Any, context: Any,
+                        proceed: Proceed) -> AsyncIterator[Any]:
+        service, method = split_method(rpc.method)
+        labels = (grpc_type(rpc.request_streaming, rpc.response_streaming), service, method)
+        call = _Call(self, labels, request_id_from(rpc.metadata), context)
+        call.start()
+        if rpc.request_streaming:
+            request = _counted(request, call)
+        else:
+            call.received = 1
+        try:
+            async for response in proceed(request, _CountedWrites(context, call) if rpc.writes
+                                          else context):
+                call.sent += 1
+                yield response
+        except BaseException as exc:
+            call.finish(exc)
+            raise
+        call.finish(None)
 
 
 class _Unimplemented(Exception):
@@ -272,13 +253,6 @@ def _counted(requests: Any, call: _Call) -> AsyncIterator[Any]:
             yield request
 
     return gen()
-
-
-def _prepare(request: Any, call: _Call, streaming_request: bool) -> Any:
-    if streaming_request:
-        return _counted(request, call)
-    call.received = 1
-    return request
 
 
 class _CountedWrites:
@@ -297,63 +271,3 @@ class _CountedWrites:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._context, name)
-
-
-def _unary_response(
-    behavior: Callable[..., Any],
-    new_call: Callable[[Any], _Call],
-    *,
-    streaming_request: bool,
-    counted_writes: bool = False,
-) -> Callable[[Any, Any], Awaitable[Any]]:
-    """Also used for response streams written with ``context.write``
-    (``counted_writes``: each write counts as a message sent)."""
-
-    async def wrapped(request: Any, context: Any) -> Any:
-        call = new_call(context)
-        call.start()
-        seen = _CountedWrites(context, call) if counted_writes else context
-        try:
-            result = behavior(_prepare(request, call, streaming_request), seen)
-            if inspect.isawaitable(result):
-                result = await result
-        except BaseException as exc:
-            call.finish(exc)
-            raise
-        if result is not None and not counted_writes:
-            call.sent = 1
-        call.finish(None)
-        return result
-
-    return wrapped
-
-
-def _stream_response(
-    behavior: Callable[..., Any],
-    new_call: Callable[[Any], _Call],
-    *,
-    streaming_request: bool,
-) -> Callable[[Any, Any], Any]:
-    if not (inspect.isasyncgenfunction(behavior) or inspect.isgeneratorfunction(behavior)):
-        return _unary_response(behavior, new_call, streaming_request=streaming_request,
-                               counted_writes=True)
-
-    async def wrapped(request: Any, context: Any) -> AsyncIterator[Any]:
-        call = new_call(context)
-        call.start()
-        try:
-            responses = behavior(_prepare(request, call, streaming_request), context)
-            if inspect.isasyncgen(responses):
-                async for response in responses:
-                    call.sent += 1
-                    yield response
-            else:
-                for response in responses:
-                    call.sent += 1
-                    yield response
-        except BaseException as exc:
-            call.finish(exc)
-            raise
-        call.finish(None)
-
-    return wrapped

@@ -21,7 +21,7 @@ from ledger.domain.errors import (
     PermissionDenied,
     TimelineViolation,
 )
-from ledger.grpc.errors import rich_status, status_for, translate_errors
+from ledger.grpc.errors import rich_status, status_for
 from ledger.grpc.server import ServerConfig, build_server
 
 T = TypeVar("T")
@@ -40,7 +40,9 @@ ERRORS: dict[bytes, DomainError] = {
 
 
 class Servicer:
-    @translate_errors
+    """Raises domain errors as the ledger's servicers do: the server's guard
+    interceptor maps them, no decorator needed."""
+
     async def unary(self, request: bytes, context: Any) -> bytes:
         if request in ERRORS:
             raise ERRORS[request]
@@ -48,7 +50,9 @@ class Servicer:
             raise RuntimeError("a bug")
         return b"ok:" + request
 
-    @translate_errors
+    def plain(self, request: bytes, context: Any) -> bytes:
+        raise ERRORS[request]
+
     async def stream(self, request: bytes, context: Any) -> AsyncIterator[bytes]:
         yield b"first"
         yield b"second"
@@ -62,6 +66,7 @@ def _register(server: Any) -> list[str]:
         {
             "Unary": grpc.unary_unary_rpc_method_handler(servicer.unary),
             "Stream": grpc.unary_stream_rpc_method_handler(servicer.stream),
+            "Plain": grpc.unary_unary_rpc_method_handler(servicer.plain),
         },
     )
     server.add_generic_rpc_handlers([handler])
@@ -80,10 +85,10 @@ def _with_server(scenario: Callable[[grpc.aio.Channel], Awaitable[T]]) -> T:
     return asyncio.run(asyncio.wait_for(main(), 30))
 
 
-def _call(request: bytes) -> tuple[grpc.StatusCode, dict[str, Any]]:
+def _call(request: bytes, method: str = "Unary") -> tuple[grpc.StatusCode, dict[str, Any]]:
     async def scenario(channel: grpc.aio.Channel) -> tuple[grpc.StatusCode, dict[str, Any]]:
         with pytest.raises(grpc.aio.AioRpcError) as info:
-            await channel.unary_unary("/test.Errors/Unary")(request, timeout=10)
+            await channel.unary_unary(f"/test.Errors/{method}")(request, timeout=10)
         return info.value.code(), dict(decode_error(info.value))
 
     return _with_server(scenario)
@@ -177,12 +182,11 @@ def test_stream_delivers_messages_then_rich_error() -> None:
     assert decoded["rule"] == "RESTORE_AFTER_OPEN"
 
 
-def test_translate_errors_refuses_sync_methods() -> None:
-    def sync_method(self: object, request: object, context: object) -> None:
-        return None
-
-    with pytest.raises(TypeError, match="async"):
-        translate_errors(sync_method)
+def test_a_plain_function_method_is_mapped_too() -> None:
+    code, decoded = _call(b"notfound", "Plain")
+    assert code == grpc.StatusCode.NOT_FOUND
+    assert decoded["resource_type"] == "agreement"
+    assert decoded["resource_name"] == "AG-9"
 
 
 def test_rich_status_is_consistent_with_grpc_status() -> None:
