@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import grpc
 
 from ledger.application.audit import AuditService
@@ -26,13 +24,15 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         self.audit = audit
         self.executors = executors
 
-    async def GetCheckpoint(self, request: Any, context: Any) -> Any:
+    async def GetCheckpoint(self, request: audit_pb2.GetCheckpointRequest,
+                           context: grpc.aio.ServicerContext) -> audit_pb2.GetCheckpointResponse:
         current_principal()
         refresh = bool(request.refresh)
         signed = await self.executors.read(lambda: self.audit.checkpoint(refresh))
         return checkpoint_to_proto(signed, self.audit.public_key)
 
-    async def GetInclusionProof(self, request: Any, context: Any) -> Any:
+    async def GetInclusionProof(self, request: audit_pb2.GetInclusionProofRequest,
+                               context: grpc.aio.ServicerContext) -> audit_pb2.GetInclusionProofResponse:
         principal = current_principal()
         which = request.WhichOneof("leaf")
         position = request.position if which == "position" else 0
@@ -47,21 +47,24 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
             leaf_index=proof.leaf_index, tree_size=proof.tree_size, hashes=list(proof.hashes),
             leaf_hash=proof.leaf_hash, leaf_bytes=proven.leaf_bytes)
 
-    async def GetConsistencyProof(self, request: Any, context: Any) -> Any:
+    async def GetConsistencyProof(self, request: audit_pb2.GetConsistencyProofRequest,
+                                 context: grpc.aio.ServicerContext) -> audit_pb2.GetConsistencyProofResponse:
         current_principal()
         first, second, hashes = await self.executors.read(lambda: self.audit.consistency_proof(
             request.first_tree_size, request.second_tree_size))
         return audit_pb2.GetConsistencyProofResponse(first_tree_size=first,
                                                      second_tree_size=second, hashes=list(hashes))
 
-    async def GetLeafHashes(self, request: Any, context: Any) -> Any:
+    async def GetLeafHashes(self, request: audit_pb2.GetLeafHashesRequest,
+                           context: grpc.aio.ServicerContext) -> audit_pb2.GetLeafHashesResponse:
         current_principal()
         size, hashes = await self.executors.read(lambda: self.audit.leaf_hashes(
             request.start_index, request.tree_size, request.max_count))
         return audit_pb2.GetLeafHashesResponse(start_index=request.start_index, tree_size=size,
                                                leaf_hashes=hashes)
 
-    async def ListLeaves(self, request: Any, context: Any) -> Any:
+    async def ListLeaves(self, request: audit_pb2.ListLeavesRequest,
+                        context: grpc.aio.ServicerContext) -> audit_pb2.ListLeavesResponse:
         principal = current_principal()
         leaves, last, size = await self.executors.read(lambda: self.audit.list_leaves(
             principal, request.after_position, request.tree_size, request.agreement_id,

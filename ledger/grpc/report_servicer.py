@@ -16,7 +16,7 @@ from ledger.grpc.servicers import Executors
 from ledger.v1 import common_pb2, reports_pb2, reports_pb2_grpc
 
 
-def cut_from_proto(msg: Any, field: str) -> Cut | None:
+def cut_from_proto(msg: reports_pb2.KnowledgeCut, field: str) -> Cut | None:
     which = msg.WhichOneof("cut")
     if which == "position":
         return Cut(position=msg.position)
@@ -25,7 +25,8 @@ def cut_from_proto(msg: Any, field: str) -> Cut | None:
     return None
 
 
-def _question(request: Any) -> tuple[int | None, Cut | None]:
+def _question(request: reports_pb2.GetPeriodReportRequest | reports_pb2.GetIncidentSlaRequest
+              | reports_pb2.GetStatementRequest) -> tuple[int | None, Cut | None]:
     """(evaluated_at, knowledge cut) of a report request; None: now, everything."""
     evaluated = (convert.timestamp_to_micros(request.evaluated_at, "evaluated_at")
                  if request.HasField("evaluated_at") else None)
@@ -77,7 +78,8 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
         self.statements = statements or StatementService(reports)
         self.claims = ClaimService(reports)
 
-    async def GetPeriodReport(self, request: Any, context: Any) -> Any:
+    async def GetPeriodReport(self, request: reports_pb2.GetPeriodReportRequest,
+                             context: grpc.aio.ServicerContext) -> reports_pb2.GetPeriodReportResponse:
         principal = current_principal()
         evaluated, cut = _question(request)
         report = await self.executors.read(lambda: self.reports.period_report(
@@ -86,7 +88,8 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
         return reports_pb2.GetPeriodReportResponse(report_json=canonical_json(report),
                                                    report=report_to_proto(report))
 
-    async def GetIncidentSla(self, request: Any, context: Any) -> Any:
+    async def GetIncidentSla(self, request: reports_pb2.GetIncidentSlaRequest,
+                            context: grpc.aio.ServicerContext) -> reports_pb2.GetIncidentSlaResponse:
         principal = current_principal()
         evaluated, cut = _question(request)
         view = await self.executors.read(lambda: self.reports.incident_view(
@@ -94,7 +97,8 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
         return reports_pb2.GetIncidentSlaResponse(incident_json=canonical_json(view))
 
 
-    async def ListIncidentsAtRisk(self, request: Any, context: Any) -> Any:
+    async def ListIncidentsAtRisk(self, request: reports_pb2.ListIncidentsAtRiskRequest,
+                                 context: grpc.aio.ServicerContext) -> reports_pb2.ListIncidentsAtRiskResponse:
         principal = current_principal()
         evaluated = (convert.timestamp_to_micros(request.evaluated_at, "evaluated_at")
                      if request.HasField("evaluated_at") else None)
@@ -110,7 +114,8 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
                 threshold_seconds=c["threshold_seconds"])
             for c in clocks[:size]])
 
-    async def GetRestatement(self, request: Any, context: Any) -> Any:
+    async def GetRestatement(self, request: reports_pb2.GetRestatementRequest,
+                            context: grpc.aio.ServicerContext) -> reports_pb2.GetRestatementResponse:
         principal = current_principal()
         evaluated = (convert.timestamp_to_micros(request.evaluated_at, "evaluated_at")
                      if request.HasField("evaluated_at") else None)
@@ -121,7 +126,8 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
         return reports_pb2.GetRestatementResponse(restatement_json=canonical_json(result))
 
 
-    async def ListClaims(self, request: Any, context: Any) -> Any:
+    async def ListClaims(self, request: reports_pb2.ListClaimsRequest,
+                        context: grpc.aio.ServicerContext) -> reports_pb2.ListClaimsResponse:
         principal = current_principal()
         evaluated = (convert.timestamp_to_micros(request.evaluated_at, "evaluated_at")
                      if request.HasField("evaluated_at") else None)
@@ -136,7 +142,8 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
             lambda: self.claims.claims(principal, query, evaluated))
         return reports_pb2.ListClaimsResponse(claims=[convert.claim_to_proto(c) for c in claims[:size]])
 
-    async def GetStatement(self, request: Any, context: Any) -> Any:
+    async def GetStatement(self, request: reports_pb2.GetStatementRequest,
+                          context: grpc.aio.ServicerContext) -> reports_pb2.GetStatementResponse:
         principal = current_principal()
         evaluated, cut = _question(request)
         statement = await self.executors.read(lambda: self.statements.statement(

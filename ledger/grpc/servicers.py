@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import grpc
 
@@ -19,6 +20,7 @@ from ledger.application.incidents import IncidentSummary, summarise
 from ledger.application.integrity import Integrity
 from ledger.application.ledger_service import LedgerService
 from ledger.application.log_feed import LogFeed
+from ledger.application.log_reads import BATCH, LogReads
 from ledger.client import convert
 from ledger.domain.access import Principal
 from ledger.domain.errors import InvalidArgument
@@ -99,7 +101,8 @@ class AgreementServicer(agreements_pb2_grpc.AgreementServiceServicer):
         self.executors = executors
         self.integrity = integrity
 
-    async def RegisterAgreement(self, request: Any, context: Any) -> Any:
+    async def RegisterAgreement(self, request: agreements_pb2.RegisterAgreementRequest,
+                               context: grpc.aio.ServicerContext) -> agreements_pb2.RegisterAgreementResponse:
         principal = current_principal()
         principal.require_admin("register agreements")
         _require_intact(self.integrity)
@@ -115,7 +118,8 @@ class AgreementServicer(agreements_pb2_grpc.AgreementServiceServicer):
             principal, event_id, agreement.id, effective_from, terms))
         return agreements_pb2.RegisterAgreementResponse(position=result.position, duplicate=result.duplicate)
 
-    async def AmendAgreement(self, request: Any, context: Any) -> Any:
+    async def AmendAgreement(self, request: agreements_pb2.AmendAgreementRequest,
+                            context: grpc.aio.ServicerContext) -> agreements_pb2.AmendAgreementResponse:
         principal = current_principal()
         principal.require_admin("amend agreements")
         _require_intact(self.integrity)
@@ -134,17 +138,19 @@ class AgreementServicer(agreements_pb2_grpc.AgreementServiceServicer):
             principal, request.event_id, request.agreement_id, effective_from, changes))
         return agreements_pb2.AmendAgreementResponse(position=result.position, duplicate=result.duplicate)
 
-    async def GetAgreement(self, request: Any, context: Any) -> Any:
+    async def GetAgreement(self, request: agreements_pb2.GetAgreementRequest,
+                          context: grpc.aio.ServicerContext) -> agreements_pb2.GetAgreementResponse:
         principal = current_principal()
         history = await self.executors.read(
             lambda: self.service.visible_agreement(principal, request.agreement_id))
         return agreements_pb2.GetAgreementResponse(agreement=convert.agreement_to_proto(history))
 
-    async def ListAgreements(self, request: Any, context: Any) -> Any:
+    async def ListAgreements(self, request: agreements_pb2.ListAgreementsRequest,
+                            context: grpc.aio.ServicerContext) -> agreements_pb2.ListAgreementsResponse:
         principal = current_principal()
         size, after = _page(request.page_size), _decode_token(request.page_token)
 
-        def run() -> Any:
+        def run() -> agreements_pb2.ListAgreementsResponse:
             ids = [i for i in self.service.agreement_ids(principal) if i > after]
             page = ids[:size]
             response = agreements_pb2.ListAgreementsResponse(
@@ -175,7 +181,8 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
         self.listing = listing or IncidentListing(service)
         self.integrity = integrity
 
-    async def AppendEvents(self, request: Any, context: Any) -> Any:
+    async def AppendEvents(self, request: incidents_pb2.AppendEventsRequest,
+                          context: grpc.aio.ServicerContext) -> incidents_pb2.AppendEventsResponse:
         principal = current_principal()
         if not request.events:
             raise InvalidArgument("events", "at least one event is required")
@@ -189,7 +196,8 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
             incidents_pb2.AppendResult(event_id=r.event_id, position=r.position, duplicate=r.duplicate)
             for r in results])
 
-    async def GetIncident(self, request: Any, context: Any) -> Any:
+    async def GetIncident(self, request: incidents_pb2.GetIncidentRequest,
+                         context: grpc.aio.ServicerContext) -> incidents_pb2.GetIncidentResponse:
         principal = current_principal()
         events = await self.executors.read(
             lambda: self.service.incident_events(principal, request.incident_id,
@@ -202,7 +210,8 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
                                                   retracted=e.event_id in retracted)
                       for e in sorted(events, key=timeline_key)])
 
-    async def ListIncidents(self, request: Any, context: Any) -> Any:
+    async def ListIncidents(self, request: incidents_pb2.ListIncidentsRequest,
+                           context: grpc.aio.ServicerContext) -> incidents_pb2.ListIncidentsResponse:
         principal = current_principal()
         size, after = _page(request.page_size), _decode_token(request.page_token)
         status = _STATUS_NAMES.get(request.status)
@@ -215,7 +224,7 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
             agreement_id=request.agreement_id or None, status=status, custody=request.custody,
             opened_from=opened_from, opened_to=opened_to, after=after, size=size)
 
-        def run() -> Any:
+        def run() -> incidents_pb2.ListIncidentsResponse:
             page = self.listing.page(principal, query)
             response = incidents_pb2.ListIncidentsResponse(
                 incidents=[summary_to_proto(s) for s in page.incidents])
@@ -237,14 +246,15 @@ class LogServicer(log_pb2_grpc.LogServiceServicer):
     def __init__(self, service: LedgerService, executors: Executors, feed: LogFeed,
                  poll_seconds: float = 1.0, stall_seconds: float = 30.0,
                  integrity: Integrity | None = None) -> None:
-        self.integrity = integrity
         self.service = service
+        self.reads = LogReads(service, integrity)
         self.executors = executors
         self.feed = feed
         self.poll_seconds = poll_seconds
         self.stall_seconds = stall_seconds
 
-    async def _write(self, context: Any, message: Any) -> None:
+    async def _write(self, context: grpc.aio.ServicerContext,
+                     message: log_pb2.ReadLogResponse) -> None:
         try:
             await asyncio.wait_for(context.write(message), self.stall_seconds)
         except TimeoutError:
@@ -252,19 +262,10 @@ class LogServicer(log_pb2_grpc.LogServiceServicer):
                                 f"the reader took longer than {self.stall_seconds:g} s to accept "
                                 "an event; resume with after_position set to the last one received")
 
-    def _read(self, after: int, upto: int | None) -> list[Any]:
-        """A batch of the log, each event checked against its leaf, no gap."""
-        integrity = self.integrity
-        known = integrity.tree_size() if integrity is not None else 0
-        batch = self.service.store.read_log(after, 500, upto)
-        if integrity is not None:
-            integrity.verify(batch, after=after)
-            if len(batch) < 500:
-                end = batch[-1].position if batch else after
-                integrity.verify_end(end, known if upto is None else min(known, upto))
-        return batch
-
-    async def ReadLog(self, request: Any, context: Any) -> None:  # type: ignore[override]
+    # Written with context.write (each write bounded, see the class), so it
+    # returns None where the generated base declares an iterator of responses.
+    async def ReadLog(self, request: log_pb2.ReadLogRequest,  # type: ignore[override]
+                      context: grpc.aio.ServicerContext) -> None:
         principal = current_principal()
         if request.after_position < 0 or request.to_position < 0:
             raise InvalidArgument("after_position", "positions are not negative")
@@ -275,8 +276,7 @@ class LogServicer(log_pb2_grpc.LogServiceServicer):
         after = request.after_position
         upto = request.to_position or None
         while True:
-            batch = await self.executors.read(
-                lambda a=after: self._read(a, upto))  # type: ignore[misc]
+            batch = await self.executors.read(functools.partial(self.reads.batch, after, upto))
             for event in batch:
                 after = event.position
                 if request.agreement_id and event.agreement_id != request.agreement_id:
@@ -286,7 +286,7 @@ class LogServicer(log_pb2_grpc.LogServiceServicer):
                 if visible(event):
                     await self._write(context, log_pb2.ReadLogResponse(
                         event=convert.recorded_to_proto(event)))
-            if len(batch) == 500:
+            if len(batch) == BATCH:
                 continue
             if not request.follow or (upto is not None and after >= upto):
                 return
