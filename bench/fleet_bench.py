@@ -204,7 +204,7 @@ def _append_load(targets: list[str], seconds: float, clients: int, tag: str) -> 
     counts = [0] * clients
 
     def client(number: int) -> None:
-        conns = [LedgerClient(t, attempts=8, timeout=30) for t in targets]
+        conns = [LedgerClient(t, timeout=30) for t in targets]
         turn = itertools.cycle(conns[number % len(conns):] + conns[:number % len(conns)])
         try:
             for n in itertools.count():

@@ -14,8 +14,8 @@ messages and domain values meet (the server's servicers use it too);
 
 from ledger.client.audit_client import AuditClient
 from ledger.client.errors import DecodedError, decode_error
-from ledger.client.ledger_client import LedgerClient, retry_delay
+from ledger.client.ledger_client import LedgerClient, retry_service_config
 from ledger.domain.events import AppendResult
 
 __all__ = ["AppendResult", "AuditClient", "DecodedError", "LedgerClient", "decode_error",
-           "retry_delay"]
+           "retry_service_config"]

@@ -4,17 +4,16 @@
     client.append([LedgerEvent(...)])
 
 It fills missing event_ids (once, before the first attempt, so a retried call
-carries the same keys), sets a deadline on every call, and retries
-UNAVAILABLE and ABORTED: safe because appends are idempotent. Between
-attempts it waits with jittered exponential backoff, never less than the
-delay the server asked for (``google.rpc.RetryInfo``).
+carries the same keys) and sets a deadline on every call. gRPC itself retries
+UNAVAILABLE and ABORTED (safe because appends are idempotent), by the
+``retryPolicy`` of the channel's service config: jittered exponential backoff,
+or exactly the delay the server pushes back with (``grpc-retry-pushback-ms``,
+never less than its ``google.rpc.RetryInfo``; ledger.grpc.errors).
 """
 
 from __future__ import annotations
 
 import json
-import random
-import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
@@ -25,7 +24,6 @@ import grpc
 from ledger.audit.checkpoint import Verifier
 from ledger.client import convert
 from ledger.client.audit_client import AuditClient
-from ledger.client.errors import decode_error
 from ledger.domain.agreements import AgreementTerms, TermsChanges
 from ledger.domain.events import AppendResult, ClaimAccepted, ClaimDisputed, LedgerEvent
 from ledger.v1 import (
@@ -44,16 +42,28 @@ T = TypeVar("T")
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.ABORTED)
 #: No single wait between attempts grows beyond this (seconds).
 MAX_BACKOFF = 5.0
+#: gRPC clamps ``retryPolicy.maxAttempts`` to this (gRFC A6).
+MAX_ATTEMPTS = 5
+MAX_MESSAGE_BYTES = 64 * 1024 * 1024
 
 
-def retry_delay(error: grpc.RpcError, attempt: int, backoff: float,
-                rand: Callable[[], float] = random.random) -> float:
-    """Seconds to wait before attempt ``attempt + 1``: exponential backoff with
-    full jitter on top of the server's RetryInfo delay, so clients that failed
-    together do not all come back at the same instant."""
-    asked = float(decode_error(error).get("retry_delay_seconds", 0.0))
-    ceiling = min(backoff * 2.0 ** (attempt - 1), MAX_BACKOFF)
-    return asked + ceiling * rand()
+def retry_service_config(attempts: int, backoff: float, *, wait_for_ready: bool = False) -> str:
+    """The channel's service config: every method retried on UNAVAILABLE and
+    ABORTED, at most ``attempts`` attempts (gRPC allows 5), waiting a random
+    time up to ``backoff`` * 2^(n-1) seconds (at most ``MAX_BACKOFF``) before
+    attempt n+1, unless the server pushed back with its own delay."""
+    method: dict[str, Any] = {"name": [{}]}  # an empty name: every method of every service
+    if wait_for_ready:
+        method["waitForReady"] = True
+    if attempts > 1:
+        method["retryPolicy"] = {
+            "maxAttempts": min(attempts, MAX_ATTEMPTS),
+            "initialBackoff": f"{backoff:.6f}s",
+            "maxBackoff": f"{MAX_BACKOFF:g}s",
+            "backoffMultiplier": 2,
+            "retryableStatusCodes": [code.name for code in RETRYABLE],
+        }
+    return json.dumps({"methodConfig": [method]})
 
 
 R = TypeVar("R")
@@ -72,6 +82,12 @@ def _when(request: R, evaluated_at: int | None, position: int | None, instant: i
 
 
 class LedgerClient:
+    """``attempts``: tries per call (gRPC allows at most 5), ``backoff``: the
+    first retry's largest wait in seconds; ``timeout`` bounds a whole call, its
+    retries included. With ``wait_for_ready`` a call made while the server is
+    unreachable waits for it (within the timeout) instead of failing
+    UNAVAILABLE at once: for clients that must ride through a restart."""
+
     def __init__(
         self,
         target: str,
@@ -81,12 +97,22 @@ class LedgerClient:
         client_key: bytes | None = None,
         client_certificate: bytes | None = None,
         timeout: float = 30.0,
-        attempts: int = 8,
+        attempts: int = MAX_ATTEMPTS,
         backoff: float = 0.2,
+        wait_for_ready: bool = False,
         log_key: Verifier | str | None = None,
         trusted_checkpoint: str | None = None,
     ) -> None:
-        options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+        options: list[tuple[str, Any]] = [
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.service_config", retry_service_config(attempts, backoff,
+                                                         wait_for_ready=wait_for_ready)),
+            # A request is retried only while gRPC still holds all of it.
+            ("grpc.per_rpc_retry_buffer_size", MAX_MESSAGE_BYTES),
+            # Reconnect to a restarted server within seconds, not minutes.
+            ("grpc.initial_reconnect_backoff_ms", int(backoff * 1000) or 1),
+            ("grpc.max_reconnect_backoff_ms", int(MAX_BACKOFF * 1000)),
+        ]
         if root_certificates is not None or client_certificate is not None:
             credentials = grpc.ssl_channel_credentials(root_certificates, client_key, client_certificate)
             self.channel = grpc.secure_channel(target, credentials, options)
@@ -96,9 +122,6 @@ class LedgerClient:
         if token:
             self.metadata.append(("authorization", f"Bearer {token}"))
         self.timeout = timeout
-        self.attempts = attempts
-        self.backoff = backoff
-        self.sleep: Callable[[float], None] = time.sleep
         self.agreements = agreements_pb2_grpc.AgreementServiceStub(self.channel)
         self.incidents = incidents_pb2_grpc.IncidentServiceStub(self.channel)
         self.log = log_pb2_grpc.LogServiceStub(self.channel)
@@ -117,14 +140,7 @@ class LedgerClient:
         self.close()
 
     def _call(self, method: Callable[..., T], request: Any) -> T:
-        for attempt in range(1, self.attempts + 1):
-            try:
-                return method(request, timeout=self.timeout, metadata=self.metadata)
-            except grpc.RpcError as exc:
-                if exc.code() not in RETRYABLE or attempt == self.attempts:
-                    raise
-                self.sleep(retry_delay(exc, attempt, self.backoff))
-        raise AssertionError("unreachable")
+        return method(request, timeout=self.timeout, metadata=self.metadata)
 
     # -- agreements ------------------------------------------------------------
     def register_agreement(self, agreement_id: str, effective_from: int, terms: AgreementTerms,

@@ -21,6 +21,10 @@ other DomainError   FAILED_PRECONDITION  ErrorInfo(DOMAIN_RULE)
 (auth interceptor)  UNAUTHENTICATED      ErrorInfo(reason given by the interceptor)
 ==================  ===================  =============================================
 
+A retryable answer (ABORTED, UNAVAILABLE) also carries ``grpc-retry-pushback-ms``:
+gRPC's own client retries (the ``retryPolicy`` of ``ledger.client``) wait exactly
+that long, which is never less than the ``RetryInfo`` delay (``retry_delay``).
+
 A database condition is answered as the retryable error it stands for
 (ledger.adapters.db_errors), a value out of range as INVALID_ARGUMENT and
 anything else as INTERNAL (``status_for_exception``). The guard interceptor
@@ -31,7 +35,9 @@ clients (CLI, ``ledger.client``) read the details back with
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import random
+from collections import namedtuple
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import grpc
@@ -183,3 +189,50 @@ def status_for_exception(exc: BaseException, request_id: str) -> status_pb2.Stat
     if isinstance(exc, OverflowError | ValueError | UnicodeError | RecursionError):
         return rich_status(InvalidArgument("request", "a value is out of the range the ledger computes"))
     return status_pb2.Status(code=code_pb2.INTERNAL, message=f"internal error (request id {request_id})")
+
+
+#: The first retry's largest wait on top of the RetryInfo delay, and the most
+#: any one wait grows to (seconds).
+RETRY_BACKOFF = 0.2
+MAX_BACKOFF = 5.0
+PUSHBACK_KEY = "grpc-retry-pushback-ms"
+#: Set by gRPC's client on a retried attempt: how many came before it.
+PREVIOUS_ATTEMPTS_KEY = "grpc-previous-rpc-attempts"
+
+
+def retry_delay(asked: float, attempt: int, backoff: float = RETRY_BACKOFF,
+                rand: Callable[[], float] = random.random) -> float:
+    """Seconds a client waits before attempt ``attempt + 1``: the delay the
+    condition asked for plus exponential backoff with full jitter, so clients
+    that failed together do not all come back at the same instant."""
+    ceiling = min(backoff * 2.0 ** (attempt - 1), MAX_BACKOFF)
+    return asked + ceiling * rand()
+
+
+# grpc.Status is an abstract class with three attributes (as grpc_status builds it).
+class _Status(namedtuple("_Status", ("code", "details", "trailing_metadata")),
+              grpc.Status):  # type: ignore[misc]
+    pass
+
+
+def attempt_of(metadata: Any) -> int:
+    """Which attempt of the caller's call this is (1 for the first)."""
+    for key, value in metadata or ():
+        if key == PREVIOUS_ATTEMPTS_KEY and str(value).isdigit():
+            return int(value) + 1
+    return 1
+
+
+def with_pushback(status: status_pb2.Status, attempt: int) -> grpc.Status:
+    """The ``grpc.Status`` to abort with; a status with a ``RetryInfo`` also
+    tells gRPC's retrying client when to try again (``grpc-retry-pushback-ms``)."""
+    answer = rpc_status.to_status(status)
+    for packed in status.details:
+        if packed.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            packed.Unpack(info)
+            asked = info.retry_delay.ToTimedelta().total_seconds()
+            milliseconds = max(round(retry_delay(asked, attempt) * 1000), 1)
+            return _Status(answer.code, answer.details,
+                           (*answer.trailing_metadata, (PUSHBACK_KEY, str(milliseconds))))
+    return answer

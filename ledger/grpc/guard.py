@@ -35,7 +35,13 @@ from google.rpc import code_pb2, status_pb2
 from grpc_status import rpc_status
 
 from ledger.domain.errors import DomainError, InvalidArgument
-from ledger.grpc.errors import MAX_MESSAGE_CHARS, rich_status, status_for_exception
+from ledger.grpc.errors import (
+    MAX_MESSAGE_CHARS,
+    attempt_of,
+    rich_status,
+    status_for_exception,
+    with_pushback,
+)
 from ledger.grpc.interceptor import Deserializer, Proceed, Rpc, ServerInterceptor
 from ledger.grpc.limits import DEFAULT_LIMITS, Limits, check_request
 
@@ -127,4 +133,5 @@ class GuardInterceptor(ServerInterceptor):
         elif not isinstance(exc, DomainError):
             log.warning("rpc failed", method=method, grpc_code=code_pb2.Code.Name(status.code),
                         error=type(exc).__name__)
-        await context.abort_with_status(rpc_status.to_status(status))
+        await context.abort_with_status(
+            with_pushback(status, attempt_of(context.invocation_metadata())))

@@ -1,9 +1,12 @@
 """Database conditions reach clients as ABORTED/UNAVAILABLE with a retry delay,
-never UNKNOWN, and ledger.client retries them honouring that delay."""
+never UNKNOWN, and ledger.client (gRPC's retryPolicy, with the server's
+pushback) retries them honouring that delay."""
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,9 +17,10 @@ import pytest
 from eventsourcing.persistence import ConnectionUnavailableError, OperationalError
 
 from ledger.adapters.db_errors import BUSY_RETRY, database_error
-from ledger.client import LedgerClient, retry_delay
+from ledger.client import LedgerClient
 from ledger.client.errors import decode_error
 from ledger.domain.errors import Conflict, InvalidArgument, Unavailable
+from ledger.grpc.errors import PUSHBACK_KEY, retry_delay
 from tests.e2e.test_write_concurrency import _register
 from tests.integration.test_ledger_service_contract import opened
 from tests.support.ledger_server import running_ledger
@@ -53,17 +57,11 @@ def test_other_errors_are_not_classified(exc: Exception) -> None:
 
 
 def test_retry_delay_never_undercuts_the_server() -> None:
-    class Failed(grpc.RpcError):
-        def code(self) -> grpc.StatusCode:
-            return grpc.StatusCode.UNAVAILABLE
-
-        def details(self) -> str:
-            return "busy"
-
-    error = Failed()
-    assert retry_delay(error, 1, 0.2, rand=lambda: 0.0) == 0.0
-    assert retry_delay(error, 3, 0.2, rand=lambda: 1.0) == pytest.approx(0.8)
-    assert retry_delay(error, 30, 0.2, rand=lambda: 1.0) == pytest.approx(5.0)  # capped
+    # the pushback a retryable answer carries: RetryInfo's delay (here none) plus backoff
+    assert retry_delay(0.0, 1, 0.2, rand=lambda: 0.0) == 0.0
+    assert retry_delay(0.0, 3, 0.2, rand=lambda: 1.0) == pytest.approx(0.8)
+    assert retry_delay(0.0, 30, 0.2, rand=lambda: 1.0) == pytest.approx(5.0)  # capped
+    assert retry_delay(BUSY_RETRY, 1, 0.2, rand=lambda: 0.0) == BUSY_RETRY
 
 
 def test_a_database_condition_is_answered_with_retry_info_and_retried(
@@ -75,8 +73,10 @@ def test_a_database_condition_is_answered_with_retry_info_and_retried(
         recorder: Any = ledger.store.recorder
         real = recorder.write_group
         failures = [ConnectionUnavailableError("Timed out waiting for return of writer")] * 2
+        attempts_at: list[float] = []
 
         def flaky(*args: Any) -> Any:
+            attempts_at.append(time.monotonic())
             if failures:
                 raise failures.pop()
             return real(*args)
@@ -87,10 +87,12 @@ def test_a_database_condition_is_answered_with_retry_info_and_retried(
         decoded = decode_error(raised.value)
         assert decoded["code"] == "UNAVAILABLE"
         assert decoded["retry_delay_seconds"] == pytest.approx(BUSY_RETRY)
+        pushback = dict(raised.value.trailing_metadata() or ())[PUSHBACK_KEY]
+        assert int(pushback) >= BUSY_RETRY * 1000
 
-        waits: list[float] = []
+        attempts_at.clear()
         with LedgerClient(target) as client:
-            client.sleep = waits.append
             (result,) = client.append([opened("e-1", "INC-1")])
         assert result.position == 2 and not result.duplicate
+        waits = [later - earlier for earlier, later in itertools.pairwise(attempts_at)]
         assert len(waits) == 1 and waits[0] >= BUSY_RETRY

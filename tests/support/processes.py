@@ -189,7 +189,8 @@ class Writers:
 
     def _run(self, writer: int) -> None:
         n = 0
-        with LedgerClient(self.target, timeout=10, attempts=200, backoff=0.05) as client:
+        with LedgerClient(self.target, timeout=10, backoff=0.05,
+                          wait_for_ready=True) as client:
             while not self._stop.is_set():
                 events = self._events(writer, n)
                 with self._lock:

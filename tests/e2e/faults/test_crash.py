@@ -43,7 +43,7 @@ def _check_log(database: str, writers: Writers) -> dict[str, int]:
 
 
 def _load_demo(target: str) -> None:
-    with LedgerClient(target, attempts=50, backoff=0.05) as client:
+    with LedgerClient(target, backoff=0.05, wait_for_ready=True) as client:
         load_scenario(client, read_scenario(demo_scenario_path()))
 
 
