@@ -22,8 +22,16 @@ from typing import Any, TypeVar
 import grpc
 
 from ledger.audit.checkpoint import Verifier
-from ledger.client import convert
 from ledger.client.audit_client import AuditClient
+from ledger.client.convert import (
+    agreement_to_proto_terms,
+    changes_to_proto,
+    event_from_proto,
+    event_to_proto,
+    micros_to_duration,
+    micros_to_timestamp,
+    timestamp_to_micros,
+)
 from ledger.domain.agreements import AgreementTerms, TermsChanges
 from ledger.domain.events import AppendResult, ClaimAccepted, ClaimDisputed, LedgerEvent
 from ledger.v1 import (
@@ -72,12 +80,12 @@ R = TypeVar("R")
 def _when(request: R, evaluated_at: int | None, position: int | None, instant: int | None) -> R:
     """Sets a report request's evaluation instant and knowledge cut."""
     if evaluated_at is not None:
-        request.evaluated_at.CopyFrom(convert.micros_to_timestamp(evaluated_at))  # type: ignore[attr-defined]
+        request.evaluated_at.CopyFrom(micros_to_timestamp(evaluated_at))  # type: ignore[attr-defined]
     if position is not None:
         request.as_recorded_at.position = position  # type: ignore[attr-defined]
     if instant is not None:
         request.as_recorded_at.recorded_at.CopyFrom(  # type: ignore[attr-defined]
-            convert.micros_to_timestamp(instant))
+            micros_to_timestamp(instant))
     return request
 
 
@@ -147,7 +155,7 @@ class LedgerClient:
                            event_id: str = "") -> AppendResult:
         request = agreements_pb2.RegisterAgreementRequest(
             event_id=event_id or str(uuid.uuid4()),
-            agreement=convert.agreement_to_proto_terms(agreement_id, effective_from, terms))
+            agreement=agreement_to_proto_terms(agreement_id, effective_from, terms))
         response = self._call(self.agreements.RegisterAgreement, request)
         return AppendResult(request.event_id, response.position, response.duplicate)
 
@@ -157,10 +165,10 @@ class LedgerClient:
         """Amends the terms named in `changes` (complete terms name all)."""
         if isinstance(changes, AgreementTerms):
             changes = TermsChanges.complete(changes)
-        terms, paths = convert.changes_to_proto(changes)
+        terms, paths = changes_to_proto(changes)
         request = agreements_pb2.AmendAgreementRequest(
             event_id=event_id or str(uuid.uuid4()), agreement_id=agreement_id,
-            effective_from=convert.micros_to_timestamp(effective_from), terms=terms)
+            effective_from=micros_to_timestamp(effective_from), terms=terms)
         request.update_mask.paths.extend(paths)
         response = self._call(self.agreements.AmendAgreement, request)
         return AppendResult(request.event_id, response.position, response.duplicate)
@@ -187,7 +195,7 @@ class LedgerClient:
     def append(self, events: Sequence[LedgerEvent], *, validate_only: bool = False) -> list[AppendResult]:
         """With validate_only the server checks and answers, storing nothing."""
         filled = [e if e.event_id else replace(e, event_id=str(uuid.uuid4())) for e in events]
-        request = incidents_pb2.AppendEventsRequest(events=[convert.event_to_proto(e) for e in filled],
+        request = incidents_pb2.AppendEventsRequest(events=[event_to_proto(e) for e in filled],
                                                     validate_only=validate_only)
         response = self._call(self.incidents.AppendEvents, request)
         return [AppendResult(r.event_id, r.position, r.duplicate) for r in response.results]
@@ -217,7 +225,7 @@ class LedgerClient:
         """Running clocks ordered by due_at."""
         request = reports_pb2.ListIncidentsAtRiskRequest(agreement_id=agreement_id, page_size=1000)
         if evaluated_at is not None:
-            request.evaluated_at.CopyFrom(convert.micros_to_timestamp(evaluated_at))
+            request.evaluated_at.CopyFrom(micros_to_timestamp(evaluated_at))
         response = self._call(self.reports.ListIncidentsAtRisk, request)
         return list(response.clocks)
 
@@ -233,10 +241,10 @@ class LedgerClient:
                                   metadata=self.metadata)
         for message in stream:
             recorded = message.event
-            event = convert.event_from_proto(recorded.event, "event")
+            event = event_from_proto(recorded.event, "event")
             yield recorded.position, replace(
                 event, position=recorded.position,
-                recorded_at=convert.timestamp_to_micros(recorded.recorded_at, "recorded_at"),
+                recorded_at=timestamp_to_micros(recorded.recorded_at, "recorded_at"),
                 submitted_by=recorded.submitted_by)
 
     # -- reports ---------------------------------------------------------------
@@ -257,13 +265,13 @@ class LedgerClient:
         {"as_recorded_position": N} or {"as_recorded_instant": µs}."""
         request = reports_pb2.GetRestatementRequest(agreement_id=agreement_id, period=period)
         if evaluated_at is not None:
-            request.evaluated_at.CopyFrom(convert.micros_to_timestamp(evaluated_at))
+            request.evaluated_at.CopyFrom(micros_to_timestamp(evaluated_at))
         for field, cut in (("from", from_cut), ("to", to_cut or {})):
             target = getattr(request, field)
             if "as_recorded_position" in cut:
                 target.position = cut["as_recorded_position"]
             elif "as_recorded_instant" in cut:
-                target.recorded_at.CopyFrom(convert.micros_to_timestamp(cut["as_recorded_instant"]))
+                target.recorded_at.CopyFrom(micros_to_timestamp(cut["as_recorded_instant"]))
         response = self._call(self.reports.GetRestatement, request)
         result: dict[str, Any] = json.loads(response.restatement_json)
         return result
@@ -286,9 +294,9 @@ class LedgerClient:
             agreement_id=agreement_id, period=period, awaiting=awaiting, event_id=event_id,
             include_in_effect=include_in_effect, page_size=page_size)
         if evaluated_at is not None:
-            request.evaluated_at.CopyFrom(convert.micros_to_timestamp(evaluated_at))
+            request.evaluated_at.CopyFrom(micros_to_timestamp(evaluated_at))
         if deemed_within is not None:
-            request.deemed_within.CopyFrom(convert.micros_to_duration(deemed_within))
+            request.deemed_within.CopyFrom(micros_to_duration(deemed_within))
         response: reports_pb2.ListClaimsResponse = self._call(self.reports.ListClaims, request)
         return list(response.claims)
 
@@ -321,7 +329,7 @@ class LedgerClient:
         request = reports_pb2.GetIncidentSlaRequest(incident_id=incident_id,
                                                     agreement_id=agreement_id)
         if evaluated_at is not None:
-            request.evaluated_at.CopyFrom(convert.micros_to_timestamp(evaluated_at))
+            request.evaluated_at.CopyFrom(micros_to_timestamp(evaluated_at))
         if as_recorded_position is not None:
             request.as_recorded_at.position = as_recorded_position
         response = self._call(self.reports.GetIncidentSla, request)
