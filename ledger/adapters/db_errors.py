@@ -63,7 +63,7 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
         current = current.__cause__ or current.__context__
 
 
-def database_error(exc: BaseException) -> DomainError | None:
+def database_error(exc: BaseException) -> DomainError | None:  # noqa: C901, PLR0911  an ordered classification: the first matching cause decides
     """The retryable error a database exception stands for, or None."""
     for cause in _chain(exc):
         if isinstance(cause, DomainError):

@@ -27,10 +27,10 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import yaml
 
@@ -212,17 +212,7 @@ def _parse_entry(source: str, index: int, raw: object) -> PrincipalEntry:
         raise fail(unknown[0], f"unknown field; expected some of {sorted(_FIELDS)}")
 
     def text(field: str, *, required: bool) -> str | None:
-        value = raw.get(field)
-        if value is None:
-            if required:
-                raise fail(field, "is required")
-            return None
-        if not isinstance(value, str):
-            raise fail(field, f"must be a string, got {type(value).__name__}")
-        value = value.strip()
-        if not value:
-            raise fail(field, "must not be empty")
-        return value
+        return _text_field(raw, field, required=required, fail=fail)
 
     name = cast(str, text("name", required=True))
     org = cast(str, text("org", required=True))
@@ -246,6 +236,21 @@ def _parse_entry(source: str, index: int, raw: object) -> PrincipalEntry:
         client_cert_sha256=fingerprint,
         client_cert_subject_cn=common_name,
     )
+
+
+def _text_field(raw: Mapping[Any, Any], field: str, *, required: bool,
+                fail: Callable[[str | None, str], PrincipalsFileError]) -> str | None:
+    value = raw.get(field)
+    if value is None:
+        if required:
+            raise fail(field, "is required")
+        return None
+    if not isinstance(value, str):
+        raise fail(field, f"must be a string, got {type(value).__name__}")
+    value = value.strip()
+    if not value:
+        raise fail(field, "must not be empty")
+    return value
 
 
 _DIGEST_HELP = "must be 64 hex digits (a SHA-256 digest)"

@@ -254,16 +254,21 @@ def judge(
         # after T is still a claim at T, listed while not in effect (11.7).
         claims.append(state)
     claims.sort(key=lambda c: (c.occurred_at, c.position))
+    return Judged(tuple(entries), voided, tuple(claims), _deemed_instants(timeline, authority))
+
+
+def _deemed_instants(timeline: EffectiveTimeline, authority: Authority) -> tuple[int, ...]:
+    """The instants at which an unanswered claim is deemed accepted and can
+    change a judgement (none without a dispute window)."""
     window = authority.dispute_window
-    instants: tuple[int, ...] = ()
-    if window is not None:
-        every_answer = answers_by_target(timeline.entries)
-        instants = tuple(sorted({
-            e.occurred_at + window
-            for e in (*timeline.entries, *timeline.voids)
-            if _deemed_may_matter(e, authority, every_answer.get(e.event_id, ()), window)
-        }))
-    return Judged(tuple(entries), voided, tuple(claims), instants)
+    if window is None:
+        return ()
+    every_answer = answers_by_target(timeline.entries)
+    return tuple(sorted({
+        e.occurred_at + window
+        for e in (*timeline.entries, *timeline.voids)
+        if _deemed_may_matter(e, authority, every_answer.get(e.event_id, ()), window)
+    }))
 
 
 def _deemed_may_matter(

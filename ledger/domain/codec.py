@@ -60,7 +60,7 @@ def _root_cause(raw: Mapping[str, Any], field: str, *, required: bool) -> str | 
     return parse_id(value, f"{field}.root_cause")
 
 
-def payload_from_dict(kind: str, raw: Mapping[str, Any], field: str, *,
+def payload_from_dict(kind: str, raw: Mapping[str, Any], field: str, *,  # noqa: C901, PLR0911, PLR0912  a flat table: one parse per event type
                       strict: bool = True) -> ev.Payload:
     """`strict=False` only for the ledger's own stored rows (parse_decimal)."""
     if kind == "opened":

@@ -128,7 +128,7 @@ class IncidentState(NamedTuple):
 INITIAL = IncidentState()
 
 
-def evolve(state: IncidentState, event: ev.LedgerEvent) -> IncidentState:
+def evolve(state: IncidentState, event: ev.LedgerEvent) -> IncidentState:  # noqa: C901, PLR0912, PLR0915  the state machine: one case per event type, exhaustive (assert_never), on the hot path of every fold
     """The state after `event`, the next event in timeline order."""
     payload = event.payload
     t = event.occurred_at
@@ -231,7 +231,7 @@ def _stopped(response: Span | None, t: int) -> Span | None:
     return Span(response.start, t)
 
 
-def broken_rule(state: IncidentState, event: ev.LedgerEvent) -> Violation | None:
+def broken_rule(state: IncidentState, event: ev.LedgerEvent) -> Violation | None:  # noqa: C901, PLR0911, PLR0912  the rule table of section 4 and 10.1-10.7: one case per event type, one return per rule
     """The order-dependent rule (section 4, 10.1-10.7) `event` breaks as the
     next event after `state`, or None.
 

@@ -129,11 +129,7 @@ def parse_service_level(raw: Mapping[str, Any], field: str, calendars: set[str] 
     credit = parse_decimal(raw.get("credit_percent", "0"), f"{field}.credit_percent",
                            low=Decimal(0), high=Decimal(100), strict=strict)
     if kind == "availability":
-        service = raw.get("service")
-        if services is None:
-            service = parse_id(service, f"{field}.service")
-        elif service not in services:
-            raise InvalidArgument(f"{field}.service", f"not a service of the agreement: {service!r}")
+        service = _service_ref(raw.get("service"), field, services)
         return ServiceLevel(sl_id, kind, calendar, objective, credit, service=service)
     priority = raw.get("priority")
     if priority not in PRIORITIES:
@@ -146,14 +142,30 @@ def parse_service_level(raw: Mapping[str, Any], field: str, calendars: set[str] 
         raise InvalidArgument(f"{field}.threshold", "must be positive")
     # Optional: the level then applies only to incidents of that service (10.26).
     only = raw.get("service")
-    if only in (None, ""):
-        only = None
-    elif services is None:
-        only = parse_id(only, f"{field}.service")
-    elif only not in services:
-        raise InvalidArgument(f"{field}.service", f"not a service of the agreement: {only!r}")
+    only = None if only in (None, "") else _service_ref(only, field, services)
     return ServiceLevel(sl_id, kind, calendar, objective, credit, priority=priority,
                         threshold=threshold, service=only)
+
+
+def _service_ref(value: Any, field: str, services: set[str] | None) -> str:
+    """A level's service: an id, and one of the agreement's when those are known."""
+    if services is None:
+        return parse_id(value, f"{field}.service")
+    if value not in services:
+        raise InvalidArgument(f"{field}.service", f"not a service of the agreement: {value!r}")
+    return str(value)
+
+
+def _parse_charge(raw: Mapping[str, Any], field: str) -> Money:
+    charge = raw.get("monthly_charge")
+    if not isinstance(charge, Mapping) or not re.fullmatch(r"[A-Z]{3}", str(charge.get("currency"))):
+        raise InvalidArgument(f"{field}.monthly_charge.currency", "must be an ISO 4217 code")
+    units = charge.get("minor_units")
+    if isinstance(units, str) and re.fullmatch(r"\d+", units):
+        units = int(units)
+    if not isinstance(units, int) or isinstance(units, bool) or units < 0:
+        raise InvalidArgument(f"{field}.monthly_charge.minor_units", "must be a non-negative integer")
+    return Money(str(charge["currency"]), units)
 
 
 def parse_terms(raw: Mapping[str, Any], field: str = "agreement", *,
@@ -169,14 +181,7 @@ def parse_terms(raw: Mapping[str, Any], field: str = "agreement", *,
     if len(set(provs)) != len(provs):
         raise InvalidArgument(f"{field}.providers", "must be distinct and not the customer")
     zone = parse_zone(raw.get("timezone"), f"{field}.timezone")
-    charge = raw.get("monthly_charge")
-    if not isinstance(charge, Mapping) or not re.fullmatch(r"[A-Z]{3}", str(charge.get("currency"))):
-        raise InvalidArgument(f"{field}.monthly_charge.currency", "must be an ISO 4217 code")
-    units = charge.get("minor_units")
-    if isinstance(units, str) and re.fullmatch(r"\d+", units):
-        units = int(units)
-    if not isinstance(units, int) or isinstance(units, bool) or units < 0:
-        raise InvalidArgument(f"{field}.monthly_charge.minor_units", "must be a non-negative integer")
+    charge = _parse_charge(raw, field)
     at_risk = parse_decimal(raw.get("at_risk_percent", "100"), f"{field}.at_risk_percent",
                             low=Decimal(0), high=Decimal(100), strict=strict)
     policy = raw.get("policy", "custody")
@@ -207,7 +212,7 @@ def parse_terms(raw: Mapping[str, Any], field: str = "agreement", *,
         raise InvalidArgument(f"{field}.service_levels", "service level ids must be distinct")
     terms = AgreementTerms(
         customer=customer, providers=provs, timezone=zone,
-        monthly_charge=Money(str(charge["currency"]), units), at_risk_percent=at_risk,
+        monthly_charge=charge, at_risk_percent=at_risk,
         policy=policy, services=services, calendars=calendars, service_levels=levels,
         maintenance_notice=notice, dispute_window=window,
     )
