@@ -172,34 +172,42 @@ def signer_from_bytes(data: bytes, name: str | None) -> Signer:
     A note signer key carries its name; otherwise `name` is required."""
     stripped = data.strip()
     if stripped.startswith(b"PRIVATE+KEY+"):
-        parts = stripped.decode("ascii", "replace").split("+", 4)
-        if len(parts) != 5:
-            raise KeyFileError("a note signer key is PRIVATE+KEY+<name>+<hex>+<base64>")
-        try:
-            raw = _unb64(parts[4], "signer key")
-        except CheckpointError as exc:
-            raise KeyFileError(str(exc)) from None
-        if len(raw) != 33 or raw[0] != ED25519:
-            raise KeyFileError("only Ed25519 signer keys (type 0x01) are supported")
-        if name is not None and name != parts[2]:
-            raise KeyFileError(f"the key file is for {parts[2]!r}, not {name!r}")
-        signer = Signer(parts[2], Ed25519PrivateKey.from_private_bytes(raw[1:]))
-        if f"{signer.key_id:08x}" != parts[3]:
-            raise KeyFileError("signer key id does not match its name and key")
-        return signer
+        return _note_signer(stripped, name)
     if name is None:
         raise KeyFileError("a key name is required for PEM or raw key files")
     if stripped.startswith(b"-----BEGIN"):
-        try:
-            key = serialization.load_pem_private_key(stripped, password=None)
-        except (ValueError, TypeError) as exc:
-            raise KeyFileError(f"unreadable PEM key: {exc}") from None
-        if not isinstance(key, Ed25519PrivateKey):
-            raise KeyFileError("the PEM key is not an Ed25519 key")
-        return Signer(name, key)
+        return _pem_signer(stripped, name)
     if len(data) == 32:
         return Signer(name, Ed25519PrivateKey.from_private_bytes(data))
     raise KeyFileError("not a PEM, raw 32-byte or note signer key")
+
+
+def _note_signer(stripped: bytes, name: str | None) -> Signer:
+    parts = stripped.decode("ascii", "replace").split("+", 4)
+    if len(parts) != 5:
+        raise KeyFileError("a note signer key is PRIVATE+KEY+<name>+<hex>+<base64>")
+    try:
+        raw = _unb64(parts[4], "signer key")
+    except CheckpointError as exc:
+        raise KeyFileError(str(exc)) from None
+    if len(raw) != 33 or raw[0] != ED25519:
+        raise KeyFileError("only Ed25519 signer keys (type 0x01) are supported")
+    if name is not None and name != parts[2]:
+        raise KeyFileError(f"the key file is for {parts[2]!r}, not {name!r}")
+    signer = Signer(parts[2], Ed25519PrivateKey.from_private_bytes(raw[1:]))
+    if f"{signer.key_id:08x}" != parts[3]:
+        raise KeyFileError("signer key id does not match its name and key")
+    return signer
+
+
+def _pem_signer(stripped: bytes, name: str) -> Signer:
+    try:
+        key = serialization.load_pem_private_key(stripped, password=None)
+    except (ValueError, TypeError) as exc:
+        raise KeyFileError(f"unreadable PEM key: {exc}") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFileError("the PEM key is not an Ed25519 key")
+    return Signer(name, key)
 
 
 def load_signer(path: str | os.PathLike[str], name: str | None = None) -> Signer:

@@ -337,7 +337,7 @@ def verify_inclusion(index: int, size: int, leaf: bytes, proof: Sequence[bytes],
     return True
 
 
-def check_consistency(size1: int, size2: int, root1: bytes, root2: bytes,
+def check_consistency(size1: int, size2: int, root1: bytes, root2: bytes,  # noqa: C901, PLR0912  RFC 9162 2.1.4.2 step by step, kept whole to be checked against the RFC
                       proof: Sequence[bytes]) -> None:
     """Raises ProofError unless the tree (size1, root1) is a prefix of the tree
     (size2, root2). The empty tree (root SHA-256("")) is a prefix of every tree,
