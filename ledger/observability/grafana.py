@@ -155,6 +155,23 @@ def validate_dashboard(dashboard: Any) -> list[str]:
     """Problems with a dashboard JSON model (empty when it is sound)."""
     if not isinstance(dashboard, Mapping):
         return ["the dashboard is not a JSON object"]
+    errors = _check_header(dashboard)
+    defined = _check_variables(dashboard, errors)
+    panels = dashboard.get("panels")
+    if not isinstance(panels, list) or not panels:
+        errors.append("panels must be a non-empty list")
+        panels = []
+    ids: set[int] = set()
+    cells: dict[tuple[int, int], str] = {}
+    for panel in _panels(panels):
+        errors.extend(_validate_panel(panel, ids, cells))
+    for name in sorted(set(_variables_used(dashboard)) - defined):
+        errors.append(f"variable ${name} is used but not defined")
+    return errors
+
+
+def _check_header(dashboard: Mapping[str, Any]) -> list[str]:
+    """Problems with the dashboard's own fields (uid, title, schema, time, id)."""
     errors: list[str] = []
     uid = dashboard.get("uid")
     if not isinstance(uid, str) or not _UID.match(uid):
@@ -169,7 +186,12 @@ def validate_dashboard(dashboard: Any) -> list[str]:
         errors.append("time must have from and to")
     if "id" in dashboard and dashboard["id"] is not None:
         errors.append("id must be null or absent in a provisioned dashboard (uid identifies it)")
+    return errors
 
+
+def _check_variables(dashboard: Mapping[str, Any], errors: list[str]) -> set[str]:
+    """The variable names a query may use (Grafana's built-ins and the
+    dashboard's); problems with the dashboard's variables go to `errors`."""
     variables = (dashboard.get("templating") or {}).get("list")
     if not isinstance(variables, list):
         errors.append("templating.list must be a list")
@@ -185,18 +207,7 @@ def validate_dashboard(dashboard: Any) -> list[str]:
             errors.append(f"variable {name}: unknown type {variable.get('type')!r}")
         if variable.get("type") == "query":
             _check_datasource(f"variable {name}", variable.get("datasource"), errors)
-
-    panels = dashboard.get("panels")
-    if not isinstance(panels, list) or not panels:
-        errors.append("panels must be a non-empty list")
-        panels = []
-    ids: set[int] = set()
-    cells: dict[tuple[int, int], str] = {}
-    for panel in _panels(panels):
-        errors.extend(_validate_panel(panel, ids, cells))
-    for name in sorted(set(_variables_used(dashboard)) - defined):
-        errors.append(f"variable ${name} is used but not defined")
-    return errors
+    return defined
 
 
 def _validate_panel(
@@ -215,25 +226,7 @@ def _validate_panel(
     kind = panel.get("type")
     if kind not in PANEL_TYPES:
         errors.append(f"{where}: unknown panel type {kind!r}")
-    grid = panel.get("gridPos")
-    if not isinstance(grid, Mapping) or not all(
-        isinstance(grid.get(k), int) for k in ("h", "w", "x", "y")
-    ):
-        errors.append(f"{where}: gridPos needs integer h, w, x, y")
-    else:
-        h, w, x, y = grid["h"], grid["w"], grid["x"], grid["y"]
-        if h < 1 or w < 1 or x < 0 or y < 0 or x + w > GRID_COLUMNS:
-            errors.append(f"{where}: gridPos {dict(grid)} is outside the 24-column grid")
-        else:
-            for cx in range(x, x + w):
-                for cy in range(y, y + h):
-                    other = cells.setdefault((cx, cy), where)
-                    if other != where:
-                        errors.append(f"{where}: overlaps {other}")
-                        break
-                else:
-                    continue
-                break
+    _check_grid(where, panel.get("gridPos"), cells, errors)
     if kind in ("row", "text"):
         return errors
     _check_datasource(where, panel.get("datasource"), errors)
@@ -241,6 +234,30 @@ def _validate_panel(
     if not isinstance(targets, list) or not targets:
         errors.append(f"{where}: no targets")
         return errors
+    _check_targets(where, targets, errors)
+    return errors
+
+
+def _check_grid(where: str, grid: Any, cells: dict[tuple[int, int], str], errors: list[str]) -> None:
+    """The panel's place on the 24-column grid, clear of the panels in `cells`."""
+    if not isinstance(grid, Mapping) or not all(
+        isinstance(grid.get(k), int) for k in ("h", "w", "x", "y")
+    ):
+        errors.append(f"{where}: gridPos needs integer h, w, x, y")
+        return
+    h, w, x, y = grid["h"], grid["w"], grid["x"], grid["y"]
+    if h < 1 or w < 1 or x < 0 or y < 0 or x + w > GRID_COLUMNS:
+        errors.append(f"{where}: gridPos {dict(grid)} is outside the 24-column grid")
+        return
+    for cx in range(x, x + w):
+        for cy in range(y, y + h):
+            other = cells.setdefault((cx, cy), where)
+            if other != where:
+                errors.append(f"{where}: overlaps {other}")
+                return
+
+
+def _check_targets(where: str, targets: list[Any], errors: list[str]) -> None:
     refs: set[str] = set()
     for target in targets:
         if not isinstance(target, Mapping):
@@ -254,7 +271,6 @@ def _validate_panel(
         if not isinstance(target.get("expr"), str) or not target["expr"].strip():
             errors.append(f"{where}: target {ref!r} has no expr")
         _check_datasource(f"{where} target {ref!r}", target.get("datasource"), errors)
-    return errors
 
 
 def recording_rule_names(rule_files: Iterable[Path]) -> set[str]:
