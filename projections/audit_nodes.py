@@ -138,7 +138,7 @@ def prove(tx: Tx, size: int, question: Callable[[MerkleTree], T]) -> T:
     return question(MerkleTree(_Fetched(size, read_hashes(tx, plan.keys))))
 
 
-def scrub_nodes(rows: Iterable[tuple[int, bytes]],
+def scrub_nodes(rows: Iterable[tuple[int, bytes]],  # noqa: C901  one streaming pass; flush() carries the per-level state it shares with the loop
                 stored: Callable[[int, int, int], dict[int, bytes]],
                 chunk: int = 1 << 14) -> int | None:
     """Recomputes every complete subtree from the leaf rows (position order,

@@ -243,19 +243,7 @@ class SlaProjection:
             self._histories.pop(agreement_id, None)
 
         streams = self._streams_of(touched, upto)
-        # New terms can move the clocks (and the period) of incidents that
-        # did not change, and the claim rules read the customer and the
-        # dispute window from them: they are folded again at the amendment's
-        # position.
-        for agreement_id in sorted(amended):
-            others = [str(r[0]) for r in tx.fetchall(
-                f"SELECT incident_id FROM {tx.table('sla_incident')} WHERE agreement_id = ? "
-                f"AND valid_to_position = {OPEN}", (agreement_id,))
-                if (agreement_id, str(r[0])) not in streams]
-            for chunk in chunked(others):
-                loaded = self.store.read_streams(
-                    agreement_id, [f"incident:{i}" for i in chunk], upto)
-                streams.update({(agreement_id, i): loaded.get(f"incident:{i}", []) for i in chunk})
+        self._add_amended(tx, amended, streams, upto)
         streams = {i: s for i, s in streams.items() if any(e.type == "opened" for e in s)}
         ids = set(streams)
         cuts: dict[tuple[str, int], AgreementHistory] = {}
@@ -274,6 +262,22 @@ class SlaProjection:
                     self._version(item, agreement_id, stream, position, upto, cuts)
             self._write(tx, state)
         write_checkpoints(tx, events[0].position, upto)
+
+    def _add_amended(self, tx: Tx, amended: dict[str, list[int]],
+                     streams: dict[Key, list[ev.LedgerEvent]], upto: int) -> None:
+        """Adds to `streams` every current incident of an amended agreement.
+        New terms can move the clocks (and the period) of incidents that did
+        not change, and the claim rules read the customer and the dispute
+        window from them: they are folded again at the amendment's position."""
+        for agreement_id in sorted(amended):
+            others = [str(r[0]) for r in tx.fetchall(
+                f"SELECT incident_id FROM {tx.table('sla_incident')} WHERE agreement_id = ? "
+                f"AND valid_to_position = {OPEN}", (agreement_id,))
+                if (agreement_id, str(r[0])) not in streams]
+            for chunk in chunked(others):
+                loaded = self.store.read_streams(
+                    agreement_id, [f"incident:{i}" for i in chunk], upto)
+                streams.update({(agreement_id, i): loaded.get(f"incident:{i}", []) for i in chunk})
 
     def _current(self, tx: Tx, ids: Sequence[Key]) -> dict[Key, _Incident]:
         """The current rows of the given incidents."""

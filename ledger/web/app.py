@@ -85,7 +85,7 @@ def _cut(text: str | None) -> Cut | None:
     return Cut(recorded_at=_instant(text.strip(), "as_recorded_at"))
 
 
-def build_app(services: ConsoleServices, directory: PrincipalDirectory | None) -> Starlette:
+def build_app(services: ConsoleServices, directory: PrincipalDirectory | None) -> Starlette:  # noqa: C901, PLR0915  a dozen small handlers closing over the services: the count is theirs summed
     s = services
 
     def page(handler: Callable[[Request, Principal], Awaitable[Response]],
