@@ -9,7 +9,7 @@ as in production) and a trivial grpc.aio service answering the same
 `IncidentService.AppendEvents` (PostgreSQL: one plain psycopg INSERT per
 call, autocommit, from a pool of 16 connections, or a 100-row transaction per
 batch call; SQLite: one INSERT per call in a WAL file with synchronous=FULL,
-or 100 rows per transaction). Both run as their own processes; the load
+or 100 rows per transaction; bench/append_baseline.py). Both run as their own processes; the load
 generator (grpc.aio, this process) drives them alternately with the same
 requests: baseline, ledger, baseline, ledger, ... `--rounds` times each.
 With `--before DIR` (e.g. `git worktree add DIR <commit>`) that version's
@@ -37,7 +37,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,87 +139,6 @@ async def drive(target: str, kind: str, concurrency: int, seconds: float, prefix
     return Result(len(latencies), len(latencies) * per_call, failed, elapsed, latencies)
 
 
-# -- the trivial service -------------------------------------------------------------------
-def _response(request: incidents_pb2.AppendEventsRequest, first: int) -> bytes:
-    return incidents_pb2.AppendEventsResponse(results=[
-        incidents_pb2.AppendResult(event_id=e.event_id, position=first + i)
-        for i, e in enumerate(request.events)]).SerializeToString()
-
-
-async def serve_trivial(db: str, port_file: str) -> None:
-    if db.startswith("sqlite"):
-        insert = _sqlite_inserter(db.split("///", 1)[1])
-    else:
-        insert = await _pg_inserter(db)
-
-    async def append(body: bytes, context: Any) -> bytes:
-        request = incidents_pb2.AppendEventsRequest.FromString(body)
-        rows = [(e.event_id, e.SerializeToString()) for e in request.events]
-        return _response(request, await insert(rows))
-
-    server = grpc.aio.server()
-    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
-        "ledger.v1.IncidentService",
-        {"AppendEvents": grpc.unary_unary_rpc_method_handler(append)})])
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    with open(port_file, "w") as f:
-        f.write(str(port))
-    await server.wait_for_termination()
-
-
-def _sqlite_inserter(path: str) -> Callable[[list[tuple[str, bytes]]], Any]:
-    import sqlite3
-    from concurrent.futures import ThreadPoolExecutor
-
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("CREATE TABLE IF NOT EXISTS plain (id INTEGER PRIMARY KEY, "
-                 "event_id TEXT NOT NULL UNIQUE, body BLOB NOT NULL)")
-    writer = ThreadPoolExecutor(1)
-
-    def write(rows: list[tuple[str, bytes]]) -> int:
-        conn.execute("BEGIN")
-        cur = conn.executemany("INSERT INTO plain (event_id, body) VALUES (?, ?)", rows)
-        conn.execute("COMMIT")
-        return int(cur.lastrowid or 0)
-
-    async def insert(rows: list[tuple[str, bytes]]) -> int:
-        return await asyncio.get_running_loop().run_in_executor(writer, write, rows)
-
-    return insert
-
-
-async def _pg_inserter(url: str) -> Callable[[list[tuple[str, bytes]]], Any]:
-    from urllib.parse import parse_qs, urlparse
-
-    from psycopg_pool import AsyncConnectionPool
-
-    schema = parse_qs(urlparse(url).query).get("schema", ["public"])[0]
-    table = f'"{schema}".plain'
-    pool = AsyncConnectionPool(url.split("?", 1)[0], min_size=16, max_size=16,
-                               kwargs={"autocommit": True}, open=False)
-    await pool.open()
-    async with pool.connection() as conn:
-        await conn.execute(f"CREATE TABLE IF NOT EXISTS {table} (id bigserial PRIMARY KEY, "
-                           "event_id text NOT NULL UNIQUE, body bytea NOT NULL)")
-
-    async def insert(rows: list[tuple[str, bytes]]) -> int:
-        async with pool.connection() as conn:
-            if len(rows) == 1:
-                cur = await conn.execute(
-                    f"INSERT INTO {table} (event_id, body) VALUES (%s, %s) RETURNING id", rows[0])
-                found = await cur.fetchone()
-                return int(found[0]) if found else 0
-            async with conn.transaction(), conn.cursor() as cur:
-                await cur.executemany(f"INSERT INTO {table} (event_id, body) VALUES (%s, %s)",
-                                      rows)
-            return 0
-
-    return insert
-
-
 # -- orchestration ----------------------------------------------------------------------------
 def _free_port() -> int:
     with socket.socket() as s:
@@ -252,7 +170,7 @@ def start_ledger_process(db: str, workdir: str,
 
 def start_trivial_process(db: str, workdir: str) -> tuple[subprocess.Popen[bytes], str]:
     port_file = os.path.join(workdir, f"trivial-{uuid.uuid4().hex}.port")
-    proc = subprocess.Popen([sys.executable, "-m", "bench.append", "serve-trivial", "--db", db,
+    proc = subprocess.Popen([sys.executable, "-m", "bench.append_baseline", "--db", db,
                              "--port-file", port_file])
     port = ""
     for _ in range(600):
@@ -295,6 +213,33 @@ def _stats(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
+def _run_case(name: str, kind: str, concurrency: int, servers: list[tuple[str, str]],
+              rounds: int, seconds: float, start: int) -> dict[str, Any]:
+    """One workload against every server, alternating, `rounds` times each."""
+    runs: dict[str, list[dict[str, float]]] = {who: [] for who, _ in servers}
+    for r in range(rounds):
+        for who, target in servers:
+            prefix = f"{kind}{concurrency}-{who}-{r}-{uuid.uuid4().hex[:6]}"
+            result = asyncio.run(drive(target, kind, concurrency, seconds, prefix, start))
+            runs[who].append(result.summary())
+            s = runs[who][-1]
+            print(f"{name} {kind} c{concurrency} {who:8s} round {r + 1}: "
+                  f"{s['events_per_s']:8.0f} events/s  p50 {s['p50_ms']:6.1f} ms  "
+                  f"p99 {s['p99_ms']:6.1f} ms  failed {s['failed']:.0f}", flush=True)
+    case: dict[str, Any] = {"database": name, "workload": kind, "concurrency": concurrency,
+                            **{who: {k: _stats([x[k] for x in xs]) for k in xs[0]}
+                               for who, xs in runs.items()}}
+    case["ratio"] = (case["ledger"]["events_per_s"]["median"]
+                     / case["trivial"]["events_per_s"]["median"])
+    if "before" in case:
+        case["ratio_before"] = (case["before"]["events_per_s"]["median"]
+                                / case["trivial"]["events_per_s"]["median"])
+    print(f"==> {name} {kind} c{concurrency}: ratio {case['ratio']:.2f}"
+          + (f" (before: {case['ratio_before']:.2f})" if "before" in case else ""),
+          flush=True)
+    return case
+
+
 def cmd_run(args: argparse.Namespace) -> None:
     workdir = tempfile.mkdtemp(prefix="bench-append-")
     databases = []
@@ -323,31 +268,9 @@ def cmd_run(args: argparse.Namespace) -> None:
         try:
             register(ledger_target)
             for kind, concurrency in CASES:
-                if args.only and f"{kind}{concurrency}" not in args.only:
-                    continue
-                runs: dict[str, list[dict[str, float]]] = {who: [] for who, _ in servers}
-                for r in range(args.rounds):
-                    for who, target in servers:
-                        prefix = f"{kind}{concurrency}-{who}-{r}-{uuid.uuid4().hex[:6]}"
-                        result = asyncio.run(drive(target, kind, concurrency, args.seconds, prefix,
-                                                   start))
-                        runs[who].append(result.summary())
-                        s = runs[who][-1]
-                        print(f"{name} {kind} c{concurrency} {who:8s} round {r + 1}: "
-                              f"{s['events_per_s']:8.0f} events/s  p50 {s['p50_ms']:6.1f} ms  "
-                              f"p99 {s['p99_ms']:6.1f} ms  failed {s['failed']:.0f}", flush=True)
-                case = {"database": name, "workload": kind, "concurrency": concurrency,
-                        **{who: {k: _stats([x[k] for x in xs]) for k in xs[0]}
-                           for who, xs in runs.items()}}
-                case["ratio"] = (case["ledger"]["events_per_s"]["median"]
-                                 / case["trivial"]["events_per_s"]["median"])
-                if "before" in case:
-                    case["ratio_before"] = (case["before"]["events_per_s"]["median"]
-                                            / case["trivial"]["events_per_s"]["median"])
-                print(f"==> {name} {kind} c{concurrency}: ratio {case['ratio']:.2f}"
-                      + (f" (before: {case['ratio_before']:.2f})" if "before" in case else ""),
-                      flush=True)
-                report["cases"].append(case)
+                if not args.only or f"{kind}{concurrency}" in args.only:
+                    report["cases"].append(
+                        _run_case(name, kind, concurrency, servers, args.rounds, args.seconds, start))
         finally:
             for proc in procs:
                 proc.terminate()
@@ -411,9 +334,6 @@ def main() -> None:
     run.add_argument("--only", nargs="*", help="cases, e.g. new8 batch4")
     run.add_argument("--before", help="a checkout of an earlier version, run as a third server")
     run.add_argument("--out")
-    trivial = sub.add_parser("serve-trivial")
-    trivial.add_argument("--db", required=True)
-    trivial.add_argument("--port-file", required=True)
     drive_p = sub.add_parser("drive")
     drive_p.add_argument("--target", required=True)
     drive_p.add_argument("--kind", default="new")
@@ -427,8 +347,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.cmd == "run":
         cmd_run(args)
-    elif args.cmd == "serve-trivial":
-        asyncio.run(serve_trivial(args.db, args.port_file))
     elif args.cmd == "drive":
         cmd_drive(args)
     else:
