@@ -152,7 +152,7 @@ def _percentiles(timings: list[float]) -> dict[str, float]:
             "n": len(timings)}
 
 
-async def _cut_latency(args: argparse.Namespace) -> dict[str, Any]:
+async def _cut_latency(args: argparse.Namespace) -> dict[str, Any]:  # noqa: C901, PLR0915  a benchmark told top to bottom: setup, timed reports, restatements, replay
     """Reports as recorded at a position (issue 11): the month report at the
     latest knowledge, at the middle of the month's events and at the last
     position, in turn in each round so noise falls on all three alike; then

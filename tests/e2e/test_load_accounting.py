@@ -80,7 +80,7 @@ def _at(minutes: int) -> str:
     return format_instant(T0 + minutes * MINUTE)
 
 
-def _build(prefix: str, kinds: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _build(prefix: str, kinds: list[str]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:  # noqa: C901  one case per kind of file line, the mix the test draws from
     """(events stored before the load, the file's events) for a mix of kinds."""
     pre = [{"event_id": f"{prefix}-pre", "incident_id": f"{prefix}-PRE", "type": "opened",
             "occurred_at": _at(0), "actor": "herts", "agreement": "a", "service": "net",

@@ -206,7 +206,7 @@ def _query(base: str, expr: str) -> list[dict[str, Any]]:
 
 
 @pytest.mark.prometheus
-def test_real_prometheus_scrapes_the_ledger(loaded: Loaded, tmp_path: Path) -> None:
+def test_real_prometheus_scrapes_the_ledger(loaded: Loaded, tmp_path: Path) -> None:  # noqa: PLR0915  one scenario against a real Prometheus, told in order
     binary = shutil.which("prometheus")
     if binary is None:
         if REQUIRE_PROMETHEUS:

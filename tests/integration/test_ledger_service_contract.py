@@ -275,7 +275,7 @@ def append_retrying(service: LedgerService, principal: Principal,
     raise AssertionError("still conflicting after 50 retries")
 
 
-def test_concurrent_writers_to_one_incident(database_url: str, clock: Callable[[], int]) -> None:
+def test_concurrent_writers_to_one_incident(database_url: str, clock: Callable[[], int]) -> None:  # noqa: PLR0915  one concurrency scenario told in order
     setup = open_store(database_url)
     try:
         admin = LedgerService(setup, clock)

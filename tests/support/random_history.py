@@ -19,7 +19,7 @@ SERVICES = ("converged-network", "desktop")
 PROVIDERS = ("bt", "hp")
 
 
-def incident_events(rng: random.Random, n: int) -> list[dict[str, Any]]:
+def incident_events(rng: random.Random, n: int) -> list[dict[str, Any]]:  # noqa: C901, PLR0912  a random walk over the incident's states, one branch per allowed step
     """One incident's plausible timeline, each event as a scenario dict."""
     incident = f"RND-{n:04d}"
     t = START + rng.randrange(0, 40 * 24 * 60) * MINUTE

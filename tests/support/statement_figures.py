@@ -58,7 +58,7 @@ def _dig(value: Any, keys: Iterable[str]) -> Any:
     return value
 
 
-def expected_figure(path: str, report: dict[str, Any], statement: dict[str, Any],
+def expected_figure(path: str, report: dict[str, Any], statement: dict[str, Any],  # noqa: C901, PLR0911, PLR0912  one case per kind of statement figure: the test's oracle, read as a table
                     incident_sla: Callable[[str], dict[str, Any]]) -> tuple[str, Callable[[str], bool]]:
     """(exact value as the page must carry it, check of the displayed text)."""
     cur = report["credits_total"]["currency"]

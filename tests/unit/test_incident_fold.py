@@ -48,7 +48,7 @@ def history(window: int | None) -> AgreementHistory:
     return AgreementHistory("agr", (TermsVersion(EFFECTIVE, terms),))
 
 
-def payload(kind: str, aux: int, stored: list[ev.LedgerEvent]) -> ev.Payload:
+def payload(kind: str, aux: int, stored: list[ev.LedgerEvent]) -> ev.Payload:  # noqa: PLR0911  one case per event type
     earlier = [e.event_id for e in stored]
     if kind.startswith("claim_"):
         # Mostly answers to claims, so that the answer rules are reached.

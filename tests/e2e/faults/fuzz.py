@@ -76,7 +76,7 @@ class Fuzzer:
         self.events = [convert.event_to_proto(event_from_dict(e, "e")) for e in data["events"]]
 
     # -- values ----------------------------------------------------------------
-    def _scalar(self, field: descriptor.FieldDescriptor) -> Any:
+    def _scalar(self, field: descriptor.FieldDescriptor) -> Any:  # noqa: PLR0911  one case per protobuf scalar type
         rng = self.rng
         t = field.type
         if t == descriptor.FieldDescriptor.TYPE_STRING:
@@ -98,7 +98,7 @@ class Fuzzer:
             return rng.choice((0.0, -1.0, 1e308, float("nan"), float("inf")))
         return rng.choice(INT32)
 
-    def fill(self, message: Message, depth: int = 0) -> Message:
+    def fill(self, message: Message, depth: int = 0) -> Message:  # noqa: C901, PLR0912  one case per well-known and field kind, the fuzzer's whole grammar in one place
         rng = self.rng
         name = message.DESCRIPTOR.full_name
         if name in ("google.protobuf.Timestamp", "google.protobuf.Duration"):

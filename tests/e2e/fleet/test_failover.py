@@ -127,7 +127,7 @@ def leader_of(replicas: list[Replica], schema: str) -> Replica | None:
                  and r.pid == pid), None)
 
 
-def test_failover_keeps_every_acknowledged_event_once_and_one_checkpoint_chain(
+def test_failover_keeps_every_acknowledged_event_once_and_one_checkpoint_chain(  # noqa: PLR0915  one failover scenario told in order
         fleet: list[Replica], pg_schema: str, tmp_path: Path) -> None:
     with LedgerClient(fleet[0].target) as admin:
         _register(admin)
