@@ -52,6 +52,24 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
+def _parse_events(scenario: Scenario, summary: LoadSummary) -> list[tuple[int, LedgerEvent]]:
+    """The file's events that parse, with their index; the others go to
+    `summary.rejected` with the reason."""
+    parsed: list[tuple[int, LedgerEvent]] = []
+    for index, raw in enumerate(scenario.events):
+        unknown = unknown_event_keys(raw) if isinstance(raw, dict) else []
+        if unknown:
+            summary.rejected.append(_rejection(
+                scenario, index, raw, f"invalid_argument: events[{index}]: unknown field(s) "
+                f"{', '.join(unknown)} for {raw.get('type')!r}"))
+            continue
+        try:
+            parsed.append((index, event_from_dict(raw, f"events[{index}]")))
+        except InvalidArgument as exc:
+            summary.rejected.append(_rejection(scenario, index, raw, f"invalid_argument: {exc}"))
+    return parsed
+
+
 def load_scenario(client: LedgerClient, scenario: Scenario,
                   progress: Callable[[int, int], None] | None = None,
                   batch_size: int = BATCH, *, dry_run: bool = False) -> LoadSummary:
@@ -78,18 +96,7 @@ def load_scenario(client: LedgerClient, scenario: Scenario,
         _append_terms(summary, f"amendments[{i}]", raw, event_id,
                       partial(parse_terms_changes, named), partial(amend, agreement_id))
 
-    parsed: list[tuple[int, LedgerEvent]] = []
-    for index, raw in enumerate(scenario.events):
-        unknown = unknown_event_keys(raw) if isinstance(raw, dict) else []
-        if unknown:
-            summary.rejected.append(_rejection(
-                scenario, index, raw, f"invalid_argument: events[{index}]: unknown field(s) "
-                f"{', '.join(unknown)} for {raw.get('type')!r}"))
-            continue
-        try:
-            parsed.append((index, event_from_dict(raw, f"events[{index}]")))
-        except InvalidArgument as exc:
-            summary.rejected.append(_rejection(scenario, index, raw, f"invalid_argument: {exc}"))
+    parsed = _parse_events(scenario, summary)
     if dry_run:
         missing = _missing_agreements(client, {e.agreement_id for _, e in parsed if e.agreement_id})
         unchecked = {i for i, e in parsed if e.agreement_id in missing}

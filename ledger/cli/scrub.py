@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from ledger.adapters.eventstore import EventStore, open_store
 from ledger.audit.checkpoint import CheckpointError, Verifier, verify_checkpoint
 from ledger.audit.leaf import event_leaf_hash
 from ledger.audit.merkle import MerkleTree
 from ledger.cli.common import EXIT_FAILED, EXIT_OK
+
+if TYPE_CHECKING:
+    from projections.storage import Tx
 
 CHUNK = 5000
 
@@ -56,7 +60,7 @@ def _leaves_checked_against_events(store: EventStore, db: object) -> Iterator[tu
 
 def scrub_database(store: EventStore, key: Verifier | None) -> dict[str, int]:
     """Counts of what was checked; raises Difference at the first one."""
-    from projections.audit_nodes import NODES, prove, scrub_nodes
+    from projections.audit_nodes import NODES, scrub_nodes
     from projections.audit_tree import MerkleProjection, stored_checkpoints
     from projections.storage import ProjectionDatabase, read_position
 
@@ -87,22 +91,29 @@ def scrub_database(store: EventStore, key: Verifier | None) -> dict[str, int]:
         if nodes != size - size.bit_count():
             raise Difference(size, f"{NODES} holds {nodes} subtrees, a tree of {size} has "
                              f"{size - size.bit_count()}")
-        checked = 0
-        for note in notes:
-            if key is None:
-                break
-            try:
-                cp = verify_checkpoint(note, key)
-            except CheckpointError:
-                continue  # another key's (rotated)
-            if cp.size > size:
-                raise Difference(size + 1, f"a checkpoint of {cp.size} leaves is beyond the tree")
-            if prove(tx, cp.size, MerkleTree.root) != cp.root_hash:
-                raise Difference(cp.size, "a signed checkpoint's root is not the tree's")
-            checked += 1
+        checked = 0 if key is None else _check_checkpoints(tx, notes, key, size)
     if store.max_position() != size:
         raise Difference(size + 1, f"the log holds {store.max_position()} events, the tree {size}")
     return {"events": size, "subtrees": nodes, "checkpoints": checked}
+
+
+def _check_checkpoints(tx: Tx, notes: Iterable[str], key: Verifier, size: int) -> int:
+    """How many stored checkpoints signed by `key` reproduce from the tree of
+    `size` leaves; raises Difference at the first that does not."""
+    from projections.audit_nodes import prove
+
+    checked = 0
+    for note in notes:
+        try:
+            cp = verify_checkpoint(note, key)
+        except CheckpointError:
+            continue  # another key's (rotated)
+        if cp.size > size:
+            raise Difference(size + 1, f"a checkpoint of {cp.size} leaves is beyond the tree")
+        if prove(tx, cp.size, MerkleTree.root) != cp.root_hash:
+            raise Difference(cp.size, "a signed checkpoint's root is not the tree's")
+        checked += 1
+    return checked
 
 
 def verify_database(args: argparse.Namespace, key_of: Callable[[EventStore], Verifier]) -> int:
