@@ -194,7 +194,7 @@ class ReportService:
         return visible_agreement_of(principal, "incident", incident_id, candidates,
                                     lambda a: self._history(a, head))
 
-    def clocks_at_risk(self, principal: Principal, agreement_id: str | None,
+    def clocks_at_risk(self, principal: Principal, agreement_id: str | None,  # noqa: C901  two sources (the read model, or a replay of the streams without one) flattened into one list
                        evaluated_at: int | None) -> list[dict[str, Any]]:
         """Running clocks (pending outcome) ordered by due_at, for live operations."""
         when = self.clock() if evaluated_at is None else evaluated_at

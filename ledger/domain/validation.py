@@ -172,7 +172,7 @@ def check_appended(
     return after
 
 
-def check_incident_timeline(
+def check_incident_timeline(  # noqa: C901  every rule judged for each event in arrival order, in one pass
     history: AgreementHistory | None, stored: Sequence[ev.LedgerEvent]
 ) -> None:
     """Fresh full validation of a stored incident as a whole (audits, imports,

@@ -272,18 +272,14 @@ class LogServicer(log_pb2_grpc.LogServiceServicer):
         if request.agreement_id:
             await self.executors.read(
                 lambda: self.service.visible_agreement(principal, request.agreement_id))
-        visible = self.service.visible_filter(principal)
+        wanted = _log_filter(request, self.service.visible_filter(principal))
         after = request.after_position
         upto = request.to_position or None
         while True:
             batch = await self.executors.read(functools.partial(self.reads.batch, after, upto))
             for event in batch:
                 after = event.position
-                if request.agreement_id and event.agreement_id != request.agreement_id:
-                    continue
-                if request.incident_id and event.incident_id != request.incident_id:
-                    continue
-                if visible(event):
+                if wanted(event):
                     await self._write(context, log_pb2.ReadLogResponse(
                         event=convert.recorded_to_proto(event)))
             if len(batch) == BATCH:
@@ -293,6 +289,17 @@ class LogServicer(log_pb2_grpc.LogServiceServicer):
             if context.cancelled():
                 return
             await self.feed.wait_beyond(after, self.poll_seconds)
+
+
+def _log_filter(request: log_pb2.ReadLogRequest,
+                visible: Callable[[LedgerEvent], bool]) -> Callable[[LedgerEvent], bool]:
+    """The log entries a ReadLog sends: of the agreement and incident asked
+    for (if any), and visible to the caller."""
+    def wanted(event: LedgerEvent) -> bool:
+        return ((not request.agreement_id or event.agreement_id == request.agreement_id)
+                and (not request.incident_id or event.incident_id == request.incident_id)
+                and visible(event))
+    return wanted
 
 
 def register_all(server: grpc.aio.Server, service: LedgerService, executors: Executors,

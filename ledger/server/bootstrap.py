@@ -118,7 +118,7 @@ def build_leadership(store: EventStore, runner: ProjectionRunner) -> PgLeadershi
     return PgLeadership(store, on_change=lambda _leading: runner.notify())
 
 
-async def start_ledger(
+async def start_ledger(  # noqa: C901, PLR0915  the composition root: every part built and started in order, read whole so the start and stop order can be checked
     database: str,
     config: ServerConfig,
     *,

@@ -136,7 +136,7 @@ def observer(metrics: LedgerMetrics | None = None) -> LedgerObserver:
     return LedgerObserver() if m is None else MetricsObserver(m)
 
 
-def instrument(ledger: Any, metrics: LedgerMetrics | None = None, reports: Any = None) -> None:
+def instrument(ledger: Any, metrics: LedgerMetrics | None = None, reports: Any = None) -> None:  # noqa: C901  one optional part after another, each reported when the ledger has it
     """Report the ledger's log size, database pool and SLA figures to ``metrics``
     (default: those of ``start``; nothing happens if there are none), and give
     the ledger's metrics observer its clock and the head of the log.
