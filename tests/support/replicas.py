@@ -78,10 +78,11 @@ class Replica:
 
     def _read(self, process: subprocess.Popen[str]) -> None:
         assert process.stdout is not None
-        for line in process.stdout:
-            self.output.append(line)
-            if "is serving on" in line:
-                self._serving.set()
+        with process.stdout:  # closed at the end of the output, not left to the collector
+            for line in process.stdout:
+                self.output.append(line)
+                if "is serving on" in line:
+                    self._serving.set()
 
     def kill(self) -> None:
         """kill -9: no shutdown, no final checkpoint, transactions cut mid-way."""

@@ -39,12 +39,13 @@ def test_dropped_killed_and_piped_subscribers_leave_the_server_serving(
             assert piped.stderr == "" and len(piped.stdout.splitlines()) == 2
         # Followers killed with SIGKILL mid-stream, and followers that cancel.
         for _ in range(3):
-            follower = subprocess.Popen([CLI, "events", "--target", fixture.target, "--follow"],
-                                        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            assert follower.stdout is not None
-            assert follower.stdout.readline()  # streaming has begun
-            follower.send_signal(signal.SIGKILL)
-            follower.wait(30)
+            # `with`: the pipes are closed here, not left to the collector.
+            with subprocess.Popen([CLI, "events", "--target", fixture.target, "--follow"],
+                                  env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE) as follower:
+                assert follower.stdout is not None
+                assert follower.stdout.readline()  # streaming has begun
+                follower.send_signal(signal.SIGKILL)
+                follower.wait(30)
         with grpc.insecure_channel(fixture.target) as channel:
             stub = log_pb2_grpc.LogServiceStub(channel)
             metadata = [("authorization", f"Bearer {token('admin')}")]
