@@ -26,8 +26,6 @@ GRPC_HANDLING_BUCKETS: tuple[float, ...] = (
     10.0,
 )
 
-GRPC_TYPES = ("unary", "client_stream", "server_stream", "bidi_stream")
-
 #: grpc.StatusCode -> the code name Go's codes.Code.String() gives (go-grpc-prometheus).
 GRPC_CODE_NAMES: dict[grpc.StatusCode, str] = {
     grpc.StatusCode.OK: "OK",
