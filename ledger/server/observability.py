@@ -136,7 +136,7 @@ def observer(metrics: LedgerMetrics | None = None) -> LedgerObserver:
     return LedgerObserver() if m is None else MetricsObserver(m)
 
 
-def instrument(ledger: Any, metrics: LedgerMetrics | None = None, reports: Any = None) -> None:  # noqa: C901  one optional part after another, each reported when the ledger has it
+def instrument(ledger: Any, metrics: LedgerMetrics | None = None, reports: Any = None) -> None:
     """Report the ledger's log size, database pool and SLA figures to ``metrics``
     (default: those of ``start``; nothing happens if there are none), and give
     the ledger's metrics observer its clock and the head of the log.
@@ -148,24 +148,8 @@ def instrument(ledger: Any, metrics: LedgerMetrics | None = None, reports: Any =
         return
     service = ledger.service
     head = ledger.store.max_position()
-    m.set_log_size(head)
-    for each in getattr(getattr(ledger, "observers", None), "observers", ()):
-        if isinstance(each, MetricsObserver) and each.m is m:
-            each.clock = service.clock
-            each.head = max(each.head, head)
-    datastore = getattr(getattr(ledger.store, "recorder", None), "datastore", None)
-    pool: Any = getattr(datastore, "pool", None)
-    if callable(getattr(pool, "get_stats", None)):  # PostgreSQL: a psycopg_pool pool
-        m.set_db_pool_source(psycopg_pool_stats(pool))
-    runner = getattr(ledger, "runner", None)
-    if runner is not None:
-        for name, position in runner.positions().items():
-            m.record_projection(name, position=position, head=head)
-    audit = getattr(ledger, "audit", None)
-    if audit is not None:
-        latest = audit.log.latest()
-        if latest is not None:
-            MetricsObserver(m).checkpoint_signed(latest)
+    _observe_log(ledger, m, head)
+    _observe_read_models(ledger, m, head)
     integrity = getattr(ledger, "integrity", None)
     if integrity is not None:
         _observe_integrity(integrity, m)
@@ -176,6 +160,33 @@ def instrument(ledger: Any, metrics: LedgerMetrics | None = None, reports: Any =
     if reports is not None:
         m.set_sla_source(sla_source(reports, service))
 
+
+
+def _observe_log(ledger: Any, m: LedgerMetrics, head: int) -> None:
+    """The log's size and, on PostgreSQL, its connection pool; the ledger's
+    metrics observer gets the service clock and the head."""
+    m.set_log_size(head)
+    for each in getattr(getattr(ledger, "observers", None), "observers", ()):
+        if isinstance(each, MetricsObserver) and each.m is m:
+            each.clock = ledger.service.clock
+            each.head = max(each.head, head)
+    datastore = getattr(getattr(ledger.store, "recorder", None), "datastore", None)
+    pool: Any = getattr(datastore, "pool", None)
+    if callable(getattr(pool, "get_stats", None)):  # PostgreSQL: a psycopg_pool pool
+        m.set_db_pool_source(psycopg_pool_stats(pool))
+
+
+def _observe_read_models(ledger: Any, m: LedgerMetrics, head: int) -> None:
+    """The projections' positions against the head, and the latest signed checkpoint."""
+    runner = getattr(ledger, "runner", None)
+    if runner is not None:
+        for name, position in runner.positions().items():
+            m.record_projection(name, position=position, head=head)
+    audit = getattr(ledger, "audit", None)
+    if audit is not None:
+        latest = audit.log.latest()
+        if latest is not None:
+            MetricsObserver(m).checkpoint_signed(latest)
 
 
 def _observe_integrity(integrity: Any, m: LedgerMetrics) -> None:
