@@ -23,6 +23,7 @@ from typing import Any
 from bench.sla_history import bench_terms
 from ledger.adapters.eventstore import open_store
 from ledger.domain.instants import parse_instant
+from ledger.domain.sla.report_json import period_report_dict
 
 YEAR, MONTH, LAG = "bench-year", "bench-month", "bench-lag"
 
@@ -119,8 +120,8 @@ async def _report_latency(args: argparse.Namespace) -> dict[str, Any]:
                     timings = []
                     for i in range(repeat + 1):
                         started = time.perf_counter()
-                        report = client.period_report(agreement, period, evaluated_at=t,
-                                                      include_incidents=ids)
+                        report = period_report_dict(client.period_report(agreement, period, evaluated_at=t,
+                                                      include_incidents=ids))
                         if i >= 1:  # the first call warms caches and connections
                             timings.append(time.perf_counter() - started)
                     counted = sum(sl.get("met", 0) + sl.get("missed", 0) + sl.get("pending", 0)
@@ -184,9 +185,9 @@ async def _cut_latency(args: argparse.Namespace) -> dict[str, Any]:  # noqa: C90
                 for i in range(args.repeat + 1):
                     for name, cut in cases.items():
                         started = time.perf_counter()
-                        report = client.period_report(MONTH, "2026-10", evaluated_at=t,
+                        report = period_report_dict(client.period_report(MONTH, "2026-10", evaluated_at=t,
                                                       as_recorded_position=cut,
-                                                      include_incidents=False)
+                                                      include_incidents=False))
                         if i >= 1:  # the first round warms caches and connections
                             timings[name].append(time.perf_counter() - started)
                         counts[name] = sum(
@@ -225,12 +226,12 @@ async def _cut_latency(args: argparse.Namespace) -> dict[str, Any]:  # noqa: C90
                 model = ReportService(ledger.store, lambda: t, SlaReadModel(ledger.store))
                 reference = ReportService(ledger.store, lambda: t)
                 started = time.perf_counter()
-                expected = reference.period_report(LOCAL_ADMIN, MONTH, "2026-10", t,
-                                                   Cut(position=middle), False)
+                expected = period_report_dict(reference.period_report(LOCAL_ADMIN, MONTH, "2026-10", t,
+                                                   Cut(position=middle), False))
                 out["replay at middle (in process, once)"] = {
                     "seconds": round(time.perf_counter() - started, 1),
-                    "equals_read_model": model.period_report(
-                        LOCAL_ADMIN, MONTH, "2026-10", t, Cut(position=middle), False) == expected}
+                    "equals_read_model": period_report_dict(model.period_report(
+                        LOCAL_ADMIN, MONTH, "2026-10", t, Cut(position=middle), False)) == expected}
             await asyncio.to_thread(replay)
         return out
     finally:

@@ -15,7 +15,7 @@ def money(units: int | str, currency: str) -> str:
     return f"{sign}{currency} {whole:,}.{minor:02d}"
 
 
-def pct(ratio: str | None) -> str:
+def pct(ratio: Decimal | str | None) -> str:
     """A 12-decimal ratio as a percentage with 3 decimals, or n/a."""
     if ratio in (None, ""):
         return "n/a"

@@ -22,7 +22,7 @@ from typing import Any
 from ledger.adapters.eventstore import EventStore
 from ledger.domain.agreements import AgreementHistory
 from ledger.domain.history import history_from_events
-from ledger.domain.sla.api import cut_history
+from ledger.domain.sla.api import asked_cut, cut_history
 from ledger.domain.sla.clocks import OUTCOMES, Outcome
 from ledger.domain.sla.facts import IncidentFacts, facts_from_dict, facts_valid_at, fold_incident
 from ledger.domain.sla.period import (
@@ -32,7 +32,7 @@ from ledger.domain.sla.period import (
     period_terms,
     tally_clocks,
 )
-from ledger.domain.sla.render import period_report
+from ledger.domain.sla.report import PeriodReport, build_period_report
 from ledger.domain.streams import agreement_stream
 from projections.sla_facts_to_rows import (
     CLOCK_COLUMNS,
@@ -126,7 +126,7 @@ class SlaReadModel:
         authorize: Callable[[AgreementHistory | None], AgreementHistory],
         position: int | None = None,
         as_recorded_at: int | str | None = None,
-    ) -> dict[str, Any] | None:
+    ) -> PeriodReport | None:
         """The report as recorded at `position` (None: the model's own
         position). `authorize` returns the history if the caller may see it
         and raises otherwise (also for an unknown agreement). None when the
@@ -161,7 +161,7 @@ class SlaReadModel:
                                        start, end)
         result = evaluate_tallied_period(history, tallies, outage_facts, period, evaluated_at,
                                          keep_ids, disputes)
-        return period_report(result, at, as_recorded_at)
+        return build_period_report(result, at, *asked_cut(as_recorded_at))
 
     def _clock_tallies(self, tx: Tx, history: AgreementHistory, period: str, start: int,
                        end: int, t: int, position: int, keep_ids: bool) -> dict[str, LevelTally]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from ledger.audit.checkpoint import Signer
 from ledger.audit.tlog import InclusionProof, SignedCheckpoint
@@ -18,6 +18,7 @@ from ledger.domain.agreements import AgreementHistory
 from ledger.domain.errors import DomainError
 from ledger.domain.events import LedgerEvent
 from ledger.domain.sla.facts import IncidentFacts
+from ledger.domain.sla.report import PeriodReport
 
 # -- the event store ------------------------------------------------------------
 
@@ -95,7 +96,7 @@ class SlaReadModel(Protocol):
         self, agreement_id: str, period: str, evaluated_at: int, *, keep_ids: bool,
         authorize: Callable[[AgreementHistory | None], AgreementHistory],
         position: int | None = None, as_recorded_at: int | str | None = None,
-    ) -> dict[str, Any] | None: ...
+    ) -> PeriodReport | None: ...
 
     def outcome_ids(self, agreement_id: str, period: str, evaluated_at: int, position: int,
                     incidents: set[str]) -> dict[str, dict[str, list[str]]] | None: ...

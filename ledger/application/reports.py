@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ledger.application.ports import EventStore, SlaReadModel
@@ -28,12 +28,16 @@ from ledger.domain.errors import InvalidArgument, NotFound, OutOfRange
 from ledger.domain.history import history_from_events
 from ledger.domain.instants import format_instant
 from ledger.domain.sla.api import (
+    clocks_at_risk,
+    compute_clocks_at_risk,
     compute_downtime_timeline,
     compute_incident_view,
     compute_period_report,
     cut_history,
 )
 from ledger.domain.sla.render import incident_view
+from ledger.domain.sla.report import ClockAtRisk, PeriodReport
+from ledger.domain.sla.report_json import period_report_dict
 from ledger.domain.sla.restatement import report_changes
 from ledger.domain.streams import agreement_stream, incident_stream
 
@@ -54,10 +58,9 @@ def canonical_json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-def _without_ids(report: dict[str, Any]) -> dict[str, Any]:
-    for level in report["service_levels"]:
-        level.pop("incidents", None)
-    return report
+def _without_ids(report: PeriodReport) -> PeriodReport:
+    return replace(report, service_levels=tuple(
+        replace(level, incidents=None) for level in report.service_levels))
 
 
 class ReportService:
@@ -122,7 +125,7 @@ class ReportService:
 
     def period_report(self, principal: Principal, agreement_id: str, period: str,
                       evaluated_at: int | None, cut: Cut | None,
-                      include_incidents: bool = True) -> dict[str, Any]:
+                      include_incidents: bool = True) -> PeriodReport:
         if not _PERIOD.fullmatch(period or ""):
             raise InvalidArgument("period", f"must be YYYY-MM, got {period!r}")
         when = self.clock() if evaluated_at is None else evaluated_at
@@ -194,14 +197,14 @@ class ReportService:
         return visible_agreement_of(principal, "incident", incident_id, candidates,
                                     lambda a: self._history(a, head))
 
-    def clocks_at_risk(self, principal: Principal, agreement_id: str | None,  # noqa: C901  two sources (the read model, or a replay of the streams without one) flattened into one list
-                       evaluated_at: int | None) -> list[dict[str, Any]]:
+    def clocks_at_risk(self, principal: Principal, agreement_id: str | None,
+                       evaluated_at: int | None) -> list[ClockAtRisk]:
         """Running clocks (pending outcome) ordered by due_at, for live operations."""
         when = self.clock() if evaluated_at is None else evaluated_at
         if agreement_id:
             self._visible_to(principal, agreement_id)(self._history(agreement_id, 2**62))
         model = self._model(None)
-        views: list[dict[str, Any]] = []
+        out: list[ClockAtRisk] = []
         if model is not None:
             position, running = model.running(agreement_id or None, when)
             histories: dict[str, AgreementHistory | None] = {}
@@ -210,7 +213,7 @@ class ReportService:
                     histories[facts.agreement_id] = self._history(facts.agreement_id, position)
                 history = histories[facts.agreement_id]
                 if history is not None and principal.may_see(history.parties()):
-                    views.append(incident_view(cut_history(history, position), facts, when, position))
+                    out += clocks_at_risk(cut_history(history, position), facts, when)
         else:
             upto = self.store.max_position()
             names = ([agreement_id] if agreement_id else
@@ -220,18 +223,9 @@ class ReportService:
                     history, incidents = self._agreement_events(principal, agreement, upto)
                 except NotFound:
                     continue
-                views += [compute_incident_view(history, incidents[i], when, upto)
-                          for i in sorted(incidents)]
-        out: list[dict[str, Any]] = []
-        for view in views:
-            for level_id, clock in (view.get("service_levels") or {}).items():
-                if clock.get("outcome") == "pending" and clock.get("due_at"):
-                    custody = (view.get("custody") or [{}])[-1].get("org", "")
-                    out.append({"incident_id": view["incident_id"], "agreement_id": view["agreement"],
-                                "service_level_id": level_id, "due_at": clock["due_at"],
-                                "custody": custody, "elapsed_seconds": clock["elapsed_seconds"],
-                                "threshold_seconds": clock["threshold_seconds"]})
-        out.sort(key=lambda c: (c["due_at"], c["incident_id"], c["service_level_id"]))
+                for incident_id in sorted(incidents):
+                    out += compute_clocks_at_risk(history, incidents[incident_id], when, upto)
+        out.sort(key=lambda c: (c.due_at, c.incident_id, c.service_level_id))
         return out
 
     def restatement(self, principal: Principal, agreement_id: str, period: str,
@@ -242,8 +236,11 @@ class ReportService:
             raise InvalidArgument("from", "a restatement needs the earlier knowledge cut")
         when = self.clock() if evaluated_at is None else evaluated_at
         end = to_cut if to_cut is not None and not to_cut.latest else Cut(position=self.store.max_position())
-        before = self.period_report(principal, agreement_id, period, when, from_cut, False)
-        after = self.period_report(principal, agreement_id, period, when, end, False)
+        # The changes are between the figures as reported: compare the renderings.
+        before = period_report_dict(
+            self.period_report(principal, agreement_id, period, when, from_cut, False))
+        after = period_report_dict(
+            self.period_report(principal, agreement_id, period, when, end, False))
         start, stop = before["recorded_position"], after["recorded_position"]
         if start > stop:
             raise InvalidArgument("from", f"the earlier cut ({start}) is after the later one ({stop})")
@@ -265,8 +262,10 @@ class ReportService:
                     if level["kind"] in ("response", "resolution"):
                         level["incidents"] = by_level.get(level["id"], {})
         else:
-            before = self.period_report(principal, agreement_id, period, when, from_cut)
-            after = self.period_report(principal, agreement_id, period, when, end)
+            before = period_report_dict(
+                self.period_report(principal, agreement_id, period, when, from_cut))
+            after = period_report_dict(
+                self.period_report(principal, agreement_id, period, when, end))
         arrived = [event_to_dict(e) for e in between]
         return {
             "agreement": agreement_id, "period": period, "evaluated_at": after["evaluated_at"],

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 from ledger.application.reports import Cut, ReportService
 from ledger.domain.access import Principal
 from ledger.domain.errors import OutOfRange
-from ledger.domain.instants import format_instant, parse_instant
+from ledger.domain.instants import format_instant
 from ledger.domain.sla.period import shift_period
+from ledger.domain.sla.report import PeriodReport, period_status
+from ledger.domain.sla.report_json import level_dict, period_report_dict
 
 if TYPE_CHECKING:
     from ledger.application.audit import AuditService
@@ -24,28 +26,18 @@ if TYPE_CHECKING:
 PERIODS_CHARTED = 6
 
 
-def period_status(report: dict[str, Any]) -> str:
-    """Whether the period had begun, was running or was over at T."""
-    evaluated = parse_instant(report["evaluated_at"])
-    if evaluated < parse_instant(report["period_start"]):
-        return "not started"
-    if evaluated < parse_instant(report["period_end"]):
-        return "in progress"
-    return "closed"
-
-
-def _missed(reports: ReportService, principal: Principal, report: dict[str, Any],
+def _missed(reports: ReportService, principal: Principal, report: PeriodReport,
             when: int, cut: Cut) -> list[dict[str, Any]]:
     views: dict[str, dict[str, Any]] = {}
     out: list[dict[str, Any]] = []
-    for level in report["service_levels"]:
-        for incident_id in (level.get("incidents") or {}).get("missed", []):
+    for level in report.service_levels:
+        for incident_id in (level.incidents or {}).get("missed", ()):
             if incident_id not in views:
                 views[incident_id] = reports.incident_view(principal, incident_id, when, cut)
             view = views[incident_id]
-            clock = view["service_levels"][level["id"]]
+            clock = view["service_levels"][level.id]
             out.append({
-                "incident_id": incident_id, "service_level": level["id"],
+                "incident_id": incident_id, "service_level": level.id,
                 "priority": view.get("priority"), "root_cause": view.get("root_cause"),
                 "opened_at": view.get("opened_at"), "status": view.get("status"),
                 "elapsed_seconds": clock["elapsed_seconds"],
@@ -58,20 +50,21 @@ def _missed(reports: ReportService, principal: Principal, report: dict[str, Any]
 
 
 def _history(reports: ReportService, principal: Principal, agreement_id: str,
-             report: dict[str, Any], when: int, cut: Cut) -> list[dict[str, Any]]:
+             report: PeriodReport, when: int, cut: Cut) -> list[dict[str, Any]]:
     """Attainment per level for the PERIODS_CHARTED periods ending with this one."""
     out: list[dict[str, Any]] = []
     for back in range(PERIODS_CHARTED - 1, -1, -1):
-        period = shift_period(report["period"], -back)
+        period = shift_period(report.period, -back)
         try:
             past = report if back == 0 else reports.period_report(
                 principal, agreement_id, period, when, cut, include_incidents=False)
         except OutOfRange:
             out.append({"period": period, "status": "before the agreement", "levels": []})
             continue
+        levels = [level_dict(lv) for lv in past.service_levels]
         out.append({"period": period, "status": period_status(past), "levels": [
-            {"id": lv["id"], "objective": lv["objective"], "attainment": lv.get("attainment"),
-             "achieved": lv["achieved"]} for lv in past["service_levels"]]})
+            {"id": lv["id"], "objective": lv["objective"], "attainment": lv["attainment"],
+             "achieved": lv["achieved"]} for lv in levels]})
     return out
 
 
@@ -85,7 +78,7 @@ class StatementService:
         reports = self.reports
         when = reports.clock() if evaluated_at is None else evaluated_at
         report = reports.period_report(principal, agreement_id, period, when, cut)
-        position = report["recorded_position"]
+        position = report.recorded_position
         # Everything else is asked at the report's own position, so one
         # concurrent append cannot make the parts disagree.
         pinned = Cut(position=position)
@@ -93,7 +86,7 @@ class StatementService:
         statement: dict[str, Any] = {
             "agreement": agreement_id, "period": period, "status": period_status(report),
             "customer": parties[0], "providers": list(parties[1:]),
-            "report": report,
+            "report": period_report_dict(report),
             "missed": _missed(reports, principal, report, when, pinned),
             "downtime": reports.downtime_timeline(principal, agreement_id, period, when, pinned),
             "history": _history(reports, principal, agreement_id, report, when, pinned),
@@ -112,14 +105,15 @@ class StatementService:
         return statement
 
 
-def reproduce_commands(report: dict[str, Any]) -> list[str]:
+def reproduce_commands(report: PeriodReport) -> list[str]:
     """The commands with which anyone recomputes the statement offline."""
-    agreement, period = report["agreement"], report["period"]
+    agreement, period = report.agreement, report.period
     bundle = f"audit-{agreement}-{period}"
     return [
         f"sla-ledger export --to {bundle} --agreement {agreement}",
         f"sla-ledger verify {bundle} --key ledger.vkey --partial",
         f"sla-ledger replay {bundle} --partial --agreement {agreement} --period {period} "
-        f"--evaluated-at {report['evaluated_at']} --as-recorded-at {report['recorded_position']} "
+        f"--evaluated-at {format_instant(report.evaluated_at)} "
+        f"--as-recorded-at {report.recorded_position} "
         "--format json",
     ]

@@ -30,6 +30,7 @@ from ledger.cli.common import EXIT_FAILED, EXIT_OK, EXIT_USAGE, client_flags, ma
 from ledger.domain.errors import InvalidArgument
 from ledger.domain.events import LedgerEvent
 from ledger.domain.instants import format_instant, parse_instant
+from ledger.domain.sla.report import PeriodReport
 from ledger.server.checkpoints import DEFAULT_ORIGIN, default_key_path
 
 
@@ -292,7 +293,7 @@ def read_bundle_events(directory: str) -> list[LedgerEvent]:
 
 
 def replay_report(events: list[LedgerEvent], log_size: int, agreement_id: str, period: str,
-                  evaluated_at: int, cut: str | None) -> dict[str, Any]:
+                  evaluated_at: int, cut: str | None) -> PeriodReport:
     """The period report computed from the bundle's events, as the server
     computes it (ledger.application.reports) for the same question."""
     from ledger.domain.history import history_from_events

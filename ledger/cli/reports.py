@@ -11,7 +11,11 @@ import sys
 from typing import Any
 
 from ledger.cli.common import make_client
-from ledger.domain.instants import parse_instant
+from ledger.domain.instants import format_instant, parse_instant
+from ledger.domain.sla.clocks import OUTCOMES
+from ledger.domain.sla.render import fmt_instant, fmt_ratio, fmt_seconds
+from ledger.domain.sla.report import PeriodReport, period_status
+from ledger.domain.sla.report_json import as_recorded_at, period_report_dict
 from ledger.formats import money as _money
 from ledger.formats import pct as _pct
 
@@ -62,10 +66,10 @@ def cmd_statement(args: argparse.Namespace) -> int:
     return 0
 
 
-def print_report(report: dict[str, Any], form: str) -> None:
+def print_report(report: PeriodReport, form: str) -> None:
     """A period report as `sla-ledger report` prints it (json, csv or table)."""
     if form == "json":
-        print(json.dumps(report, indent=2, ensure_ascii=False))
+        print(json.dumps(period_report_dict(report), indent=2, ensure_ascii=False))
     elif form == "csv":
         print(report_csv(report), end="")
     else:
@@ -102,13 +106,7 @@ def cmd_restatement(args: argparse.Namespace) -> int:
     return 0
 
 
-def _status(report: dict[str, Any]) -> str:
-    from ledger.application.statements import period_status
-
-    return period_status(report)
-
-
-def report_table(report: dict[str, Any], width: int | None = None) -> str:
+def report_table(report: PeriodReport, width: int | None = None) -> str:
     """What a service manager reads at month end: fits the terminal (at
     least 80 columns) and names the incidents that breached each level."""
     import shutil
@@ -117,54 +115,55 @@ def report_table(report: dict[str, Any], width: int | None = None) -> str:
     from ledger.formats import duration
 
     width = max(80, min(width or shutil.get_terminal_size((100, 24)).columns, 120))
-    currency = report["credits_total"]["currency"]
-    status = _status(report)
-    name = max(22, *(len(lv["id"]) for lv in report["service_levels"]))
+    currency = report.currency
+    status = period_status(report)
+    evaluated = format_instant(report.evaluated_at)
+    asked = as_recorded_at(report)
+    name = max(22, *(len(lv.id) for lv in report.service_levels))
     money = width - name - 41
-    out = [f"Agreement {report['agreement']}  period {report['period']} ({status})",
-           f"evaluated {report['evaluated_at']}  ledger position {report['recorded_position']}"
-           + (f"  as recorded at {report['as_recorded_at']}" if report.get("as_recorded_at") is not None else "")]
+    out = [f"Agreement {report.agreement}  period {report.period} ({status})",
+           f"evaluated {evaluated}  ledger position {report.recorded_position}"
+           + (f"  as recorded at {asked}" if asked is not None else "")]
     if status == "not started":
-        out.append(f"The period had not started at {report['evaluated_at']}: nothing is measured yet, "
+        out.append(f"The period had not started at {evaluated}: nothing is measured yet, "
                    "so no level is achieved or missed.")
     elif status == "in progress":
         out.append("The period is still running: these figures are provisional.")
     out += ["", f"{'service level':<{name}} {'objective':>9} {'attained':>9} {'ok':>3} "
                 f"{'met/mis/pnd/exc':>15} {'credit':>{money}}", "-" * width]
-    for level in report["service_levels"]:
-        if level["kind"] == "availability":
-            counts = f"down {duration(level.get('downtime_seconds', '0'))}"
+    for level in report.service_levels:
+        if level.is_availability:
+            counts = f"down {duration(fmt_seconds(level.downtime))}"
         else:
-            counts = f"{level['met']}/{level['missed']}/{level['pending']}/{level['excused']}"
-        ok = "-" if status == "not started" else ("yes" if level["achieved"] else "NO")
-        out.append(f"{level['id']:<{name}} {_pct(level['objective']):>9} {_pct(level.get('attainment')):>9} "
-                   f"{ok:>3} {counts:>15} {_money(level['credit']['minor_units'], currency):>{money}}")
-        breached = (level.get("incidents") or {}).get("missed") or []
+            counts = "/".join(str(level.counts[o]) for o in OUTCOMES)
+        ok = "-" if status == "not started" else ("yes" if level.achieved else "NO")
+        out.append(f"{level.id:<{name}} {_pct(level.objective):>9} {_pct(level.attainment):>9} "
+                   f"{ok:>3} {counts:>15} {_money(level.credit.minor_units, currency):>{money}}")
+        breached = (level.incidents or {}).get("missed") or ()
         if breached:
             out += textwrap.wrap("breached: " + ", ".join(breached), width, initial_indent="    ",
                                  subsequent_indent="              ")
-        if level.get("shares") and int(level["credit"]["minor_units"]):
-            split = ", ".join(f"{p} {_pct(level['shares'].get(p))} = {_money(v, currency)}"
-                              for p, v in sorted(level["credit_split"].items()))
+        if level.shares and level.credit.minor_units:
+            split = ", ".join(f"{p} {_pct(level.shares.get(p))} = {_money(v, currency)}"
+                              for p, v in sorted(level.credit_split.items()))
             out += textwrap.wrap("split: " + split, width, initial_indent="    ",
                                  subsequent_indent="           ")
     out.append("-" * width)
     label = width - money - 1
-    uncapped = report.get("credits_uncapped", report["credits_total"])
-    out.append(f"{'credits before cap':<{label}} {_money(uncapped['minor_units'], currency):>{money}}")
-    out.append(f"{'cap (at risk)':<{label}} {_money(report['credit_cap']['minor_units'], currency):>{money}}")
-    out.append(f"{'credits due':<{label}} {_money(report['credits_total']['minor_units'], currency):>{money}}")
-    for provider in sorted(report["credits_by_provider"]):
+    out.append(f"{'credits before cap':<{label}} "
+               f"{_money(report.credits_uncapped.minor_units, currency):>{money}}")
+    out.append(f"{'cap (at risk)':<{label}} {_money(report.credit_cap.minor_units, currency):>{money}}")
+    out.append(f"{'credits due':<{label}} {_money(report.credits_total.minor_units, currency):>{money}}")
+    for provider in sorted(report.credits_by_provider):
         out.append(f"{'  owed by ' + provider:<{label}} "
-                   f"{_money(report['credits_by_provider'][provider], currency):>{money}}")
-    disputes = report.get("disputes") or []
-    if disputes:
+                   f"{_money(report.credits_by_provider[provider], currency):>{money}}")
+    if report.disputes:
         out += ["", "Claims not in effect, not counted above (sla-semantics 11.7):",
                 f"{'incident':<10} {'type':<19} {'by':<6} {'awaiting':<10} {'state':<8} "
                 "deemed at", "-" * width]
-        out += [f"{d['incident_id']:<10} {d['type']:<19} {d['claimed_by']:<6} "
-                f"{','.join(d['awaiting']):<10} {d['state']:<8} {d['deemed_at'] or '-'}"
-                for d in disputes]
+        out += [f"{d.incident_id:<10} {d.type:<19} {d.claimed_by:<6} "
+                f"{','.join(d.awaiting):<10} {d.state:<8} {fmt_instant(d.deemed_at) or '-'}"
+                for d in report.disputes]
     return "\n".join(out)
 
 
@@ -175,7 +174,7 @@ CSV_COLUMNS = ["record", "agreement", "period", "evaluated_at", "recorded_positi
                "deemed_at"]
 
 
-def report_csv(report: dict[str, Any]) -> str:
+def report_csv(report: PeriodReport) -> str:
     """Long format, one figure set a row: `level` rows, a `level_provider`
     row per level and provider (share and split), the `credits_before_cap`,
     `cap` and `credits_due` totals, a `provider_total` row per provider and a
@@ -183,37 +182,38 @@ def report_csv(report: dict[str, Any]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, CSV_COLUMNS, restval="")
     writer.writeheader()
-    currency = report["credits_total"]["currency"]
-    head = {"agreement": report["agreement"], "period": report["period"],
-            "evaluated_at": report["evaluated_at"], "recorded_position": report["recorded_position"],
-            "currency": currency}
-    providers = sorted(report["credits_by_provider"])
-    for level in report["service_levels"]:
-        row = {**head, "record": "level", "service_level": level["id"], "kind": level["kind"],
-               "objective": level["objective"], "attainment": level.get("attainment") or "",
-               "achieved": str(level["achieved"]).lower(),
-               "credit_uncapped_minor_units": level["credit_uncapped"]["minor_units"],
-               "credit_minor_units": level["credit"]["minor_units"]}
-        for outcome in ("met", "missed", "pending", "excused"):
-            row[outcome] = level.get(outcome, "")
+    head = {"agreement": report.agreement, "period": report.period,
+            "evaluated_at": format_instant(report.evaluated_at),
+            "recorded_position": report.recorded_position, "currency": report.currency}
+    providers = sorted(report.credits_by_provider)
+    for level in report.service_levels:
+        row = {**head, "record": "level", "service_level": level.id, "kind": level.kind,
+               "objective": str(level.objective),
+               "attainment": "" if level.attainment is None else fmt_ratio(level.attainment),
+               "achieved": str(level.achieved).lower(),
+               "credit_uncapped_minor_units": level.credit_uncapped.minor_units,
+               "credit_minor_units": level.credit.minor_units}
+        if not level.is_availability:
+            row |= {outcome: level.counts[outcome] for outcome in OUTCOMES}
         writer.writerow(row)
         for provider in providers:
-            writer.writerow({**head, "record": "level_provider", "service_level": level["id"],
-                             "kind": level["kind"], "provider": provider,
-                             "share": level.get("shares", {}).get(provider, ""),
-                             "credit_minor_units": level["credit_split"].get(provider, 0)})
+            share = level.shares.get(provider)
+            writer.writerow({**head, "record": "level_provider", "service_level": level.id,
+                             "kind": level.kind, "provider": provider,
+                             "share": "" if share is None else fmt_ratio(share),
+                             "credit_minor_units": level.credit_split.get(provider, 0)})
     writer.writerow({**head, "record": "credits_before_cap",
-                     "credit_minor_units": report["credits_uncapped"]["minor_units"]})
-    writer.writerow({**head, "record": "cap", "credit_minor_units": report["credit_cap"]["minor_units"]})
+                     "credit_minor_units": report.credits_uncapped.minor_units})
+    writer.writerow({**head, "record": "cap", "credit_minor_units": report.credit_cap.minor_units})
     writer.writerow({**head, "record": "credits_due",
-                     "credit_minor_units": report["credits_total"]["minor_units"]})
+                     "credit_minor_units": report.credits_total.minor_units})
     for provider in providers:
         writer.writerow({**head, "record": "provider_total", "provider": provider,
-                         "credit_minor_units": report["credits_by_provider"][provider]})
+                         "credit_minor_units": report.credits_by_provider[provider]})
     # Claims not in effect (sla-semantics 11.7): not counted in any row above.
-    for d in report.get("disputes") or []:
-        writer.writerow({**head, "record": "dispute", "incident_id": d["incident_id"],
-                         "event_id": d["event_id"], "claim_type": d["type"],
-                         "claimed_by": d["claimed_by"], "awaiting": " ".join(d["awaiting"]),
-                         "state": d["state"], "deemed_at": d["deemed_at"] or ""})
+    for d in report.disputes:
+        writer.writerow({**head, "record": "dispute", "incident_id": d.incident_id,
+                         "event_id": d.event_id, "claim_type": d.type,
+                         "claimed_by": d.claimed_by, "awaiting": " ".join(d.awaiting),
+                         "state": d.state, "deemed_at": fmt_instant(d.deemed_at) or ""})
     return buffer.getvalue()

@@ -8,7 +8,8 @@ It depends on grpc, protobuf, the generated ``ledger.v1`` messages, the pure
 domain values (``ledger.domain``) and the offline audit toolkit
 (``ledger.audit``) only, never on the server's storage or wiring, so it can ship
 as its own small distribution. ``convert`` is the one place where protobuf
-messages and domain values meet (the server's servicers use it too);
+messages and domain values meet (the server's servicers use it too), with
+``report_convert`` for the typed reports;
 ``errors.decode_error`` reads a refusal's details back.
 """
 

@@ -32,8 +32,10 @@ from ledger.client.convert import (
     micros_to_timestamp,
     timestamp_to_micros,
 )
+from ledger.client.report_convert import report_from_proto
 from ledger.domain.agreements import AgreementTerms, TermsChanges
 from ledger.domain.events import AppendResult, ClaimAccepted, ClaimDisputed, LedgerEvent
+from ledger.domain.sla.report import PeriodReport
 from ledger.v1 import (
     agreements_pb2,
     agreements_pb2_grpc,
@@ -251,13 +253,14 @@ class LedgerClient:
     def period_report(self, agreement_id: str, period: str, *, evaluated_at: int | None = None,
                       as_recorded_position: int | None = None,
                       as_recorded_instant: int | None = None,
-                      include_incidents: bool = True) -> dict[str, Any]:
+                      include_incidents: bool = True) -> PeriodReport:
+        """The period report; ``period_report_dict`` renders it in the
+        scenario format (what ``sla-ledger report --format json`` prints)."""
         request = _when(reports_pb2.GetPeriodReportRequest(
             agreement_id=agreement_id, period=period, omit_incident_ids=not include_incidents),
             evaluated_at, as_recorded_position, as_recorded_instant)
         response = self._call(self.reports.GetPeriodReport, request)
-        result: dict[str, Any] = json.loads(response.report_json)
-        return result
+        return report_from_proto(response.report)
 
     def restatement(self, agreement_id: str, period: str, *, evaluated_at: int | None = None,
                     from_cut: dict[str, int], to_cut: dict[str, int] | None = None) -> dict[str, Any]:

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import grpc
 
 from ledger.application.claims import ClaimQuery, ClaimService
 from ledger.application.reports import Cut, ReportService, canonical_json
 from ledger.application.statements import StatementService
 from ledger.client import convert
-from ledger.domain.instants import parse_instant
+from ledger.client.report_convert import clock_to_proto, report_to_proto
+from ledger.domain.sla.report_json import period_report_dict
 from ledger.grpc.auth import current_principal
 from ledger.grpc.servicers import Executors
-from ledger.v1 import common_pb2, reports_pb2, reports_pb2_grpc
+from ledger.v1 import reports_pb2, reports_pb2_grpc
 
 
 def cut_from_proto(msg: reports_pb2.KnowledgeCut, field: str) -> Cut | None:
@@ -34,42 +33,6 @@ def _question(request: reports_pb2.GetPeriodReportRequest | reports_pb2.GetIncid
     return evaluated, cut
 
 
-def _money(raw: dict[str, Any]) -> common_pb2.Money:
-    return common_pb2.Money(currency=raw["currency"], minor_units=int(raw["minor_units"]))
-
-
-def report_to_proto(report: dict[str, Any]) -> reports_pb2.PeriodReport:
-    msg = reports_pb2.PeriodReport(
-        agreement_id=report["agreement"], period=report["period"],
-        recorded_position=report["recorded_position"],
-        credits_total=_money(report["credits_total"]), credit_cap=_money(report["credit_cap"]),
-        credits_by_provider={k: int(v) for k, v in report["credits_by_provider"].items()},
-    )
-    if "credits_uncapped" in report:
-        msg.credits_uncapped.CopyFrom(_money(report["credits_uncapped"]))
-    for level in report["service_levels"]:
-        msg.service_levels.append(reports_pb2.ServiceLevelResult(
-            id=level["id"], kind=level["kind"], objective=str(level["objective"]),
-            achieved=bool(level["achieved"]), attainment=level.get("attainment") or "",
-            met=level.get("met", 0), missed=level.get("missed", 0),
-            pending=level.get("pending", 0), excused=level.get("excused", 0),
-            scheduled_seconds=level.get("scheduled_seconds", ""),
-            downtime_seconds=level.get("downtime_seconds", ""),
-            availability=level.get("availability") or "",
-            shares={k: str(v) for k, v in level.get("shares", {}).items()},
-            credit=_money(level["credit"]),
-            credit_split={k: int(v) for k, v in level.get("credit_split", {}).items()},
-        ))
-    for item in report.get("disputes", ()):
-        dispute = reports_pb2.Dispute(
-            incident_id=item["incident_id"], event_id=item["event_id"], type=item["type"],
-            claimed_by=item["claimed_by"], awaiting=item["awaiting"], state=item["state"])
-        if item["deemed_at"]:
-            dispute.deemed_at.CopyFrom(convert.micros_to_timestamp(parse_instant(item["deemed_at"])))
-        msg.disputes.append(dispute)
-    return msg
-
-
 class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
     def __init__(self, reports: ReportService, executors: Executors,
                  statements: StatementService | None = None) -> None:
@@ -85,8 +48,11 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
         report = await self.executors.read(lambda: self.reports.period_report(
             principal, request.agreement_id, request.period, evaluated, cut,
             include_incidents=not request.omit_incident_ids))
-        return reports_pb2.GetPeriodReportResponse(report_json=canonical_json(report),
-                                                   report=report_to_proto(report))
+        # report_json is deprecated but still filled: clients written before
+        # the structured report read it.
+        return reports_pb2.GetPeriodReportResponse(
+            report_json=canonical_json(period_report_dict(report)),
+            report=report_to_proto(report))
 
     async def GetIncidentSla(self, request: reports_pb2.GetIncidentSlaRequest,
                             context: grpc.aio.ServicerContext) -> reports_pb2.GetIncidentSlaResponse:
@@ -105,14 +71,8 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
         size = min(request.page_size or 100, 1000)
         clocks = await self.executors.read(lambda: self.reports.clocks_at_risk(
             principal, request.agreement_id or None, evaluated))
-        return reports_pb2.ListIncidentsAtRiskResponse(clocks=[
-            reports_pb2.ClockAtRisk(
-                incident_id=c["incident_id"], agreement_id=c["agreement_id"],
-                service_level_id=c["service_level_id"],
-                due_at=convert.micros_to_timestamp(parse_instant(c["due_at"])),
-                custody=c["custody"], elapsed_seconds=c["elapsed_seconds"],
-                threshold_seconds=c["threshold_seconds"])
-            for c in clocks[:size]])
+        return reports_pb2.ListIncidentsAtRiskResponse(
+            clocks=[clock_to_proto(c) for c in clocks[:size]])
 
     async def GetRestatement(self, request: reports_pb2.GetRestatementRequest,
                             context: grpc.aio.ServicerContext) -> reports_pb2.GetRestatementResponse:

@@ -1,5 +1,6 @@
 """The SLA figures the metrics expose, as plain data: one snapshot per agreement
-and period, built from a period report (and the open claims)."""
+and period, read from a typed period report (and the open claims). Floats
+from here on: the metrics display figures, they decide nothing."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+
+from ledger.domain.instants import MICROS_PER_SECOND
+from ledger.domain.sla.report import LevelResult, PeriodReport
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,69 +109,68 @@ def _unix(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def _ratio(text: str | None) -> float | None:
-    return None if text in (None, "") else float(Decimal(str(text)))
+def _seconds(micros: int) -> float:
+    return micros / MICROS_PER_SECOND
+
+
+def _float(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
+
+
+def _level_snapshot(
+    level: LevelResult, incidents_at_risk: Mapping[str, int] | None
+) -> ServiceLevelSnapshot:
+    bad: dict[str, float] = {}
+    if level.is_availability:
+        valid = float(Decimal(level.scheduled).scaleb(-6))
+        for provider, micros in level.downtime_by_provider.items():
+            bad[provider] = float(Decimal(micros).scaleb(-6))
+        breaches = 0 if level.achieved else 1
+        at_risk = 0
+        bad_total = float(Decimal(level.downtime).scaleb(-6))
+    else:
+        missed = level.counts["missed"]
+        valid = float(level.counts["met"] + missed)
+        for provider, share in level.shares.items():
+            bad[provider] = missed * float(share)
+        breaches = missed
+        at_risk = level.counts["pending"]
+        bad_total = float(missed)
+    rest = bad_total - sum(bad.values())
+    if rest > 1e-6:
+        bad[UNATTRIBUTED] = rest
+    if incidents_at_risk is not None:
+        at_risk = incidents_at_risk.get(level.id, 0)
+    return ServiceLevelSnapshot(
+        service_level=level.id,
+        kind=level.kind,
+        objective=float(level.objective),
+        attainment=_float(level.attainment),
+        achieved=level.achieved,
+        valid=valid,
+        bad_by_provider=bad,
+        breaches=breaches,
+        incidents_at_risk=at_risk,
+        credits_by_provider=dict(level.credit_split),
+    )
 
 
 def snapshot_from_report(
-    report: Mapping[str, Any],
+    report: PeriodReport,
     incidents_at_risk: Mapping[str, int] | None = None,
     period: str = CURRENT,
 ) -> AgreementSnapshot:
-    """An ``AgreementSnapshot`` from a period report in the scenario format
-    (``GetPeriodReportResponse.report_json`` decoded).
+    """An ``AgreementSnapshot`` of a period report.
 
     ``incidents_at_risk`` (service level id -> running clocks) overrides the
     report's ``pending`` counts; ``period``: ``current`` or ``previous``.
     """
-    currency = str(report.get("credits_total", {}).get("currency", ""))
-    levels = []
-    for sl in report["service_levels"]:
-        objective = float(Decimal(str(sl["objective"])))
-        attainment = _ratio(sl.get("attainment"))
-        bad: dict[str, float] = {}
-        if sl["kind"] == "availability":
-            valid = float(Decimal(str(sl.get("scheduled_seconds") or 0)))
-            downtime = float(Decimal(str(sl.get("downtime_seconds") or 0)))
-            for provider, seconds in (sl.get("downtime_by_provider_seconds") or {}).items():
-                bad[provider] = float(Decimal(str(seconds)))
-            breaches = 0 if sl["achieved"] else 1
-            at_risk = 0
-            bad_total = downtime
-        else:
-            missed = int(sl.get("missed", 0))
-            valid = float(int(sl.get("met", 0)) + missed)
-            for provider, share in (sl.get("shares") or {}).items():
-                bad[provider] = missed * float(Decimal(str(share)))
-            breaches = missed
-            at_risk = int(sl.get("pending", 0))
-            bad_total = float(missed)
-        rest = bad_total - sum(bad.values())
-        if rest > 1e-6:
-            bad[UNATTRIBUTED] = rest
-        if incidents_at_risk is not None:
-            at_risk = incidents_at_risk.get(sl["id"], 0)
-        credit = sl.get("credit_split") or {}
-        levels.append(
-            ServiceLevelSnapshot(
-                service_level=str(sl["id"]),
-                kind=str(sl["kind"]),
-                objective=objective,
-                attainment=attainment,
-                achieved=bool(sl["achieved"]),
-                valid=valid,
-                bad_by_provider=bad,
-                breaches=breaches,
-                incidents_at_risk=at_risk,
-                credits_by_provider={p: int(v) for p, v in credit.items()},
-            )
-        )
     return AgreementSnapshot(
-        agreement=str(report["agreement"]),
-        period_start=_unix(report["period_start"]),
-        period_end=_unix(report["period_end"]),
-        evaluated_at=_unix(report["evaluated_at"]),
-        currency=currency,
-        service_levels=tuple(levels),
+        agreement=report.agreement,
+        period_start=_seconds(report.period_start),
+        period_end=_seconds(report.period_end),
+        evaluated_at=_seconds(report.evaluated_at),
+        currency=report.currency,
+        service_levels=tuple(_level_snapshot(sl, incidents_at_risk) for sl in report.service_levels),
         period=period,
     )

@@ -19,6 +19,11 @@ if sys.version_info >= (3, 11):
 else:
     from typing_extensions import TypeAlias as _TypeAlias, Never as _Never
 
+if sys.version_info >= (3, 13):
+    from warnings import deprecated as _deprecated
+else:
+    from typing_extensions import deprecated as _deprecated
+
 DESCRIPTOR: _descriptor.FileDescriptor
 
 @_typing.final
@@ -98,12 +103,30 @@ class GetPeriodReportResponse(_message.Message):
 
     REPORT_JSON_FIELD_NUMBER: _builtins.int
     REPORT_FIELD_NUMBER: _builtins.int
-    report_json: _builtins.str
-    """The report as canonical JSON with the field names of the scenario
-    format; byte-identical for the same request and knowledge cut.
-    """
     @_builtins.property
-    def report(self) -> Global___PeriodReport: ...
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def report_json(self) -> _builtins.str:
+        """Deprecated: read `report`, which carries every figure of it. The report
+        as canonical JSON with the field names of the scenario format;
+        byte-identical for the same request and knowledge cut. Still filled for
+        clients written before `report` was complete.
+        """
+
+    @report_json.setter
+    @_deprecated("""This field has been marked as deprecated using proto field options.""")
+    def report_json(self, value: _builtins.str) -> None:
+        """Deprecated: read `report`, which carries every figure of it. The report
+        as canonical JSON with the field names of the scenario format;
+        byte-identical for the same request and knowledge cut. Still filled for
+        clients written before `report` was complete.
+        """
+
+    @_builtins.property
+    def report(self) -> Global___PeriodReport:
+        """The report. Rendered with the scenario format's field names (as
+        `sla-ledger report --format json` does) it gives report_json's figures.
+        """
+
     def __init__(
         self,
         *,
@@ -120,7 +143,9 @@ Global___GetPeriodReportResponse: _TypeAlias = GetPeriodReportResponse  # noqa: 
 
 @_typing.final
 class PeriodReport(_message.Message):
-    """A period report (the typed mirror of report_json's main fields)."""
+    """A period report. Ratios are decimal strings to 12 places and seconds
+    decimal strings to 6 places, as the scenario format writes them.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -154,6 +179,9 @@ class PeriodReport(_message.Message):
     CREDITS_BY_PROVIDER_FIELD_NUMBER: _builtins.int
     CREDITS_UNCAPPED_FIELD_NUMBER: _builtins.int
     DISPUTES_FIELD_NUMBER: _builtins.int
+    PERIOD_START_FIELD_NUMBER: _builtins.int
+    PERIOD_END_FIELD_NUMBER: _builtins.int
+    AS_RECORDED_AT_FIELD_NUMBER: _builtins.int
     agreement_id: _builtins.str
     period: _builtins.str
     recorded_position: _builtins.int
@@ -175,6 +203,16 @@ class PeriodReport(_message.Message):
         evaluation instant (sla-semantics 11.7), by incident id.
         """
 
+    @_builtins.property
+    def period_start(self) -> _timestamp_pb2.Timestamp:
+        """The period's bounds: [period_start, period_end)."""
+
+    @_builtins.property
+    def period_end(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def as_recorded_at(self) -> Global___KnowledgeCut:
+        """The knowledge cut as asked; unset for the latest knowledge."""
+
     def __init__(
         self,
         *,
@@ -188,10 +226,13 @@ class PeriodReport(_message.Message):
         credits_by_provider: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
         credits_uncapped: _common_pb2.Money | None = ...,
         disputes: _abc.Iterable[Global___Dispute] | None = ...,
+        period_start: _timestamp_pb2.Timestamp | None = ...,
+        period_end: _timestamp_pb2.Timestamp | None = ...,
+        as_recorded_at: Global___KnowledgeCut | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["credit_cap", b"credit_cap", "credits_total", b"credits_total", "credits_uncapped", b"credits_uncapped", "evaluated_at", b"evaluated_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_recorded_at", b"as_recorded_at", "credit_cap", b"credit_cap", "credits_total", b"credits_total", "credits_uncapped", b"credits_uncapped", "evaluated_at", b"evaluated_at", "period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agreement_id", b"agreement_id", "credit_cap", b"credit_cap", "credits_by_provider", b"credits_by_provider", "credits_total", b"credits_total", "credits_uncapped", b"credits_uncapped", "disputes", b"disputes", "evaluated_at", b"evaluated_at", "period", b"period", "recorded_position", b"recorded_position", "service_levels", b"service_levels"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agreement_id", b"agreement_id", "as_recorded_at", b"as_recorded_at", "credit_cap", b"credit_cap", "credits_by_provider", b"credits_by_provider", "credits_total", b"credits_total", "credits_uncapped", b"credits_uncapped", "disputes", b"disputes", "evaluated_at", b"evaluated_at", "period", b"period", "period_end", b"period_end", "period_start", b"period_start", "recorded_position", b"recorded_position", "service_levels", b"service_levels"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -296,6 +337,26 @@ class ServiceLevelResult(_message.Message):
         def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
         def WhichOneof(self, oneof_group: _Never) -> None: ...
 
+    @_typing.final
+    class DowntimeByProviderSecondsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     ID_FIELD_NUMBER: _builtins.int
     KIND_FIELD_NUMBER: _builtins.int
     OBJECTIVE_FIELD_NUMBER: _builtins.int
@@ -311,6 +372,14 @@ class ServiceLevelResult(_message.Message):
     SHARES_FIELD_NUMBER: _builtins.int
     CREDIT_FIELD_NUMBER: _builtins.int
     CREDIT_SPLIT_FIELD_NUMBER: _builtins.int
+    SERVICE_FIELD_NUMBER: _builtins.int
+    PRIORITY_FIELD_NUMBER: _builtins.int
+    THRESHOLD_SECONDS_FIELD_NUMBER: _builtins.int
+    CALENDAR_FIELD_NUMBER: _builtins.int
+    INCIDENTS_FIELD_NUMBER: _builtins.int
+    DOWNTIME_BY_PROVIDER_SECONDS_FIELD_NUMBER: _builtins.int
+    MAINTENANCE_WINDOWS_FIELD_NUMBER: _builtins.int
+    CREDIT_UNCAPPED_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     kind: _builtins.str
     """"response", "resolution" or "availability"."""
@@ -325,12 +394,39 @@ class ServiceLevelResult(_message.Message):
     scheduled_seconds: _builtins.str
     downtime_seconds: _builtins.str
     availability: _builtins.str
+    service: _builtins.str
+    """Availability: the service measured; response/resolution: set only when
+    the level applies to one service.
+    """
+    priority: _builtins.str
+    """Response/resolution only (and unset for availability)."""
+    threshold_seconds: _builtins.str
+    """Response/resolution: the clock's threshold, seconds to 6 places."""
+    calendar: _builtins.str
     @_builtins.property
     def shares(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
     def credit(self) -> _common_pb2.Money: ...
     @_builtins.property
     def credit_split(self) -> _containers.ScalarMap[_builtins.str, _builtins.int]: ...
+    @_builtins.property
+    def incidents(self) -> Global___OutcomeIncidents:
+        """Response/resolution: the incidents behind met/missed/pending/excused;
+        unset when the request asked for omit_incident_ids.
+        """
+
+    @_builtins.property
+    def downtime_by_provider_seconds(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Availability: downtime charged to each provider, seconds to 6 places."""
+
+    @_builtins.property
+    def maintenance_windows(self) -> _containers.RepeatedCompositeFieldContainer[Global___MaintenanceWindowResult]:
+        """Availability: the maintenance windows of the period."""
+
+    @_builtins.property
+    def credit_uncapped(self) -> _common_pb2.Money:
+        """The level's credit before the period cap."""
+
     def __init__(
         self,
         *,
@@ -349,14 +445,100 @@ class ServiceLevelResult(_message.Message):
         shares: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         credit: _common_pb2.Money | None = ...,
         credit_split: _abc.Mapping[_builtins.str, _builtins.int] | None = ...,
+        service: _builtins.str | None = ...,
+        priority: _builtins.str | None = ...,
+        threshold_seconds: _builtins.str = ...,
+        calendar: _builtins.str = ...,
+        incidents: Global___OutcomeIncidents | None = ...,
+        downtime_by_provider_seconds: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        maintenance_windows: _abc.Iterable[Global___MaintenanceWindowResult] | None = ...,
+        credit_uncapped: _common_pb2.Money | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["credit", b"credit"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_priority", b"_priority", "_service", b"_service", "credit", b"credit", "credit_uncapped", b"credit_uncapped", "incidents", b"incidents", "priority", b"priority", "service", b"service"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["achieved", b"achieved", "attainment", b"attainment", "availability", b"availability", "credit", b"credit", "credit_split", b"credit_split", "downtime_seconds", b"downtime_seconds", "excused", b"excused", "id", b"id", "kind", b"kind", "met", b"met", "missed", b"missed", "objective", b"objective", "pending", b"pending", "scheduled_seconds", b"scheduled_seconds", "shares", b"shares"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_priority", b"_priority", "_service", b"_service", "achieved", b"achieved", "attainment", b"attainment", "availability", b"availability", "calendar", b"calendar", "credit", b"credit", "credit_split", b"credit_split", "credit_uncapped", b"credit_uncapped", "downtime_by_provider_seconds", b"downtime_by_provider_seconds", "downtime_seconds", b"downtime_seconds", "excused", b"excused", "id", b"id", "incidents", b"incidents", "kind", b"kind", "maintenance_windows", b"maintenance_windows", "met", b"met", "missed", b"missed", "objective", b"objective", "pending", b"pending", "priority", b"priority", "scheduled_seconds", b"scheduled_seconds", "service", b"service", "shares", b"shares", "threshold_seconds", b"threshold_seconds"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__priority: _TypeAlias = _typing.Literal["priority"]  # noqa: Y015
+    _WhichOneofArgType__priority: _TypeAlias = _typing.Literal["_priority", b"_priority"]  # noqa: Y015
+    _WhichOneofReturnType__service: _TypeAlias = _typing.Literal["service"]  # noqa: Y015
+    _WhichOneofArgType__service: _TypeAlias = _typing.Literal["_service", b"_service"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__priority) -> _WhichOneofReturnType__priority | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__service) -> _WhichOneofReturnType__service | None: ...
+
+Global___ServiceLevelResult: _TypeAlias = ServiceLevelResult  # noqa: Y015
+
+@_typing.final
+class OutcomeIncidents(_message.Message):
+    """Incident ids by clock outcome, each list sorted."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MET_FIELD_NUMBER: _builtins.int
+    MISSED_FIELD_NUMBER: _builtins.int
+    PENDING_FIELD_NUMBER: _builtins.int
+    EXCUSED_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def met(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def missed(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def pending(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    @_builtins.property
+    def excused(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        met: _abc.Iterable[_builtins.str] | None = ...,
+        missed: _abc.Iterable[_builtins.str] | None = ...,
+        pending: _abc.Iterable[_builtins.str] | None = ...,
+        excused: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["excused", b"excused", "met", b"met", "missed", b"missed", "pending", b"pending"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___ServiceLevelResult: _TypeAlias = ServiceLevelResult  # noqa: Y015
+Global___OutcomeIncidents: _TypeAlias = OutcomeIncidents  # noqa: Y015
+
+@_typing.final
+class MaintenanceWindowResult(_message.Message):
+    """A maintenance window of an availability level."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    START_FIELD_NUMBER: _builtins.int
+    END_FIELD_NUMBER: _builtins.int
+    SCHEDULED_AT_FIELD_NUMBER: _builtins.int
+    EXCLUDED_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    excluded: _builtins.bool
+    """Its time is left out of the scheduled time (given with enough notice)."""
+    @_builtins.property
+    def start(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def end(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def scheduled_at(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        start: _timestamp_pb2.Timestamp | None = ...,
+        end: _timestamp_pb2.Timestamp | None = ...,
+        scheduled_at: _timestamp_pb2.Timestamp | None = ...,
+        excluded: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "scheduled_at", b"scheduled_at", "start", b"start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "event_id", b"event_id", "excluded", b"excluded", "scheduled_at", b"scheduled_at", "start", b"start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MaintenanceWindowResult: _TypeAlias = MaintenanceWindowResult  # noqa: Y015
 
 @_typing.final
 class GetIncidentSlaRequest(_message.Message):

@@ -32,6 +32,7 @@ from ledger.domain.access import LOCAL_ADMIN, Principal
 from ledger.domain.errors import DomainError, InvalidArgument, NotFound, OutOfRange
 from ledger.domain.instants import format_instant, parse_instant
 from ledger.domain.sla.period import period_of, shift_period
+from ledger.domain.sla.report_json import clock_at_risk_dict, period_report_dict
 from ledger.web import charts, render
 from ledger.web.incident_page import incident_timeline
 from ledger.web.render import render_statement_file, statement_context
@@ -173,7 +174,7 @@ def build_app(services: ConsoleServices, directory: PrincipalDirectory | None) -
         agreement_id, period, evaluated, cut, _ = _question(request)
         report = await s.run(lambda: s.reports.period_report(
             principal, agreement_id, period, evaluated, cut))
-        return JSONResponse(report)
+        return JSONResponse(period_report_dict(report))
 
     async def incident(request: Request, principal: Principal) -> Response:
         incident_id = request.path_params["incident"]
@@ -197,7 +198,8 @@ def build_app(services: ConsoleServices, directory: PrincipalDirectory | None) -
     def _at_risk(principal: Principal, agreement_id: str | None) -> dict[str, Any]:
         now = s.clock()
         clocks = s.reports.clocks_at_risk(principal, agreement_id, now)
-        return {"evaluated_at": format_instant(now), "clocks": clocks}
+        return {"evaluated_at": format_instant(now),
+                "clocks": [clock_at_risk_dict(c) for c in clocks]}
 
     async def at_risk(request: Request, principal: Principal) -> Response:
         agreement_id = request.query_params.get("agreement") or None

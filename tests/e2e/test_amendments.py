@@ -24,6 +24,7 @@ from ledger.domain.agreements import TermsChanges
 from ledger.domain.errors import InvalidArgument
 from ledger.domain.history import history_from_events
 from ledger.domain.instants import parse_instant
+from ledger.domain.sla.report_json import period_report_dict
 from ledger.domain.terms_parsing import parse_terms, parse_terms_changes
 from ledger.domain.validation import check_amendment
 from tests.support.ledger_server import ledger_client
@@ -163,7 +164,7 @@ def test_load_out_of_order_amendments_through_the_api(database_url: str, tmp_pat
         with ledger_client(url, lambda: T) as (_, client):
             summary = load_scenario(client, read_scenario(path))
             assert summary.rejected == [] and summary.stored == 12
-            got = {p: client.period_report("agr", p, evaluated_at=T)
+            got = {p: period_report_dict(client.period_report("agr", p, evaluated_at=T))
                    for p in ("2026-09", "2026-10", "2026-11")}
             agreement = client.get_agreement("agr")
             assert [a.terms.at_risk_percent for a in agreement.amendments] == ["12", "12"]

@@ -22,6 +22,7 @@ from ledger.cli.load import load_scenario
 from ledger.cli.main import main
 from ledger.client import LedgerClient
 from ledger.domain.instants import parse_instant
+from ledger.domain.sla.report_json import period_report_dict
 from ledger.server.checkpoints import AuditConfig
 from projections.storage import ProjectionDatabase
 from tests.e2e.test_e2e_scenario import EXPECTED, SCENARIO, assert_same, without_position
@@ -196,10 +197,10 @@ def test_export_verify_replay_reproduces_the_worked_scenario(
     with running_ledger(database_url, lambda: T, audit=audit) as (_, target), \
             LedgerClient(target) as client:
         summary = load_scenario(client, read_scenario(SCENARIO))
-        served = client.period_report("herts-converged", "2026-10", evaluated_at=T)
+        served = period_report_dict(client.period_report("herts-converged", "2026-10", evaluated_at=T))
         cut = summary.position_after(82)
-        served_81 = client.period_report("herts-converged", "2026-10", evaluated_at=T,
-                                         as_recorded_position=cut)
+        served_81 = period_report_dict(client.period_report("herts-converged", "2026-10", evaluated_at=T,
+                                         as_recorded_position=cut))
         assert run(capsys, "export", "--to", str(full), "--target", target)[0] == 0
         assert run(capsys, "export", "--to", str(partial), "--target", target,
                    "--agreement", "herts-converged")[0] == 0

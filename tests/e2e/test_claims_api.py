@@ -23,6 +23,7 @@ from ledger.client.convert import claim_to_dict
 from ledger.client.errors import decode_error
 from ledger.domain import events as ev
 from ledger.domain.instants import MICROS_PER_DAY, format_instant, parse_instant
+from ledger.domain.sla.report_json import period_report_dict
 from tests.support.ledger_server import running_ledger
 
 pytestmark = pytest.mark.e2e
@@ -69,7 +70,7 @@ def test_what_awaits_each_partner_and_the_authority_checks(database_url: str) ->
         load_scenario(client, read_scenario(SCENARIO))
         listed = [claim_to_dict(c) for c in client.claims(agreement_id=AGREEMENT,
                                                            evaluated_at=T)]
-        report = client.period_report(AGREEMENT, "2026-10", evaluated_at=T)
+        report = period_report_dict(client.period_report(AGREEMENT, "2026-10", evaluated_at=T))
         assert [(c["incident_id"], c["state"], c["deemed_at"]) for c in listed] == [
             ("INC-1009", "disputed", None), ("INC-1016", "open", INC_1016_DEEMED)]
         assert [{k: c[k] for k in report["disputes"][0]} for c in listed] == report["disputes"]
@@ -141,14 +142,14 @@ def test_a_partner_answers_with_the_cli_and_the_report_follows(
         tail = out[out.index("Claims not in effect"):]
         assert "INC-1009" in tail and "INC-1016" in tail and INC_1016_DEEMED in tail
 
-        before = client.period_report(AGREEMENT, "2026-10", evaluated_at=T)
+        before = period_report_dict(client.period_report(AGREEMENT, "2026-10", evaluated_at=T))
         # An admin answers on the council's behalf (in local mode the caller is
         # an admin); a partner with its own token leaves --as-org out.
         code, out, err = _cli(capsys, "accept", INC_1016_CLAIM, "--at", "2026-11-04T12:00:00Z",
                               "--as-org", "herts", "--target", target)
         assert code == 0, err
         assert out.startswith(f"accepted {INC_1016_CLAIM} at 2026-11-04T12:00:00Z")
-        after = client.period_report(AGREEMENT, "2026-10", evaluated_at=T)
+        after = period_report_dict(client.period_report(AGREEMENT, "2026-10", evaluated_at=T))
         assert [d["incident_id"] for d in after["disputes"]] == ["INC-1009"]
         p2_resolution = next(sl for sl in after["service_levels"] if sl["id"] == "p2-resolution")
         # INC-1016 now counts as P3 (met): the walkthrough's section 4 says so.

@@ -19,6 +19,7 @@ from ledger.application.reports import Cut, ReportService
 from ledger.cli.load import load_scenario
 from ledger.domain.access import LOCAL_ADMIN
 from ledger.domain.instants import parse_instant
+from ledger.domain.sla.report_json import period_report_dict
 from tests.support.ledger_server import ledger_client
 
 pytestmark = pytest.mark.e2e
@@ -152,7 +153,7 @@ def test_claims_figures_derived_by_hand(database_url: str, tmp_path: Path) -> No
         summary = load_scenario(client, read_scenario(path))
         assert {EVENTS[r["index"]]["event_id"] for r in summary.rejected} == REJECTED
 
-        at_t1 = client.period_report("c1", "2026-10", evaluated_at=T1)
+        at_t1 = period_report_dict(client.period_report("c1", "2026-10", evaluated_at=T1))
         r1 = _level(at_t1, "r1")
         assert r1["incidents"] == {"met": ["G"], "missed": ["A", "C", "D", "E", "F2", "H", "J", "K"],
                                    "pending": [], "excused": ["B", "I"]}
@@ -175,7 +176,7 @@ def test_claims_figures_derived_by_hand(database_url: str, tmp_path: Path) -> No
         assert client.incident_sla("J", evaluated_at=T1)["root_cause"] == "pb"
         assert client.incident_sla("E", evaluated_at=T1)["priority"] == "P1"
 
-        at_t2 = client.period_report("c1", "2026-10", evaluated_at=T2)
+        at_t2 = period_report_dict(client.period_report("c1", "2026-10", evaluated_at=T2))
         r1 = _level(at_t2, "r1")
         assert r1["incidents"] == {"met": ["G"], "missed": ["A", "D", "F2", "H", "J"],
                                    "pending": [], "excused": ["B", "C", "I", "K"]}
@@ -190,10 +191,10 @@ def test_claims_figures_derived_by_hand(database_url: str, tmp_path: Path) -> No
         last = at_t2["recorded_position"]
         for position in range(1, last + 1):
             for when in (T1, T2):
-                served = client.period_report("c1", "2026-10", evaluated_at=when,
-                                              as_recorded_position=position)
-                assert served == replay.period_report(LOCAL_ADMIN, "c1", "2026-10", when,
-                                                      Cut(position=position)), position
+                served = period_report_dict(client.period_report("c1", "2026-10", evaluated_at=when,
+                                              as_recorded_position=position))
+                assert served == period_report_dict(replay.period_report(LOCAL_ADMIN, "c1", "2026-10", when,
+                                                      Cut(position=position))), position
 
 
 def test_a_pending_void_dated_after_t_is_listed(database_url: str, tmp_path: Path) -> None:
@@ -213,15 +214,15 @@ def test_a_pending_void_dated_after_t_is_listed(database_url: str, tmp_path: Pat
     with ledger_client(database_url, lambda: NOW) as (ledger, client):
         assert load_scenario(client, read_scenario(path)).rejected == []
         before = parse_instant("2026-11-01T00:00:00Z")
-        report = client.period_report("c1", "2026-10", evaluated_at=before)
+        report = period_report_dict(client.period_report("c1", "2026-10", evaluated_at=before))
         assert _level(report, "r1")["incidents"]["missed"] == ["V1", "V2"]
         assert report["disputes"] == [
             _dispute("V1", "V1-v", "voided", "pa", "cust", "open", "2026-11-05T00:00:00Z"),
             _dispute("V2", "V2-v", "voided", "pa", "cust", "open", "2026-11-05T00:00:00Z"),
         ]
         replay = ReportService(ledger.store, lambda: NOW)
-        assert report == replay.period_report(LOCAL_ADMIN, "c1", "2026-10", before, None)
-        after = client.period_report("c1", "2026-10", evaluated_at=parse_instant(
-            "2026-11-10T00:00:00Z"))
+        assert report == period_report_dict(replay.period_report(LOCAL_ADMIN, "c1", "2026-10", before, None))
+        after = period_report_dict(client.period_report("c1", "2026-10", evaluated_at=parse_instant(
+            "2026-11-10T00:00:00Z")))
         assert _level(after, "r1")["incidents"]["missed"] == []
         assert after["disputes"] == []

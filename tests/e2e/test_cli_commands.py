@@ -20,6 +20,7 @@ from ledger.cli.main import main
 from ledger.cli.reports import report_table
 from ledger.client import LedgerClient
 from ledger.domain.instants import parse_instant
+from ledger.domain.sla.report_json import period_report_dict, period_report_from_dict
 from tests.support.ledger_server import running_ledger
 
 pytestmark = pytest.mark.e2e
@@ -88,7 +89,7 @@ def test_load_accepts_what_events_writes(tmp_path: Path, capsys: pytest.CaptureF
         run(capsys, "load", demo_scenario_path(), "--target", target)
         code, lines, _ = run(capsys, "events", "--target", target)
         with LedgerClient(target) as client:
-            original = client.period_report(AGREEMENT, "2026-10", evaluated_at=T)
+            original = period_report_dict(client.period_report(AGREEMENT, "2026-10", evaluated_at=T))
     assert code == 0
     dump = tmp_path / "log.jsonl"
     dump.write_text(lines)
@@ -98,7 +99,7 @@ def test_load_accepts_what_events_writes(tmp_path: Path, capsys: pytest.CaptureF
         assert code == 0 and summary["rejected"] == []
         assert summary["stored"] == len(lines.splitlines())
         with LedgerClient(target) as client:
-            assert client.period_report(AGREEMENT, "2026-10", evaluated_at=T) == original
+            assert period_report_dict(client.period_report(AGREEMENT, "2026-10", evaluated_at=T)) == original
 
 
 def test_listings_use_one_naming(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -153,7 +154,7 @@ def test_report_csv_and_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]
                  if r["record"] == "level_provider" and r["service_level"] == level["id"]}
         assert {p: v for p, v in split.items() if v} == {p: v for p, v in level["credit_split"].items() if v}
     for width in (60, 80, 100, 160):
-        table = report_table(report, width)
+        table = report_table(period_report_from_dict(report), width)
         assert max(len(line) for line in table.splitlines()) <= max(width, 80)
         for level in report["service_levels"]:
             for incident in (level.get("incidents") or {}).get("missed", []):

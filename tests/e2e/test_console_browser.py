@@ -25,6 +25,7 @@ from ledger.cli.load import load_scenario
 from ledger.client import LedgerClient
 from ledger.domain.codec import event_from_dict
 from ledger.domain.instants import format_instant, parse_instant
+from ledger.domain.sla.report_json import period_report_dict
 from ledger.grpc.server import ServerConfig
 from tests.support.ledger_server import running_ledger_and_console
 from tests.support.statement_figures import check_figures
@@ -152,7 +153,8 @@ def test_every_page_renders_and_the_period_page_equals_the_json_report(
     with world.client("bt") as client:
         position = int(browser.find_element(By.CSS_SELECTOR, "section.statement")
                        .get_attribute("data-position"))
-        report = client.period_report(AGREEMENT, "2026-10", evaluated_at=T, as_recorded_position=position)
+        report = period_report_dict(
+            client.period_report(AGREEMENT, "2026-10", evaluated_at=T, as_recorded_position=position))
         statement = client.statement(AGREEMENT, "2026-10", evaluated_at=T, as_recorded_position=position)
 
         def incident_sla(incident_id: str) -> dict[str, Any]:

@@ -13,8 +13,10 @@ import pytest
 
 from ledger.adapters.scenario import read_scenario
 from ledger.cli.load import load_scenario
+from ledger.client.convert import micros_to_timestamp
 from ledger.domain.instants import parse_instant
-from ledger.v1 import incidents_pb2
+from ledger.domain.sla.report_json import period_report_dict
+from ledger.v1 import incidents_pb2, reports_pb2
 from tests.support.ledger_server import ledger_client
 
 SCENARIOS = Path(__file__).resolve().parents[2] / "ledger" / "demo"
@@ -60,19 +62,25 @@ def test_worked_scenario_end_to_end(database_url: str) -> None:
                                if not r["reason"].startswith("duplicate")}
         assert {r["index"]: r["reason"] for r in summary.rejected} == expected_rejections
 
-        full = client.period_report("herts-converged", "2026-10", evaluated_at=T)
+        full = period_report_dict(client.period_report("herts-converged", "2026-10", evaluated_at=T))
         assert full["recorded_position"] == summary.position_after(114)
         assert_same(full, without_position(expected["reports"][0]))
+        # Clients written before the structured report read the deprecated
+        # report_json: still filled, with the same report in the same bytes.
+        response = client.reports.GetPeriodReport(reports_pb2.GetPeriodReportRequest(
+            agreement_id="herts-converged", period="2026-10",
+            evaluated_at=micros_to_timestamp(T)), metadata=client.metadata)
+        assert response.report_json == json.dumps(full, ensure_ascii=False, separators=(",", ":"))
 
         cut = summary.position_after(82)
-        known_82 = client.period_report("herts-converged", "2026-10", evaluated_at=T,
-                                        as_recorded_position=cut)
+        known_82 = period_report_dict(client.period_report("herts-converged", "2026-10", evaluated_at=T,
+                                        as_recorded_position=cut))
         assert known_82["recorded_position"] == cut
         assert known_82["as_recorded_at"] == cut
         assert_same(known_82, without_position(expected["reports"][1]))
         # Knowledge time: the same question gives the same bytes.
-        again = client.period_report("herts-converged", "2026-10", evaluated_at=T,
-                                     as_recorded_position=cut)
+        again = period_report_dict(client.period_report("herts-converged", "2026-10", evaluated_at=T,
+                                     as_recorded_position=cut))
         assert again == known_82
 
         for incident_id, view in expected["incidents"].items():
@@ -107,7 +115,7 @@ def test_bad_report_requests_answer_precisely(database_url: str) -> None:
         ]
         for kwargs, code in cases:
             with pytest.raises(grpc.RpcError) as info:
-                client.period_report(evaluated_at=T, **kwargs)  # type: ignore[arg-type]
+                period_report_dict(client.period_report(evaluated_at=T, **kwargs))  # type: ignore[arg-type]
             assert info.value.code() == code, kwargs
         with pytest.raises(grpc.RpcError) as info:
             client.incident_sla("INC-404", evaluated_at=T)

@@ -16,6 +16,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from prometheus_client import CollectorRegistry, generate_latest
 
+from ledger.domain.sla.report_json import period_report_from_dict
 from ledger.observability.db_pool import DbPoolStats, psycopg_pool_stats
 from ledger.observability.grpc_interceptor import ObservabilityInterceptor
 from ledger.observability.grpc_methods import GRPC_CODE_NAMES, ledger_grpc_methods
@@ -163,7 +164,7 @@ def _expected_report() -> dict[str, Any]:
 def test_sla_collector_from_worked_scenario_report() -> None:
     report = _expected_report()
     m = fresh()
-    m.set_sla_source(lambda: [snapshot_from_report(report)])
+    m.set_sla_source(lambda: [snapshot_from_report(period_report_from_dict(report))])
     sl = {
         "agreement": "herts-converged",
         "service_level": "p1-resolution",
@@ -544,7 +545,7 @@ def test_observer_and_instrument_feed_appends_pool_and_sla_figures() -> None:
         def period_report(self, principal: object, agreement_id: str, period: str, *_: Any) -> Any:
             if period != "2026-10":
                 raise OutOfRange(f"{period} is not covered in this test")
-            return report
+            return period_report_from_dict(report)
 
     class Pool:
         def get_stats(self) -> dict[str, int]:

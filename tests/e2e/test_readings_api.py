@@ -19,6 +19,7 @@ from ledger.cli.load import LoadSummary, load_scenario
 from ledger.client import LedgerClient
 from ledger.domain.access import LOCAL_ADMIN
 from ledger.domain.instants import parse_instant
+from ledger.domain.sla.report_json import period_report_dict
 from ledger.v1 import events_pb2, incidents_pb2
 from tests.support.ledger_server import ledger_client
 
@@ -140,7 +141,7 @@ def test_readings_through_the_public_api(database_url: str, tmp_path: Path) -> N
         assert i1["outages"][0]["to"] is None
         assert i1["service_levels"]["p1-response"]["outcome"] == "met"
 
-        september = client.period_report("agr", "2026-09", evaluated_at=T)
+        september = period_report_dict(client.period_report("agr", "2026-09", evaluated_at=T))
         # 26: the desk level counts the desk incident only.
         desk = _level(september, "desk-resolution")
         assert (desk["met"], desk["missed"], desk["pending"]) == (0, 1, 0)
@@ -151,7 +152,7 @@ def test_readings_through_the_public_api(database_url: str, tmp_path: Path) -> N
         net = _level(september, "net-availability")
         assert net["scheduled_seconds"] == f"{20 * 86400 - 3600}.000000"
         with pytest.raises(grpc.RpcError) as info:
-            client.period_report("agr", "2026-08", evaluated_at=T)
+            period_report_dict(client.period_report("agr", "2026-08", evaluated_at=T))
         assert info.value.code() == grpc.StatusCode.OUT_OF_RANGE
         assert "2026-09" in (info.value.details() or "")
 
@@ -167,11 +168,11 @@ def test_readings_through_the_public_api(database_url: str, tmp_path: Path) -> N
         # 25: each incident's view names the month whose report counts it.
         for incident, period, other in (("Z1", "2026-11", "2026-10"), ("Z2", "2026-10", "2026-11")):
             assert client.incident_sla(incident, evaluated_at=T)["period"] == period
-            counted = _level(client.period_report("zoned", period, evaluated_at=T), "p1-response")
+            counted = _level(period_report_dict(client.period_report("zoned", period, evaluated_at=T)), "p1-response")
             assert incident in counted["incidents"]["missed"]
-            elsewhere = _level(client.period_report("zoned", other, evaluated_at=T), "p1-response")
+            elsewhere = _level(period_report_dict(client.period_report("zoned", other, evaluated_at=T)), "p1-response")
             assert incident not in elsewhere["incidents"]["missed"]
-        november = client.period_report("zoned", "2026-11", evaluated_at=T)
+        november = period_report_dict(client.period_report("zoned", "2026-11", evaluated_at=T))
         assert november["period_start"] == "2026-11-01T00:00:00Z"
         assert november["period_end"] == "2026-12-01T05:00:00Z"
 
@@ -179,8 +180,8 @@ def test_readings_through_the_public_api(database_url: str, tmp_path: Path) -> N
         replay = ReportService(ledger.store, lambda: T)
         for agreement, period in (("agr", "2026-09"), ("agr", "2026-10"), ("agr", "2027-03"),
                                   ("zoned", "2026-10"), ("zoned", "2026-11")):
-            served = client.period_report(agreement, period, evaluated_at=T)
-            assert served == replay.period_report(LOCAL_ADMIN, agreement, period, T, None)
+            served = period_report_dict(client.period_report(agreement, period, evaluated_at=T))
+            assert served == period_report_dict(replay.period_report(LOCAL_ADMIN, agreement, period, T, None))
 
 
 def test_server_refuses_an_impact_that_is_not_a_decimal_string(database_url: str,

@@ -16,6 +16,7 @@ from ledger.cli.common import demo_scenario_path
 from ledger.cli.load import load_scenario
 from ledger.cli.main import main
 from ledger.domain.instants import parse_instant
+from ledger.domain.sla.report_json import period_report_dict
 from tests.support.ledger_server import running_ledger
 from tests.support.statement_figures import check_figures, figures_in_html
 
@@ -40,9 +41,9 @@ def test_every_figure_equals_the_json_report(database_url: str, tmp_path: Path) 
         html = statement_file(target, tmp_path / "statement.html")
         statement = client.statement(AGREEMENT, "2026-10", evaluated_at=T)
         position = statement["report"]["recorded_position"]
-        report = client.period_report(AGREEMENT, "2026-10", evaluated_at=T,
-                                      as_recorded_position=position)
-        assert client.period_report(AGREEMENT, "2026-10", evaluated_at=T) == \
+        report = period_report_dict(client.period_report(AGREEMENT, "2026-10", evaluated_at=T,
+                                      as_recorded_position=position))
+        assert period_report_dict(client.period_report(AGREEMENT, "2026-10", evaluated_at=T)) == \
             {**report, "as_recorded_at": None}
         assert statement["report"] == {**report, "as_recorded_at": None}
 
@@ -115,8 +116,8 @@ def test_six_periods_and_periods_without_figures(tmp_path: Path) -> None:
             if entry["status"] == "before the agreement":
                 assert entry["levels"] == []
                 continue
-            past = client.period_report(AGREEMENT, entry["period"], evaluated_at=T,
-                                        as_recorded_position=statement["report"]["recorded_position"])
+            past = period_report_dict(client.period_report(AGREEMENT, entry["period"], evaluated_at=T,
+                                        as_recorded_position=statement["report"]["recorded_position"]))
             assert entry["levels"] == [
                 {"id": lv["id"], "objective": lv["objective"], "attainment": lv["attainment"],
                  "achieved": lv["achieved"]} for lv in past["service_levels"]]

@@ -19,6 +19,7 @@ from ledger.domain.agreements import AgreementHistory
 from ledger.domain.codec import event_from_dict
 from ledger.domain.errors import DomainError, NotFound
 from ledger.domain.instants import parse_instant
+from ledger.domain.sla.report_json import period_report_dict
 from ledger.domain.terms_parsing import parse_terms
 from projections import sla_tally
 from projections.runner import ProjectionRunner
@@ -109,8 +110,8 @@ def test_rebuild_equals_live_and_reports_equal_replay(store: EventStore,
         for instant in INSTANTS:
             t = parse_instant(instant)
             for ids in (True, False):
-                expected = replayed.period_report(LOCAL_ADMIN, AGREEMENT, period, t, None, ids)
-                assert from_model.period_report(LOCAL_ADMIN, AGREEMENT, period, t, None, ids) \
+                expected = period_report_dict(replayed.period_report(LOCAL_ADMIN, AGREEMENT, period, t, None, ids))
+                assert period_report_dict(from_model.period_report(LOCAL_ADMIN, AGREEMENT, period, t, None, ids)) \
                     == expected, (period, instant, ids)
     for incident in sorted(str(r[0]) for r in live["sla_incident"])[:15]:
         for instant in INSTANTS[1:3]:
@@ -136,9 +137,9 @@ def test_model_answers_at_its_own_position(store: EventStore, clock: Callable[[]
         "service": "desktop", "priority": "P2", "custody": "hp"})])
     reports = ReportService(store, clock, SlaReadModel(store))
     t = parse_instant("2026-11-05T00:00:00Z")
-    report = reports.period_report(LOCAL_ADMIN, AGREEMENT, "2026-10", t, None)
+    report = period_report_dict(reports.period_report(LOCAL_ADMIN, AGREEMENT, "2026-10", t, None))
     assert report["recorded_position"] == held
-    cut = reports.period_report(LOCAL_ADMIN, AGREEMENT, "2026-10", t, Cut(position=held + 1))
+    cut = period_report_dict(reports.period_report(LOCAL_ADMIN, AGREEMENT, "2026-10", t, Cut(position=held + 1)))
     assert cut["recorded_position"] == held + 1
     assert cut["as_recorded_at"] == held + 1
     with pytest.raises(NotFound):
@@ -153,7 +154,7 @@ def test_unknown_agreement_is_not_found_from_the_model(store: EventStore,
     ProjectionRunner(store, [SlaProjection(store)]).run_once()
     reports = ReportService(store, clock, SlaReadModel(store))
     with pytest.raises(NotFound, match="nope"):
-        reports.period_report(LOCAL_ADMIN, "nope", "2026-10", None, None)
+        period_report_dict(reports.period_report(LOCAL_ADMIN, "nope", "2026-10", None, None))
 
 
 class FailingOnce(SlaProjection):
@@ -245,5 +246,5 @@ def test_a_time_zone_change_falls_back_to_replay(store: EventStore,
     assert model.period_report(AGREEMENT, "2026-10", t, keep_ids=True, authorize=anyone) is None
     from_model = ReportService(store, clock, model)
     replayed = ReportService(store, clock)
-    assert from_model.period_report(LOCAL_ADMIN, AGREEMENT, "2026-10", t, None) == \
-        replayed.period_report(LOCAL_ADMIN, AGREEMENT, "2026-10", t, None)
+    assert period_report_dict(from_model.period_report(LOCAL_ADMIN, AGREEMENT, "2026-10", t, None)) == \
+        period_report_dict(replayed.period_report(LOCAL_ADMIN, AGREEMENT, "2026-10", t, None))

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from ledger.domain.events import LedgerEvent
 from ledger.domain.instants import parse_instant
 from ledger.domain.sla import compute_period_report
+from ledger.domain.sla.report_json import period_report_dict
 from ledger.domain.sla.restatement import report_changes
 from tests.unit.test_sla_properties import PREVIOUS, Step, timelines, write
 from tests.unit.test_sla_rules import Book, level
@@ -275,10 +276,10 @@ def test_all_claims_accepted_equals_the_history_without_claims(
         write(with_claims, name, steps)
         write(without, name, told_without_claims(steps))
     evaluated = parse_instant(at(t))
-    one = compute_period_report(with_claims.history, with_claims.events, "2026-03", evaluated,
-                                with_claims.position, None)
-    other = compute_period_report(without.history, without.events, "2026-03", evaluated,
-                                  without.position, None)
+    one = period_report_dict(compute_period_report(with_claims.history, with_claims.events, "2026-03", evaluated,
+                                with_claims.position, None))
+    other = period_report_dict(compute_period_report(without.history, without.events, "2026-03", evaluated,
+                                  without.position, None))
     assert one["disputes"] == other["disputes"] == []
     for report in (one, other):
         report.pop("recorded_position")

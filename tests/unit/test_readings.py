@@ -19,6 +19,7 @@ from ledger.domain.calendars import business_elapsed
 from ledger.domain.codec import event_from_dict
 from ledger.domain.errors import InvalidArgument, OutOfRange, TimelineViolation
 from ledger.domain.instants import MICROS_PER_MINUTE, parse_instant
+from ledger.domain.sla.report_json import period_report_dict
 from ledger.domain.terms_parsing import parse_calendar, parse_terms
 from ledger.domain.validation import check_incident_event, check_maintenance_event
 from tests.unit.test_sla_rules import Book, level
@@ -160,12 +161,12 @@ def test_23_first_period_schedules_availability_from_effective_from() -> None:
     history = AgreementHistory("agr", (TermsVersion(mid_month, terms),))
     from ledger.domain.sla import compute_period_report
 
-    report = compute_period_report(history, {}, "2026-01", parse_instant("2026-02-05T00:00:00Z"),
-                                   0, None)
+    report = period_report_dict(compute_period_report(history, {}, "2026-01", parse_instant("2026-02-05T00:00:00Z"),
+                                   0, None))
     availability = level(report, "net-availability")
     assert availability["scheduled_seconds"] == f"{21 * 86400}.000000"  # 11th..31st
-    later = compute_period_report(history, {}, "2026-02", parse_instant("2026-03-05T00:00:00Z"),
-                                  0, None)
+    later = period_report_dict(compute_period_report(history, {}, "2026-02", parse_instant("2026-03-05T00:00:00Z"),
+                                  0, None))
     assert level(later, "net-availability")["scheduled_seconds"] == f"{28 * 86400}.000000"
 
 
@@ -233,7 +234,7 @@ def test_25_incident_view_names_the_month_whose_report_counts_it() -> None:
     for incident, period in (("I", "2026-12"), ("J", "2026-11")):
         view = compute_incident_view(history, b.events[incident], t, b.position)
         assert view["period"] == period
-        report = compute_period_report(history, b.events, period, t, b.position, None)
+        report = period_report_dict(compute_period_report(history, b.events, period, t, b.position, None))
         assert level(report, "p1-response")["incidents"]["missed"] == [incident]
 
 

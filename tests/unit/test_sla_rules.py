@@ -25,6 +25,7 @@ from ledger.domain.sla import (
     incident_clocks,
 )
 from ledger.domain.sla.clocks import ClockResult
+from ledger.domain.sla.report_json import period_report_dict
 from ledger.domain.terms_parsing import parse_terms
 
 H = 3600  # seconds
@@ -111,8 +112,8 @@ class Book:
     def report(self, at: str = "2026-04-10T00:00:00Z", period: str = "2026-03",
                position: int | None = None) -> dict[str, Any]:
         cut = self.position if position is None else position
-        return compute_period_report(self.history, self.events, period, parse_instant(at),
-                                     cut, None)
+        return period_report_dict(compute_period_report(self.history, self.events, period, parse_instant(at),
+                                     cut, None))
 
 
 def level(report: dict[str, Any], level_id: str) -> dict[str, Any]:

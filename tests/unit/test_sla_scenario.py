@@ -28,6 +28,7 @@ from ledger.domain.sla import (
     facts_valid_at,
     fold_incident,
 )
+from ledger.domain.sla.report_json import period_report_dict
 from ledger.domain.terms_parsing import parse_terms
 
 # The project's own copies: the demo's scenario and the expected report it
@@ -103,10 +104,10 @@ def test_period_report(report_index: int) -> None:
     request = scenario["reports"][report_index]
     loaded = Loaded(request.get("as_recorded_at"))
     expected = loaded.expected["reports"][report_index]
-    actual = compute_period_report(
+    actual = period_report_dict(compute_period_report(
         loaded.history, loaded.events, request["period"],
         parse_instant(request["evaluated_at"]), loaded.position, request.get("as_recorded_at"),
-    )
+    ))
     assert list(_walk(actual, expected)) == []
     assert actual == expected
 
@@ -115,9 +116,9 @@ def test_period_report_cut_from_full_history(full: Loaded) -> None:
     """The knowledge cut is applied by position, so the full history cut at
     position 79 gives the as-recorded report."""
     expected = full.expected["reports"][1]
-    actual = compute_period_report(
+    actual = period_report_dict(compute_period_report(
         full.history, full.events, "2026-10", parse_instant("2026-11-05T00:00:00Z"), 79, 82
-    )
+    ))
     assert actual == expected
 
 

@@ -9,7 +9,9 @@ Layers, each usable on its own by read models:
   availability scheduled time, downtime and its ownership for one service
   period       period bounds, terms, attainment, period shares
   credits      capped credits and their split between providers
-  render       the JSON shapes; api: entry points with the knowledge cut
+  report       the typed report values, at report precision
+  render       the JSON shapes (report_json: the period report's, both ways);
+               api: entry points with the knowledge cut
 """
 
 from ledger.domain.sla.api import (
@@ -37,14 +39,27 @@ from ledger.domain.sla.period import (
     period_of,
     period_terms,
 )
-from ledger.domain.sla.render import incident_view, period_report
+from ledger.domain.sla.render import incident_view
+from ledger.domain.sla.report import (
+    ClockAtRisk,
+    Dispute,
+    LevelResult,
+    PeriodReport,
+    build_period_report,
+)
+from ledger.domain.sla.report_json import period_report_dict, period_report_from_dict
 
 __all__ = [
     "AvailabilityResult",
+    "ClockAtRisk",
     "ClockResult",
+    "Dispute",
     "IncidentFacts",
+    "LevelResult",
     "PeriodCredits",
+    "PeriodReport",
     "PeriodResult",
+    "build_period_report",
     "charged_custody",
     "compute_credits",
     "compute_incident_view",
@@ -64,6 +79,7 @@ __all__ = [
     "outage_spans",
     "period_bounds",
     "period_of",
-    "period_report",
+    "period_report_dict",
+    "period_report_from_dict",
     "period_terms",
 ]

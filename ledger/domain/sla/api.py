@@ -15,9 +15,20 @@ from typing import Any
 
 from ledger.domain.agreements import AgreementHistory
 from ledger.domain.events import LedgerEvent
-from ledger.domain.sla.facts import IncidentFacts, fold_incident
+from ledger.domain.instants import parse_instant
+from ledger.domain.sla.clocks import incident_clocks
+from ledger.domain.sla.facts import IncidentFacts, charged_custody, fold_incident
 from ledger.domain.sla.period import evaluate_period
-from ledger.domain.sla.render import downtime_timeline, incident_view, period_report
+from ledger.domain.sla.render import downtime_timeline, incident_view
+from ledger.domain.sla.report import ClockAtRisk, PeriodReport, build_period_report
+
+
+def asked_cut(as_recorded_at: int | str | None) -> tuple[int | None, int | None]:
+    """(position, instant) of a knowledge cut as asked: a ledger position, an
+    instant in canonical UTC text, or None for the latest knowledge."""
+    if isinstance(as_recorded_at, str):
+        return None, parse_instant(as_recorded_at)
+    return as_recorded_at, None
 
 
 def _known(position: int, recorded_position: int) -> bool:
@@ -76,13 +87,49 @@ def compute_period_report(
     evaluated_at: int,
     recorded_position: int,
     as_recorded_at: int | str | None,
-) -> dict[str, Any]:
+) -> PeriodReport:
     """The period report at T from every incident of the agreement (all
     periods: outages count for the time they overlap this one)."""
     known_history = cut_history(history, recorded_position)
     facts = fold_all(known_history, incidents, evaluated_at, recorded_position)
     result = evaluate_period(known_history, facts, period, evaluated_at)
-    return period_report(result, recorded_position, as_recorded_at)
+    return build_period_report(result, recorded_position, *asked_cut(as_recorded_at))
+
+
+def clocks_at_risk(
+    history: AgreementHistory, facts: IncidentFacts, evaluated_at: int
+) -> list[ClockAtRisk]:
+    """The running clocks (pending, with a due instant) of one incident at T;
+    `history` must already be cut to the knowledge being reported on."""
+    if not facts.exists or facts.voided:
+        return []
+    terms = history.terms_at(facts.opened_at)
+    if terms is None:
+        return []
+    custody = charged_custody(facts)
+    holder = custody[-1][0] if custody else ""
+    return [
+        ClockAtRisk(
+            incident_id=facts.incident_id, agreement_id=history.agreement_id,
+            service_level_id=clock.level_id, due_at=clock.due_at, custody=holder,
+            elapsed=clock.elapsed, threshold=clock.threshold,
+        )
+        for clock in incident_clocks(facts, terms, evaluated_at)
+        if clock.outcome == "pending" and clock.due_at is not None
+    ]
+
+
+def compute_clocks_at_risk(
+    history: AgreementHistory,
+    events: Sequence[LedgerEvent],
+    evaluated_at: int,
+    recorded_position: int,
+) -> list[ClockAtRisk]:
+    """One incident's running clocks at T, replayed from its events inside
+    the knowledge cut."""
+    known_history = cut_history(history, recorded_position)
+    facts = fold_incident(cut_events(events, recorded_position), evaluated_at, known_history)
+    return clocks_at_risk(known_history, facts, evaluated_at)
 
 
 def compute_downtime_timeline(

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from fractions import Fraction
 from itertools import pairwise
 
+import ledger.domain.sla.intervals as iv
 from ledger.domain.agreements import Calendar, MaintenanceWindow
 from ledger.domain.calendars import working_intervals
-from ledger.domain.sla import intervals as iv
 from ledger.domain.sla.facts import IncidentFacts, charged_custody
 
 

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Literal
 
+import ledger.domain.sla.intervals as iv
 from ledger.domain.agreements import AgreementTerms, Calendar, ServiceLevel
 from ledger.domain.calendars import business_add, business_elapsed
 from ledger.domain.incident_state import Span
-from ledger.domain.sla import intervals as iv
 from ledger.domain.sla.facts import IncidentFacts
 
 Outcome = Literal["met", "missed", "pending", "excused"]

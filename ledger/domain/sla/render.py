@@ -1,5 +1,6 @@
 """The JSON shapes of the incident view and the period report (the contract
 in scenario-format.md, laid out as in scenarios/herts-2026-10.expected.json).
+The period report's shape is in ``report_json``, from its typed value.
 
 Rendering is the only place exact values become text: seconds with 6
 decimals, ratios with 12, both rounded half-even from the exact value;
@@ -13,20 +14,15 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from ledger.domain.agreements import AgreementHistory, ServiceLevel
+from ledger.domain.agreements import AgreementHistory
 from ledger.domain.claims import ClaimState
 from ledger.domain.instants import MICROS_PER_SECOND, format_instant
 from ledger.domain.money import round_half_even
-from ledger.domain.sla.clocks import OUTCOMES, ClockResult, incident_clocks
+from ledger.domain.sla.clocks import ClockResult, incident_clocks
 from ledger.domain.sla.facts import IncidentFacts, charged_custody, held_time
-from ledger.domain.sla.period import (
-    AvailabilityLevelSummary,
-    ClockLevelSummary,
-    PeriodResult,
-    incident_period,
-)
+from ledger.domain.sla.period import AvailabilityLevelSummary, PeriodResult, incident_period
+from ledger.domain.sla.report import RATIO_DIGITS, Dispute
 
-RATIO_DIGITS = 12
 _RATIO_SCALE = 10**RATIO_DIGITS
 
 
@@ -62,23 +58,10 @@ def _ratios(shares: dict[str, Fraction]) -> dict[str, str]:
 # --- claims (section 11) ----------------------------------------------------
 
 
-def dispute_view(incident_id: str, claim: ClaimState) -> dict[str, Any]:
-    """A claim as the period report's `disputes` lists it (11.7)."""
-    return {
-        "incident_id": incident_id,
-        "event_id": claim.event_id,
-        "type": claim.type,
-        "claimed_by": claim.claimed_by,
-        "awaiting": list(claim.awaiting),
-        "state": claim.state,
-        "deemed_at": fmt_instant(claim.deemed_at),
-    }
-
-
 def claim_view(incident_id: str, claim: ClaimState) -> dict[str, Any]:
     """A claim in an incident's view: the dispute fields, what is claimed and
     who answered how."""
-    return dispute_view(incident_id, claim) | {
+    return dispute_dict(Dispute.of(incident_id, claim)) | {
         "claim": dict(claim.claim),
         "accepted_by": list(claim.accepted_by),
         "disputed_by": list(claim.disputed_by),
@@ -162,83 +145,16 @@ def incident_view(
 # --- period report ---------------------------------------------------------
 
 
-def _level_head(level: ServiceLevel) -> dict[str, Any]:
-    head: dict[str, Any] = {"id": level.id, "kind": level.kind}
-    if level.kind == "availability":
-        head["service"] = level.service
-    else:
-        head["priority"] = level.priority
-        head["threshold_seconds"] = fmt_seconds(level.threshold or 0)
-        if level.service is not None:
-            head["service"] = level.service
-    head["calendar"] = level.calendar
-    head["objective"] = str(level.objective)
-    return head
-
-
-def _clock_level(summary: ClockLevelSummary) -> dict[str, Any]:
-    out = _level_head(summary.level)
-    out["achieved"] = summary.achieved
-    out["attainment"] = None if summary.attainment is None else fmt_ratio(summary.attainment)
-    for outcome in OUTCOMES:
-        out[outcome] = summary.count(outcome)
-    if summary.incidents is not None:
-        out["incidents"] = {o: list(ids) for o, ids in summary.incidents.items()}
-    return out
-
-
-def _availability_level(summary: AvailabilityLevelSummary) -> dict[str, Any]:
-    result = summary.result
-    availability = result.availability
-    out = _level_head(summary.level)
-    out["achieved"] = summary.achieved
-    out["attainment"] = None if summary.attainment is None else fmt_ratio(summary.attainment)
-    out["scheduled_seconds"] = fmt_seconds(result.scheduled)
-    out["downtime_seconds"] = fmt_seconds(result.downtime)
-    out["availability"] = None if availability is None else fmt_ratio(availability)
-    out["downtime_by_provider_seconds"] = {
-        org: fmt_seconds(d) for org, d in sorted(result.downtime_by_org.items())
-    }
-    out["maintenance_windows"] = [
-        {"event_id": s.window.event_id, "start": format_instant(s.window.start),
-         "end": format_instant(s.window.end),
-         "scheduled_at": format_instant(s.window.scheduled_at), "excluded": s.excluded}
-        for s in result.windows
-    ]
-    return out
-
-
-def period_report(
-    result: PeriodResult, recorded_position: int, as_recorded_at: int | str | None
-) -> dict[str, Any]:
-    currency = result.credits.currency
-    levels: list[dict[str, Any]] = []
-    for summary in result.levels:
-        item = (
-            _clock_level(summary)
-            if isinstance(summary, ClockLevelSummary)
-            else _availability_level(summary)
-        )
-        credit = result.credits.level(summary.level.id)
-        item["shares"] = _ratios(summary.shares)
-        item["credit_uncapped"] = fmt_money(currency, credit.uncapped)
-        item["credit"] = fmt_money(currency, credit.credit)
-        item["credit_split"] = dict(sorted(credit.split.items()))
-        levels.append(item)
+def dispute_dict(dispute: Dispute) -> dict[str, Any]:
+    """A claim as the period report's `disputes` lists it (11.7)."""
     return {
-        "agreement": result.agreement_id,
-        "period": result.period,
-        "period_start": format_instant(result.start),
-        "period_end": format_instant(result.end),
-        "evaluated_at": format_instant(result.evaluated_at),
-        "recorded_position": recorded_position,
-        "as_recorded_at": as_recorded_at,
-        "service_levels": levels,
-        "credits_total": fmt_money(currency, result.credits.total),
-        "credits_uncapped": fmt_money(currency, result.credits.uncapped_total),
-        "credit_cap": fmt_money(currency, result.credits.cap),
-        "credits_by_provider": dict(result.credits.by_provider),
-        "disputes": [dispute_view(i, c) for i, c in result.disputes],
+        "incident_id": dispute.incident_id,
+        "event_id": dispute.event_id,
+        "type": dispute.type,
+        "claimed_by": dispute.claimed_by,
+        "awaiting": list(dispute.awaiting),
+        "state": dispute.state,
+        "deemed_at": fmt_instant(dispute.deemed_at),
     }
 
 
