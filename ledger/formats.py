@@ -1,9 +1,10 @@
 """How figures read for people (tables, statements, the console): the one
-place exact report values become display text. Display only: the exact
-values stay in the JSON report."""
+place exact report values become display text, and the one table layout of
+the command line. Display only: the exact values stay in the JSON report."""
 
 from __future__ import annotations
 
+import shutil
 from decimal import ROUND_HALF_EVEN, Decimal
 
 
@@ -31,3 +32,15 @@ def duration(seconds: str | None) -> str:
     sign = "-" if total < 0 else ""
     hours, rest = divmod(abs(total), 3600)
     return f"{sign}{hours}:{rest // 60:02d}:{rest % 60:02d}"
+
+
+def table(rows: list[list[str]], header: list[str], width: int | None = None) -> str:
+    """Columns sized to their content; the last column is cut to the
+    terminal's width."""
+    width = width or shutil.get_terminal_size((100, 24)).columns
+    sizes = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = []
+    for row in [header, ["-" * s for s in sizes], *rows]:
+        line = "  ".join(cell.ljust(size) for cell, size in zip(row, sizes, strict=True)).rstrip()
+        lines.append(line if len(line) <= width else line[: width - 1] + "…")
+    return "\n".join(lines)

@@ -11,6 +11,7 @@ from typing import Any
 
 from ledger.cli.common import client_flags, make_client
 from ledger.domain.instants import format_instant, parse_duration, parse_instant
+from ledger.formats import table
 
 
 def add_parsers(sub: Any) -> None:
@@ -68,15 +69,10 @@ def cmd_disputes(args: argparse.Namespace) -> int:
 def claims_table(claims: list[dict[str, Any]]) -> str:
     if not claims:
         return "no claims"
-    head = (f"{'deemed at':<21} {'state':<9} {'incident':<12} {'claim':<32} {'by':<8} "
-            f"{'awaiting':<12} event")
-    out = [head, "-" * len(head)]
-    for c in claims:
-        what = c["type"] + " " + ", ".join(f"{k}={v}" for k, v in sorted(c["claim"].items()))
-        out.append(f"{c['deemed_at'] or '-':<21} {c['state']:<9} {c['incident_id']:<12} "
-                   f"{what.strip():<32} {c['claimed_by']:<8} {','.join(c['awaiting']):<12} "
-                   f"{c['event_id']}")
-    return "\n".join(out)
+    rows = [[c["deemed_at"] or "-", c["state"], c["incident_id"],
+             (c["type"] + " " + ", ".join(f"{k}={v}" for k, v in sorted(c["claim"].items()))).strip(),
+             c["claimed_by"], ",".join(c["awaiting"]), c["event_id"]] for c in claims]
+    return table(rows, ["deemed at", "state", "incident", "claim", "by", "awaiting", "event"])
 
 
 def cmd_answer(args: argparse.Namespace) -> int:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 from typing import Any
 
@@ -14,6 +13,7 @@ from ledger.cli.common import make_client
 from ledger.client import convert
 from ledger.domain.codec import event_to_dict
 from ledger.domain.instants import format_instant, parse_instant
+from ledger.formats import table
 
 STATUS_NAMES = {1: "open", 2: "resolved", 3: "closed", 4: "voided"}
 
@@ -66,18 +66,6 @@ def timeline_dict(response: Any) -> dict[str, Any]:
     return {"incident": incident_dict(response.incident), "timeline": entries}
 
 
-def _table(rows: list[list[str]], header: list[str], width: int | None = None) -> str:
-    """Columns sized to their content; the last column is cut to the
-    terminal's width."""
-    width = width or shutil.get_terminal_size((100, 24)).columns
-    sizes = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = []
-    for row in [header, ["-" * s for s in sizes], *rows]:
-        line = "  ".join(cell.ljust(size) for cell, size in zip(row, sizes, strict=True)).rstrip()
-        lines.append(line if len(line) <= width else line[: width - 1] + "…")
-    return "\n".join(lines)
-
-
 def cmd_agreements(args: argparse.Namespace) -> int:
     with make_client(args) as client:
         agreements = [agreement_dict(a) for a in client.list_agreements()]
@@ -86,7 +74,7 @@ def cmd_agreements(args: argparse.Namespace) -> int:
         return 0
     rows = [[a["id"], a["customer"], ",".join(a["providers"]), a["timezone"], a["effective_from"],
              str(len(a["amendments"])), str(len(a["service_levels"]))] for a in agreements]
-    print(_table(rows, ["agreement", "customer", "providers", "timezone", "effective from",
+    print(table(rows, ["agreement", "customer", "providers", "timezone", "effective from",
                         "amendments", "levels"]))
     return 0
 
@@ -116,7 +104,7 @@ def cmd_incidents(args: argparse.Namespace) -> int:
             else:
                 from ledger.formats import duration
 
-                print(_table([[c["due_at"], c["incident_id"], c["service_level"], c["custody"],
+                print(table([[c["due_at"], c["incident_id"], c["service_level"], c["custody"],
                                f"{duration(c['elapsed_seconds'])}/{duration(c['threshold_seconds'])}"]
                               for c in clocks],
                              ["due at", "incident", "service level", "held by", "elapsed/threshold"]))
@@ -125,7 +113,7 @@ def cmd_incidents(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(incidents, indent=2, ensure_ascii=False))
         return 0
-    print(_table([[i["incident_id"], i["priority"], i["status"] + (" paused" if i["paused"] else ""),
+    print(table([[i["incident_id"], i["priority"], i["status"] + (" paused" if i["paused"] else ""),
                    i["opened_at"], i["custody"], i["root_cause"] or ""] for i in incidents],
                  ["incident", "priority", "status", "opened at", "held by", "root cause"]))
     return 0

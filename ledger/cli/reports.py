@@ -18,6 +18,7 @@ from ledger.domain.sla.report import PeriodReport, period_status
 from ledger.domain.sla.report_json import as_recorded_at, period_report_dict
 from ledger.formats import money as _money
 from ledger.formats import pct as _pct
+from ledger.formats import table
 
 
 def _cut(text: str | None) -> dict[str, Any]:
@@ -158,12 +159,10 @@ def report_table(report: PeriodReport, width: int | None = None) -> str:
         out.append(f"{'  owed by ' + provider:<{label}} "
                    f"{_money(report.credits_by_provider[provider], currency):>{money}}")
     if report.disputes:
-        out += ["", "Claims not in effect, not counted above (sla-semantics 11.7):",
-                f"{'incident':<10} {'type':<19} {'by':<6} {'awaiting':<10} {'state':<8} "
-                "deemed at", "-" * width]
-        out += [f"{d.incident_id:<10} {d.type:<19} {d.claimed_by:<6} "
-                f"{','.join(d.awaiting):<10} {d.state:<8} {fmt_instant(d.deemed_at) or '-'}"
-                for d in report.disputes]
+        out += ["", "Claims not in effect, not counted above (sla-semantics 11.7):", table(
+            [[d.incident_id, d.type, d.claimed_by, ",".join(d.awaiting), d.state,
+              fmt_instant(d.deemed_at) or "-"] for d in report.disputes],
+            ["incident", "type", "by", "awaiting", "state", "deemed at"], width)]
     return "\n".join(out)
 
 
