@@ -13,6 +13,7 @@ from ledger.cli.common import make_client
 from ledger.client import convert
 from ledger.domain.codec import event_to_dict
 from ledger.domain.instants import format_instant, parse_instant
+from ledger.domain.sla.render import fmt_seconds
 from ledger.formats import table
 
 STATUS_NAMES = {1: "open", 2: "resolved", 3: "closed", 4: "voided"}
@@ -90,10 +91,10 @@ def cmd_incidents(args: argparse.Namespace) -> int:
     evaluated = parse_instant(args.evaluated_at) if args.evaluated_at else None
     with make_client(args) as client:
         if args.at_risk:
-            clocks = [{"due_at": _instant(c.due_at), "incident_id": c.incident_id,
+            clocks = [{"due_at": format_instant(c.due_at), "incident_id": c.incident_id,
                        "agreement": c.agreement_id, "service_level": c.service_level_id,
-                       "custody": c.custody, "elapsed_seconds": c.elapsed_seconds,
-                       "threshold_seconds": c.threshold_seconds}
+                       "custody": c.custody, "elapsed_seconds": fmt_seconds(c.elapsed),
+                       "threshold_seconds": fmt_seconds(c.threshold)}
                       for c in client.at_risk(args.agreement, evaluated_at=evaluated)]
             if args.status:
                 print("sla-ledger incidents: --at-risk lists running clocks; --status does not apply",

@@ -32,10 +32,10 @@ from ledger.client.convert import (
     micros_to_timestamp,
     timestamp_to_micros,
 )
-from ledger.client.report_convert import report_from_proto
+from ledger.client.report_convert import clock_from_proto, report_from_proto
 from ledger.domain.agreements import AgreementTerms, TermsChanges
 from ledger.domain.events import AppendResult, ClaimAccepted, ClaimDisputed, LedgerEvent
-from ledger.domain.sla.report import PeriodReport
+from ledger.domain.sla.report import ClockAtRisk, PeriodReport
 from ledger.v1 import (
     agreements_pb2,
     agreements_pb2_grpc,
@@ -223,13 +223,13 @@ class LedgerClient:
                 return out
 
     def at_risk(self, agreement_id: str = "", *, evaluated_at: int | None = None,
-                ) -> list[reports_pb2.ClockAtRisk]:
+                ) -> list[ClockAtRisk]:
         """Running clocks ordered by due_at."""
         request = reports_pb2.ListIncidentsAtRiskRequest(agreement_id=agreement_id, page_size=1000)
         if evaluated_at is not None:
             request.evaluated_at.CopyFrom(micros_to_timestamp(evaluated_at))
         response = self._call(self.reports.ListIncidentsAtRisk, request)
-        return list(response.clocks)
+        return [clock_from_proto(c) for c in response.clocks]
 
     def read_log(self, after: int = 0, *, follow: bool = False, agreement_id: str = "",
                  incident_id: str = "", to_position: int = 0,

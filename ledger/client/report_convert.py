@@ -183,3 +183,11 @@ def report_from_proto(msg: reports_pb2.PeriodReport) -> PeriodReport:
         as_recorded_instant=(_micros(msg.as_recorded_at.recorded_at)
                              if cut == "recorded_at" else None),
     )
+
+
+def clock_from_proto(msg: reports_pb2.ClockAtRisk) -> ClockAtRisk:
+    return ClockAtRisk(
+        incident_id=msg.incident_id, agreement_id=msg.agreement_id,
+        service_level_id=msg.service_level_id, due_at=_micros(msg.due_at), custody=msg.custody,
+        elapsed=_seconds_micros(msg.elapsed_seconds),
+        threshold=_seconds_micros(msg.threshold_seconds))
