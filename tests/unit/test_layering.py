@@ -1,6 +1,8 @@
 """Architecture rules, checked on the source with ast (nothing is imported):
-the domain is pure (no transport, storage, logging or wall clock), and
-projections do not depend on gRPC.
+the domain is pure (no transport, storage, logging or wall clock),
+projections do not depend on gRPC, every package imports only the packages
+it is allowed to (LAYERS), and no modules or packages import each other in
+a cycle.
 """
 
 from __future__ import annotations
@@ -183,3 +185,149 @@ def test_checker_catches(source: str) -> None:
 ])
 def test_checker_allows(source: str) -> None:
     assert not _check_source(source)
+
+
+# -- packages and their allowed dependencies ------------------------------------
+#
+# Every module of ledger/ and projections/ (generated ledger/v1 aside) belongs
+# to one unit below, the longest prefix that names it. A unit may import only
+# itself and the units it lists; imports of third-party code are not checked
+# here (the domain's are, above). See docs/architecture.md for the picture.
+
+LAYERS: dict[str, set[str]] = {
+    "ledger.domain": set(),
+    "ledger.audit": {"ledger.domain"},
+    "ledger.formats": {"ledger.domain"},
+    "ledger.application": {"ledger.domain", "ledger.audit"},
+    # Adapters implement the ports, so they see those (and nothing else of the application).
+    "ledger.adapters": {"ledger.domain", "ledger.application.ports"},
+    "projections": {"ledger.domain", "ledger.audit", "ledger.adapters"},
+    "ledger.client": {"ledger.domain", "ledger.audit", "ledger.v1"},
+    "ledger.grpc": {"ledger.domain", "ledger.audit", "ledger.application", "ledger.adapters",
+                    "ledger.client", "ledger.v1"},
+    # Metrics and logs: an interceptor on the transport's base, figures from the domain.
+    "ledger.observability": {"ledger.domain", "ledger.grpc", "ledger.v1"},
+    "ledger.web": {"ledger.domain", "ledger.application", "ledger.adapters", "ledger.grpc",
+                   "ledger.formats", "ledger.client"},
+    "ledger.server": {"ledger.domain", "ledger.audit", "ledger.application", "ledger.adapters",
+                      "projections", "ledger.grpc", "ledger.observability", "ledger.web",
+                      "ledger.client", "ledger.formats"},
+    "ledger.cli": {"ledger.domain", "ledger.audit", "ledger.application", "ledger.adapters",
+                   "projections", "ledger.grpc", "ledger.observability", "ledger.web",
+                   "ledger.client", "ledger.formats", "ledger.server"},
+    "ledger.demo": set(),
+    "ledger": set(),  # the package's own __init__ (its version) and nothing else
+}
+GENERATED = "ledger.v1"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+SOURCE = {module_name(p): p for p in [*modules(ROOT / "ledger"), *PROJECTION_MODULES]
+          if not module_name(p).startswith(GENERATED + ".")}
+
+
+def unit_of(module: str) -> str | None:
+    """The longest LAYERS key (or ledger.v1) that is the module or a package holding it."""
+    names = [*LAYERS, GENERATED]
+    found = [n for n in names if module == n or (n != "ledger" and module.startswith(n + "."))]
+    return max(found, key=len) if found else None
+
+
+def internal_imports(path: Path) -> set[tuple[int, str]]:
+    """(line, module) of every import of a module of this code base. ``from
+    pkg import mod`` imports both: it runs pkg/__init__.py first."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    out: set[tuple[int, str]] = set()
+    for line, imported in imported_modules(tree, path):
+        name = imported
+        while name and name not in SOURCE and unit_of(name) != GENERATED:
+            name = name.rpartition(".")[0]  # an imported function or class: its module
+        if name:
+            out.add((line, name))
+    return out
+
+
+def import_graph() -> dict[str, set[str]]:
+    return {name: {m for _, m in internal_imports(path) if m != name}
+            for name, path in SOURCE.items()}
+
+
+def allowed(importer: str, imported: str) -> bool:
+    source, target = unit_of(importer), unit_of(imported)
+    if target in (source, "ledger"):  # the root package holds only the version
+        return True
+    assert source is not None
+    return any(imported == a or imported.startswith(a + ".") for a in LAYERS[source])
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one member (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for succ in sorted(graph.get(node, ())):
+            if succ not in index:
+                visit(succ)
+                low[node] = min(low[node], low[succ])
+            elif succ in stack:
+                low[node] = min(low[node], index[succ])
+        if low[node] == index[node]:
+            component = stack[stack.index(node):]
+            del stack[stack.index(node):]
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_every_module_belongs_to_a_known_package() -> None:
+    assert {"ledger.domain.events", "ledger.application.ports", "ledger.cli.main",
+            "projections.runner"} <= set(SOURCE)
+    assert [m for m in SOURCE if unit_of(m) is None] == []
+
+
+@pytest.mark.parametrize("name", sorted(SOURCE))
+def test_imports_stay_within_the_allowed_packages(name: str) -> None:
+    bad = [f"{rel(SOURCE[name])}:{line}: {unit_of(name)} imports {module}"
+           for line, module in sorted(internal_imports(SOURCE[name]))
+           if module != name and not allowed(name, module)]
+    assert not bad, "\n".join(bad)
+
+
+def test_no_import_cycle_between_modules() -> None:
+    assert cycles(import_graph()) == []
+
+
+def test_no_import_cycle_between_packages() -> None:
+    graph: dict[str, set[str]] = {}
+    for importer, imported in import_graph().items():
+        source = unit_of(importer)
+        assert source is not None
+        graph.setdefault(source, set()).update(
+            target for m in imported if (target := unit_of(m)) not in (None, source))
+    assert cycles(graph) == []
+
+
+def test_the_rules_catch_what_they_should() -> None:
+    assert unit_of("ledger.application.ports") == "ledger.application"
+    assert unit_of("ledger.formats") == "ledger.formats"
+    assert unit_of("ledger.stray") is None
+    assert allowed("ledger.adapters.eventstore", "ledger.application.ports")
+    assert not allowed("ledger.adapters.eventstore", "ledger.application.reports")
+    assert not allowed("ledger.application.reports", "projections.runner")
+    assert not allowed("ledger.domain.events", "ledger.application.ports")
+    assert not allowed("ledger.client.x", "ledger.application.ports")
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
