@@ -5,6 +5,7 @@ the command line. Display only: the exact values stay in the JSON report."""
 from __future__ import annotations
 
 import shutil
+import sys
 from decimal import ROUND_HALF_EVEN, Decimal
 
 
@@ -34,13 +35,17 @@ def duration(seconds: str | None) -> str:
     return f"{sign}{hours}:{rest // 60:02d}:{rest % 60:02d}"
 
 
-def table(rows: list[list[str]], header: list[str], width: int | None = None) -> str:
-    """Columns sized to their content; the last column is cut to the
-    terminal's width."""
-    width = width or shutil.get_terminal_size((100, 24)).columns
+def table(rows: list[list[str]], header: list[str], width: int | None = None, *,
+          cut_to_terminal: bool = True) -> str:
+    """Columns sized to their content. On a terminal the last column is cut to
+    its width so rows stay one line each; piped output is never cut, because a
+    script needs every id whole. A table whose last column is what the reader
+    must copy (a claim's event id, to answer it) passes cut_to_terminal=False."""
+    if width is None and cut_to_terminal and sys.stdout.isatty():
+        width = shutil.get_terminal_size((100, 24)).columns
     sizes = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = []
     for row in [header, ["-" * s for s in sizes], *rows]:
         line = "  ".join(cell.ljust(size) for cell, size in zip(row, sizes, strict=True)).rstrip()
-        lines.append(line if len(line) <= width else line[: width - 1] + "…")
+        lines.append(line if width is None or len(line) <= width else line[: width - 1] + "…")
     return "\n".join(lines)

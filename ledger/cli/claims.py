@@ -72,7 +72,8 @@ def claims_table(claims: list[dict[str, Any]]) -> str:
     rows = [[c["deemed_at"] or "-", c["state"], c["incident_id"],
              (c["type"] + " " + ", ".join(f"{k}={v}" for k, v in sorted(c["claim"].items()))).strip(),
              c["claimed_by"], ",".join(c["awaiting"]), c["event_id"]] for c in claims]
-    return table(rows, ["deemed at", "state", "incident", "claim", "by", "awaiting", "event"])
+    return table(rows, ["deemed at", "state", "incident", "claim", "by", "awaiting", "event"],
+                 cut_to_terminal=False)
 
 
 def cmd_answer(args: argparse.Namespace) -> int:
