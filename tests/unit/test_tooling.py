@@ -33,7 +33,7 @@ def _pins() -> dict[str, str]:
 
 def test_every_install_of_the_project_uses_the_constraints() -> None:
     files = [*sorted((ROOT / "scripts").iterdir()), ROOT / "ops" / "Dockerfile", ROOT / "README.md",
-             *sorted((ROOT / "docs").glob("*.md"))]
+             *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "ops" / "systemd").iterdir())]
     installs = [(path.name, line) for path in files for line in path.read_text().splitlines()
                 if re.search(r"\bpip3? install\b", line)]
     assert installs, "no pip install found: the scan is looking in the wrong place"
