@@ -12,7 +12,6 @@ through the same pure engine.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -52,10 +51,6 @@ class Cut:
     @property
     def latest(self) -> bool:
         return self.position is None and self.recorded_at is None
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def _without_ids(report: PeriodReport) -> PeriodReport:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 import grpc
 
 from ledger.application.claims import ClaimQuery, ClaimService
-from ledger.application.reports import Cut, ReportService, canonical_json
+from ledger.application.reports import Cut, ReportService
 from ledger.application.statements import StatementService
 from ledger.client import convert
 from ledger.client.report_convert import clock_to_proto, report_to_proto
@@ -13,6 +16,12 @@ from ledger.domain.sla.report_json import period_report_dict
 from ledger.grpc.auth import current_principal
 from ledger.grpc.servicers import Executors
 from ledger.v1 import reports_pb2, reports_pb2_grpc
+
+
+def _json_text(value: Any) -> str:
+    """The text of the JSON string fields (report_json and its siblings):
+    compact, keys in the order the rendering gives them, not sorted."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def cut_from_proto(msg: reports_pb2.KnowledgeCut, field: str) -> Cut | None:
@@ -51,7 +60,7 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
         # report_json is deprecated but still filled: clients written before
         # the structured report read it.
         return reports_pb2.GetPeriodReportResponse(
-            report_json=canonical_json(period_report_dict(report)),
+            report_json=_json_text(period_report_dict(report)),
             report=report_to_proto(report))
 
     async def GetIncidentSla(self, request: reports_pb2.GetIncidentSlaRequest,
@@ -60,7 +69,7 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
         evaluated, cut = _question(request)
         view = await self.executors.read(lambda: self.reports.incident_view(
             principal, request.incident_id, evaluated, cut, request.agreement_id))
-        return reports_pb2.GetIncidentSlaResponse(incident_json=canonical_json(view))
+        return reports_pb2.GetIncidentSlaResponse(incident_json=_json_text(view))
 
 
     async def ListIncidentsAtRisk(self, request: reports_pb2.ListIncidentsAtRiskRequest,
@@ -83,7 +92,7 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
         to_cut = cut_from_proto(request.to, "to") if request.HasField("to") else None
         result = await self.executors.read(lambda: self.reports.restatement(
             principal, request.agreement_id, request.period, evaluated, from_cut, to_cut))
-        return reports_pb2.GetRestatementResponse(restatement_json=canonical_json(result))
+        return reports_pb2.GetRestatementResponse(restatement_json=_json_text(result))
 
 
     async def ListClaims(self, request: reports_pb2.ListClaimsRequest,
@@ -108,7 +117,7 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
         evaluated, cut = _question(request)
         statement = await self.executors.read(lambda: self.statements.statement(
             principal, request.agreement_id, request.period, evaluated, cut))
-        return reports_pb2.GetStatementResponse(statement_json=canonical_json(statement))
+        return reports_pb2.GetStatementResponse(statement_json=_json_text(statement))
 
 
 def register_reports(server: grpc.aio.Server, reports: ReportService, executors: Executors,
