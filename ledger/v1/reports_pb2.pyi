@@ -107,7 +107,8 @@ class GetPeriodReportResponse(_message.Message):
     @_deprecated("""This field has been marked as deprecated using proto field options.""")
     def report_json(self) -> _builtins.str:
         """Deprecated: read `report`, which carries every figure of it. The report
-        as canonical JSON with the field names of the scenario format;
+        as compact JSON (no spaces; keys in the order the ledger renders them,
+        not sorted) with the field names of the scenario format;
         byte-identical for the same request and knowledge cut. Still filled for
         clients written before `report` was complete.
         """
@@ -116,7 +117,8 @@ class GetPeriodReportResponse(_message.Message):
     @_deprecated("""This field has been marked as deprecated using proto field options.""")
     def report_json(self, value: _builtins.str) -> None:
         """Deprecated: read `report`, which carries every figure of it. The report
-        as canonical JSON with the field names of the scenario format;
+        as compact JSON (no spaces; keys in the order the ledger renders them,
+        not sorted) with the field names of the scenario format;
         byte-identical for the same request and knowledge cut. Still filled for
         clients written before `report` was complete.
         """
@@ -579,7 +581,7 @@ class GetIncidentSlaResponse(_message.Message):
 
     INCIDENT_JSON_FIELD_NUMBER: _builtins.int
     incident_json: _builtins.str
-    """Canonical JSON with the field names of the scenario format."""
+    """Compact JSON with the field names of the scenario format."""
     def __init__(
         self,
         *,
@@ -722,7 +724,7 @@ class GetRestatementResponse(_message.Message):
 
     RESTATEMENT_JSON_FIELD_NUMBER: _builtins.int
     restatement_json: _builtins.str
-    """Canonical JSON: the events that arrived between the cuts and every
+    """Compact JSON: the events that arrived between the cuts and every
     figure that moved, with before, after and delta.
     """
     def __init__(
@@ -779,7 +781,7 @@ class GetStatementResponse(_message.Message):
 
     STATEMENT_JSON_FIELD_NUMBER: _builtins.int
     statement_json: _builtins.str
-    """Canonical JSON; its "report" is exactly GetPeriodReport's report_json
+    """Compact JSON; its "report" is exactly GetPeriodReport's report_json
     at the statement's recorded_position.
     """
     def __init__(
