@@ -55,7 +55,6 @@ class ServiceLevelSnapshot:
 
 CURRENT = "current"
 PREVIOUS = "previous"
-PERIODS = (CURRENT, PREVIOUS)
 
 
 @dataclass(frozen=True, slots=True)
