@@ -79,7 +79,7 @@ class AuditLog:
         self._leaf_cache: OrderedDict[int, bytes] = OrderedDict()
         self._cache_lock = threading.Lock()
         db.create_tracking_table()
-        with db.transaction() as tx:
+        with db.setting_up() as tx:
             MerkleProjection().create_tables(tx)
             ensure_position(tx, MerkleProjection.name)
         with db.transaction(commit=False) as tx:

@@ -92,7 +92,7 @@ class ProjectionRunner:
         self._thread: threading.Thread | None = None
         self._run_lock = threading.Lock()
         self.db.create_tracking_table()
-        with self.db.transaction() as tx:
+        with self.db.setting_up() as tx:
             for projection in self.projections:
                 projection.create_tables(tx)
                 ensure_position(tx, projection.name)

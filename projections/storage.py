@@ -10,6 +10,7 @@ databases accept; `Tx.table` qualifies a name with the PostgreSQL schema.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
@@ -101,6 +102,51 @@ class _Tx:
         return [tuple(r) for r in rows]
 
 
+# Start-up DDL on PostgreSQL. CREATE INDEX IF NOT EXISTS takes SHARE on its
+# table before it finds the index there, so it queued behind a running
+# leader's batch (ROW EXCLUSIVE) while the set-up transaction held the same
+# lock on the tables before it, which that batch wrote next: a replica
+# restarting beside a leader deadlocked with it. So the catalogue is read
+# first (to_regclass takes no lock) and only what is missing is created, under
+# a transaction-scoped advisory lock that serialises set-ups (two concurrent
+# CREATE TABLE IF NOT EXISTS of one table fail on pg_type's unique index).
+_CREATE = re.compile(r"\s*CREATE\s+(?:UNIQUE\s+)?(TABLE|INDEX)\s+IF\s+NOT\s+EXISTS\s+(\S+)",
+                     re.IGNORECASE)
+_DDL = re.compile(r"\s*(CREATE|DROP|ALTER)\s", re.IGNORECASE)
+
+
+class _SetUpTx(_Tx):
+    """A PostgreSQL set-up transaction: DDL runs only when the schema lacks
+    what it makes, and then under the schema's set-up lock."""
+
+    def __init__(self, cursor: Any, schema: str | None) -> None:
+        super().__init__(cursor, True, schema)
+        self._locked = False
+        self.executed: list[str] = []  # the DDL that did run (tests read it)
+
+    def _exists(self, created: re.Match[str]) -> bool:
+        kind, name = created.group(1).upper(), created.group(2)
+        # An index lives in its table's schema; a table's name is qualified already.
+        qualified = self.table(name) if kind == "INDEX" else name
+        rows = self.fetchall("SELECT to_regclass(?) IS NOT NULL", (qualified,))
+        return bool(rows[0][0])
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        if _DDL.match(sql):
+            created = _CREATE.match(sql)
+            if created is not None and self._exists(created):
+                return
+            if not self._locked:
+                self.fetchall("SELECT pg_advisory_xact_lock(hashtext(?))",
+                              (f"sla-ledger schema set-up {self._schema}",))
+                self._locked = True
+                # Another set-up may have made it while this one waited.
+                if created is not None and self._exists(created):
+                    return
+            self.executed.append(sql)
+        super().execute(sql, params)
+
+
 class ProjectionDatabase:
     """Transactions on the event store's datastore (its pool and settings)."""
 
@@ -159,8 +205,21 @@ class ProjectionDatabase:
                 tx.execute("SET LOCAL jit = off")
             yield tx
 
+    @contextmanager
+    def setting_up(self) -> Iterator[Tx]:
+        """The transaction for start-up DDL (`CREATE ... IF NOT EXISTS`, a
+        read model's layout change): on PostgreSQL it takes no table lock
+        when the schema is current, so a process starting beside a running
+        leader never waits for, or blocks, the leader's batches."""
+        if not self.is_postgres:
+            with self.transaction() as tx:
+                yield tx
+            return
+        with self._datastore.transaction(commit=True) as cursor:
+            yield _SetUpTx(cursor, self._schema)
+
     def create_tracking_table(self) -> None:
-        with self.transaction() as tx:
+        with self.setting_up() as tx:
             tx.execute(
                 f"CREATE TABLE IF NOT EXISTS {tx.table(TRACKING_TABLE)} ("
                 "name TEXT PRIMARY KEY, position BIGINT NOT NULL, "
@@ -178,6 +237,10 @@ def read_position(tx: Tx, name: str) -> tuple[int, int]:
 
 def ensure_position(tx: Tx, name: str) -> None:
     """A tracking row exists from the start, so there is always a row to lock."""
+    # Read first: the insert would wait for a leader's batch that is moving
+    # the row (ON CONFLICT waits for an in-progress update of the conflict).
+    if tx.fetchall(f"SELECT 1 FROM {tx.table(TRACKING_TABLE)} WHERE name = ?", (name,)):
+        return
     tx.execute(
         f"INSERT INTO {tx.table(TRACKING_TABLE)} (name, position, recorded_at) "
         "VALUES (?, 0, 0) ON CONFLICT (name) DO NOTHING", (name,))

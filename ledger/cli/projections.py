@@ -51,7 +51,7 @@ def leaves_against_checkpoints(store: Any) -> str | None:
             hashes.append(event_leaf_hash(event))
         after = batch[-1].position
     db = ProjectionDatabase.of_store(store)
-    with db.transaction() as tx:
+    with db.setting_up() as tx:
         MerkleProjection().create_tables(tx)
     with db.transaction(commit=False) as tx:
         notes = stored_checkpoints(tx, limit=1_000_000)
