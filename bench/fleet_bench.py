@@ -12,6 +12,9 @@ bench/README.md.
   python -m bench.fleet_bench replicas --db URL [--seconds 20] [--clients 12]
       append throughput of 1 replica and of 3 replicas on one PostgreSQL,
       the same total client concurrency, alternating, best of --runs
+  python -m bench.fleet_bench failover --db URL [--runs 5]
+      three replicas: seconds from kill -9 of the leader to another replica
+      holding the leadership lock, --runs times (the killed one restarted)
 
 URL: postgresql://postgres@127.0.0.1:5432/test (each run makes and drops
 its own schemas).
@@ -260,6 +263,41 @@ def cmd_replicas(args: argparse.Namespace) -> dict[str, Any]:
             "bench_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
 
 
+def cmd_failover(args: argparse.Namespace) -> dict[str, Any]:
+    from ledger.audit.checkpoint import load_or_create_signer
+    from tests.support.replicas import Replica, leader_pid, wait_until
+
+    url, schema = _schema(args.db, "fleet_failover")
+    key = Path(tempfile.mkdtemp()) / "key.pem"
+    load_or_create_signer(key, "fleet.test/log")
+    replicas = [Replica(f"r{i}", url, key) for i in range(3)]
+
+    def leader() -> Replica | None:
+        pid = leader_pid(args.db, schema)
+        return next((r for r in replicas if r.process is not None
+                     and r.process.poll() is None and r.pid == pid), None)
+
+    seconds: list[float] = []
+    try:
+        for r in replicas:
+            r.start()
+        for _ in range(args.runs):
+            old = wait_until(leader, 60, "a leader")
+            old.kill()
+            killed_at = time.perf_counter()
+            wait_until(leader, 60, "a new leader")
+            seconds.append(time.perf_counter() - killed_at)
+            old.start()
+    finally:
+        for r in replicas:
+            r.stop()
+        _drop(args.db, schema)
+    ordered = sorted(seconds)
+    return {"runs": args.runs, "failover_s": [round(x, 3) for x in seconds],
+            "median_s": round(ordered[len(ordered) // 2], 3), "max_s": round(ordered[-1], 3),
+            "cpus": os.cpu_count()}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.fleet_bench")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -273,8 +311,12 @@ def main(argv: list[str] | None = None) -> int:
     replicas.add_argument("--seconds", type=float, default=20)
     replicas.add_argument("--clients", type=int, default=12)
     replicas.add_argument("--runs", type=int, default=2)
+    failover = sub.add_parser("failover")
+    failover.add_argument("--db", required=True)
+    failover.add_argument("--runs", type=int, default=5)
     args = parser.parse_args(argv)
-    result = cmd_proofs(args) if args.command == "proofs" else cmd_replicas(args)
+    commands = {"proofs": cmd_proofs, "replicas": cmd_replicas, "failover": cmd_failover}
+    result = commands[args.command](args)
     print(json.dumps(result, indent=2))
     return 0
 

@@ -134,9 +134,8 @@ def test_messages_written_with_context_write_are_counted() -> None:
 def test_shutdown_ends_within_its_grace_whatever_a_handler_is_doing(
         database_url: str, clock: FakeClock, tmp_path: Path) -> None:
     import threading
-    import time
 
-    release, entered = threading.Event(), threading.Event()
+    release, entered, left = threading.Event(), threading.Event(), threading.Event()
     failures: list[grpc.StatusCode] = []
     with two_agreements(database_url, clock, tmp_path, with_b=False) as fixture:
         store = fixture.ledger.service.store
@@ -146,6 +145,7 @@ def test_shutdown_ends_within_its_grace_whatever_a_handler_is_doing(
             if threading.current_thread().name.startswith("ledger-reader"):
                 entered.set()
                 release.wait(60)
+                left.set()
             return original(*args, **kwargs)
 
         store.read_log = stuck  # type: ignore[method-assign]
@@ -162,11 +162,12 @@ def test_shutdown_ends_within_its_grace_whatever_a_handler_is_doing(
         caller = threading.Thread(target=follow, daemon=True)
         caller.start()
         assert entered.wait(30)
-        started = time.monotonic()
-    stopped_in = time.monotonic() - started  # the fixture stops with a 1 s grace
+    # The fixture has stopped the server (1 s grace, then a bounded wait for
+    # its threads) while the handler is still held: the stop did not wait
+    # for the handler to finish.
+    assert not left.is_set()
     release.set()
     caller.join(30)
-    assert stopped_in < 1 + 5 + 4, stopped_in  # grace + the bounded wait for threads + slack
     assert failures and failures[0] != grpc.StatusCode.UNKNOWN
 
 

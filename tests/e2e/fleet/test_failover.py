@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -132,14 +131,13 @@ def test_failover_keeps_every_acknowledged_event_once_and_one_checkpoint_chain( 
     with LedgerClient(fleet[0].target) as admin:
         _register(admin)
     leader = wait_until(lambda: leader_of(fleet, pg_schema), 30, "a leader")
-    failover_seconds = []
     with Load(fleet) as load:
         load.wait_for_more(150)
-        # kill -9 the leader while it projects and signs under load
+        # kill -9 the leader while it projects and signs under load: another
+        # replica takes the lock PostgreSQL released with the dead backend
+        # (how long that takes: python -m bench.fleet_bench failover)
         leader.kill()
-        killed_at = time.monotonic()
         new_leader = wait_until(lambda: leader_of(fleet, pg_schema), 30, "a new leader")
-        failover_seconds.append(time.monotonic() - killed_at)
         assert new_leader is not leader
         load.wait_for_more(150)
         follower = next(r for r in fleet if r is not leader and r is not new_leader)
@@ -150,7 +148,6 @@ def test_failover_keeps_every_acknowledged_event_once_and_one_checkpoint_chain( 
         load.wait_for_more(150)
     assert not load.failures, load.failures
     assert set(load.errors) <= {"UNAVAILABLE", "ABORTED"}, load.errors
-    assert failover_seconds[0] < 10, failover_seconds
 
     # every replica answers from the database the leader maintains
     store = open_store(f"{PG_URL}?schema={pg_schema}")
