@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
 
 from ledger.application.reports import ReportService
 from ledger.domain.access import Principal
 from ledger.domain.errors import InvalidArgument, NotFound
-from ledger.domain.instants import format_instant
 from ledger.domain.sla.api import cut_history, fold_all
+from ledger.domain.sla.claim_list import ListedClaim, by_deemed_instant, by_incident
 from ledger.domain.sla.facts import IncidentFacts
 from ledger.domain.sla.period import period_of
-from ledger.domain.sla.render import claim_view
 
 _PERIOD = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
@@ -43,20 +41,17 @@ class ClaimService:
         self.reports = reports
 
     def claims(self, principal: Principal, query: ClaimQuery,
-               evaluated_at: int | None) -> list[dict[str, Any]]:
+               evaluated_at: int | None) -> list[ListedClaim]:
         if query.deemed_within is not None and query.deemed_within < 0:
             raise InvalidArgument("deemed_within", "must not be negative")
         if query.period is not None and not _PERIOD.fullmatch(query.period):
             raise InvalidArgument("period", f"must be YYYY-MM, got {query.period!r}")
         when = self.reports.clock() if evaluated_at is None else evaluated_at
-        out: list[dict[str, Any]] = []
+        out: list[ListedClaim] = []
         for agreement_id in self._agreements(principal, query.agreement_id):
             for facts, zone in self._facts(principal, agreement_id, query.period, when):
                 out += _listed(facts, zone, query, when)
-        if query.deemed_within is not None:
-            out.sort(key=lambda c: (c["deemed_at"], c["agreement_id"], c["incident_id"]))
-        else:
-            out.sort(key=lambda c: (c["agreement_id"], c["incident_id"], c["claimed_at"]))
+        out.sort(key=by_incident if query.deemed_within is None else by_deemed_instant)
         return out
 
     def _agreements(self, principal: Principal, agreement_id: str | None) -> list[str]:
@@ -95,7 +90,7 @@ class ClaimService:
         return out
 
 
-def _listed(facts: IncidentFacts, zone: str, query: ClaimQuery, when: int) -> list[dict[str, Any]]:
+def _listed(facts: IncidentFacts, zone: str, query: ClaimQuery, when: int) -> list[ListedClaim]:
     if not facts.counts:
         return []  # a voided incident has no figures a claim could change
     out = []
@@ -115,9 +110,6 @@ def _listed(facts: IncidentFacts, zone: str, query: ClaimQuery, when: int) -> li
             claim.state == "open" and deemed is not None and deemed < when + query.deemed_within
         ):
             continue
-        out.append(claim_view(facts.incident_id, claim) | {
-            "agreement_id": facts.agreement_id,
-            "period": period_of(zone, facts.opened_at),
-            "claimed_at": format_instant(claim.occurred_at),
-        })
+        out.append(ListedClaim.of(facts.agreement_id, facts.incident_id,
+                                  period_of(zone, facts.opened_at), claim))
     return out

@@ -15,7 +15,8 @@ from ledger.domain import events as ev
 from ledger.domain.agreements import TERM_NAMES, AgreementHistory, AgreementTerms, TermsChanges
 from ledger.domain.codec import event_from_dict, payload_to_dict
 from ledger.domain.errors import InvalidArgument
-from ledger.domain.instants import format_duration, format_instant, parse_instant
+from ledger.domain.instants import format_duration, format_instant
+from ledger.domain.sla.claim_list import ListedClaim, listed_claim_dict
 from ledger.domain.terms_parsing import (
     WEEKDAYS,
     decimal_text,
@@ -292,29 +293,26 @@ def priority_value(name: str) -> int:
 
 
 # -- claims (sla-semantics section 11) ------------------------------------------
-def claim_to_proto(item: dict[str, Any]) -> reports_pb2.Claim:
+def claim_to_proto(claim: ListedClaim) -> reports_pb2.Claim:
     msg = reports_pb2.Claim(
-        agreement_id=item["agreement_id"], incident_id=item["incident_id"],
-        period=item["period"], event_id=item["event_id"], type=item["type"],
-        claimed_by=item["claimed_by"],
-        claimed_at=micros_to_timestamp(parse_instant(item["claimed_at"])),
-        claim=item["claim"], awaiting=item["awaiting"], accepted_by=item["accepted_by"],
-        disputed_by=item["disputed_by"], state=item["state"])
-    if item["deemed_at"]:
-        msg.deemed_at.CopyFrom(micros_to_timestamp(parse_instant(item["deemed_at"])))
+        agreement_id=claim.agreement_id, incident_id=claim.incident_id,
+        period=claim.period, event_id=claim.event_id, type=claim.type,
+        claimed_by=claim.claimed_by, claimed_at=micros_to_timestamp(claim.claimed_at),
+        claim=dict(claim.claim), awaiting=claim.awaiting, accepted_by=claim.accepted_by,
+        disputed_by=claim.disputed_by, state=claim.state)
+    if claim.deemed_at is not None:
+        msg.deemed_at.CopyFrom(micros_to_timestamp(claim.deemed_at))
     return msg
+
+
+def claim_from_proto(msg: reports_pb2.Claim) -> ListedClaim:
+    return ListedClaim(
+        msg.agreement_id, msg.incident_id, msg.period, msg.event_id, msg.type, msg.claimed_by,
+        timestamp_to_micros(msg.claimed_at, "claimed_at"), tuple(sorted(msg.claim.items())),
+        tuple(msg.awaiting), tuple(msg.accepted_by), tuple(msg.disputed_by), msg.state,
+        timestamp_to_micros(msg.deemed_at, "deemed_at") if msg.HasField("deemed_at") else None)
 
 
 def claim_to_dict(msg: reports_pb2.Claim) -> dict[str, Any]:
     """A claim as JSON: the dispute fields of a report, and more."""
-    return {
-        "agreement_id": msg.agreement_id, "incident_id": msg.incident_id, "period": msg.period,
-        "event_id": msg.event_id, "type": msg.type, "claimed_by": msg.claimed_by,
-        "claimed_at": format_instant(
-            timestamp_to_micros(msg.claimed_at, "claimed_at")),
-        "claim": dict(sorted(msg.claim.items())), "awaiting": list(msg.awaiting),
-        "accepted_by": list(msg.accepted_by), "disputed_by": list(msg.disputed_by),
-        "state": msg.state,
-        "deemed_at": (format_instant(timestamp_to_micros(msg.deemed_at, "deemed_at"))
-                      if msg.HasField("deemed_at") else None),
-    }
+    return listed_claim_dict(claim_from_proto(msg))

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
-from typing import Any
 
 from ledger.domain.instants import MICROS_PER_SECOND
+from ledger.domain.sla.claim_list import ListedClaim
 from ledger.domain.sla.report import LevelResult, PeriodReport
 
 
@@ -81,31 +80,26 @@ class AgreementSnapshot:
     """Org -> unix seconds at which the first of those is deemed accepted."""
 
 
-def claim_counts(claims: Iterable[Mapping[str, Any]],
+def claim_counts(claims: Iterable[ListedClaim],
                  ) -> tuple[dict[str, int], dict[str, float]]:
     """(open claims per org, first deemed instant per org) of claims as
     ListClaims gives them (those not in effect)."""
     open_by_org: dict[str, int] = {}
-    next_deemed: dict[str, float] = {}
+    first_deemed: dict[str, int] = {}
     for claim in claims:
-        for org in claim["awaiting"]:
-            if org in claim["disputed_by"]:
+        for org in claim.awaiting:
+            if org in claim.disputed_by:
                 continue
             open_by_org[org] = open_by_org.get(org, 0) + 1
-            if claim["deemed_at"]:
-                at = _unix(claim["deemed_at"])
-                next_deemed[org] = min(next_deemed.get(org, at), at)
-    return open_by_org, next_deemed
+            if claim.deemed_at is not None:
+                first_deemed[org] = min(first_deemed.get(org, claim.deemed_at), claim.deemed_at)
+    return open_by_org, {org: _seconds(at) for org, at in first_deemed.items()}
 
 
 SlaSource = Callable[[], Iterable[AgreementSnapshot]]
 """Called on the metrics HTTP thread at scrape time; must be thread-safe and quick."""
 
 UNATTRIBUTED = "unattributed"
-
-
-def _unix(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def _seconds(micros: int) -> float:
