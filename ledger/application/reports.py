@@ -34,7 +34,7 @@ from ledger.domain.sla.api import (
     compute_period_report,
     cut_history,
 )
-from ledger.domain.sla.render import incident_view
+from ledger.domain.sla.incident_view import IncidentView, incident_view
 from ledger.domain.sla.report import ClockAtRisk, PeriodReport
 from ledger.domain.sla.report_json import period_report_dict
 from ledger.domain.sla.restatement import report_changes
@@ -160,7 +160,7 @@ class ReportService:
         return compute_downtime_timeline(history, incidents, period, when, upto)
 
     def incident_view(self, principal: Principal, incident_id: str, evaluated_at: int | None,
-                      cut: Cut | None, agreement_id: str = "") -> dict[str, Any]:
+                      cut: Cut | None, agreement_id: str = "") -> IncidentView:
         when = self.clock() if evaluated_at is None else evaluated_at
         agreement_id = self._incident_agreement(principal, incident_id, agreement_id)
         model = self._model(cut)

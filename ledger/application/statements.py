@@ -16,6 +16,7 @@ from ledger.application.reports import Cut, ReportService
 from ledger.domain.access import Principal
 from ledger.domain.errors import OutOfRange
 from ledger.domain.instants import format_instant
+from ledger.domain.sla.incident_json import incident_view_dict
 from ledger.domain.sla.period import shift_period
 from ledger.domain.sla.report import PeriodReport, period_status
 from ledger.domain.sla.report_json import level_dict, period_report_dict
@@ -28,12 +29,14 @@ PERIODS_CHARTED = 6
 
 def _missed(reports: ReportService, principal: Principal, report: PeriodReport,
             when: int, cut: Cut) -> list[dict[str, Any]]:
+    # The statement shows the views' figures as the JSON contract writes them.
     views: dict[str, dict[str, Any]] = {}
     out: list[dict[str, Any]] = []
     for level in report.service_levels:
         for incident_id in (level.incidents or {}).get("missed", ()):
             if incident_id not in views:
-                views[incident_id] = reports.incident_view(principal, incident_id, when, cut)
+                views[incident_id] = incident_view_dict(
+                    reports.incident_view(principal, incident_id, when, cut))
             view = views[incident_id]
             clock = view["service_levels"][level.id]
             out.append({

@@ -13,6 +13,7 @@ from typing import Any
 from ledger.cli.common import make_client
 from ledger.domain.instants import format_instant, parse_instant
 from ledger.domain.sla.clocks import OUTCOMES
+from ledger.domain.sla.incident_json import incident_view_dict
 from ledger.domain.sla.render import fmt_instant, fmt_ratio, fmt_seconds
 from ledger.domain.sla.report import PeriodReport, period_status
 from ledger.domain.sla.report_json import as_recorded_at, period_report_dict
@@ -94,7 +95,7 @@ def cmd_incident(args: argparse.Namespace) -> int:
         view = client.incident_sla(args.incident_id, agreement_id=args.agreement or "",
                                    evaluated_at=evaluated,
                                    as_recorded_position=position)
-    print(json.dumps(view, indent=2, ensure_ascii=False))
+    print(json.dumps(incident_view_dict(view), indent=2, ensure_ascii=False))
     return 0
 
 

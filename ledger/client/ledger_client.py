@@ -35,6 +35,8 @@ from ledger.client.convert import (
 from ledger.client.report_convert import clock_from_proto, report_from_proto
 from ledger.domain.agreements import AgreementTerms, TermsChanges
 from ledger.domain.events import AppendResult, ClaimAccepted, ClaimDisputed, LedgerEvent
+from ledger.domain.sla.incident_json import incident_view_from_dict
+from ledger.domain.sla.incident_view import IncidentView
 from ledger.domain.sla.report import ClockAtRisk, PeriodReport
 from ledger.v1 import (
     agreements_pb2,
@@ -328,7 +330,9 @@ class LedgerClient:
 
     def incident_sla(self, incident_id: str, *, evaluated_at: int | None = None,
                      as_recorded_position: int | None = None,
-                     agreement_id: str = "") -> dict[str, Any]:
+                     agreement_id: str = "") -> IncidentView:
+        """The incident's typed view, read from its JSON contract (rendered
+        back byte for byte by ``incident_json.incident_view_dict``)."""
         request = reports_pb2.GetIncidentSlaRequest(incident_id=incident_id,
                                                     agreement_id=agreement_id)
         if evaluated_at is not None:
@@ -336,6 +340,5 @@ class LedgerClient:
         if as_recorded_position is not None:
             request.as_recorded_at.position = as_recorded_position
         response = self._call(self.reports.GetIncidentSla, request)
-        result: dict[str, Any] = json.loads(response.incident_json)
-        return result
+        return incident_view_from_dict(json.loads(response.incident_json))
 

@@ -12,6 +12,7 @@ from ledger.application.reports import Cut, ReportService
 from ledger.application.statements import StatementService
 from ledger.client import convert
 from ledger.client.report_convert import clock_to_proto, report_to_proto
+from ledger.domain.sla.incident_json import incident_view_dict
 from ledger.domain.sla.report_json import period_report_dict
 from ledger.grpc.auth import current_principal
 from ledger.grpc.servicers import Executors
@@ -69,7 +70,8 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
         evaluated, cut = _question(request)
         view = await self.executors.read(lambda: self.reports.incident_view(
             principal, request.incident_id, evaluated, cut, request.agreement_id))
-        return reports_pb2.GetIncidentSlaResponse(incident_json=_json_text(view))
+        return reports_pb2.GetIncidentSlaResponse(
+            incident_json=_json_text(incident_view_dict(view)))
 
 
     async def ListIncidentsAtRisk(self, request: reports_pb2.ListIncidentsAtRiskRequest,

@@ -31,6 +31,7 @@ from ledger.application.statements import StatementService
 from ledger.domain.access import LOCAL_ADMIN, Principal
 from ledger.domain.errors import DomainError, InvalidArgument, NotFound, OutOfRange
 from ledger.domain.instants import format_instant, parse_instant
+from ledger.domain.sla.incident_json import incident_view_dict
 from ledger.domain.sla.period import period_of, shift_period
 from ledger.domain.sla.report_json import clock_at_risk_dict, period_report_dict
 from ledger.web import charts, render
@@ -184,7 +185,8 @@ def build_app(services: ConsoleServices, directory: PrincipalDirectory | None) -
         def run() -> dict[str, Any]:
             events = s.ledger.incident_events(principal, incident_id)
             view = s.reports.incident_view(principal, incident_id, evaluated, None)
-            return {"view": view, "timeline": incident_timeline(events)}
+            # The page shows the figures as the JSON contract writes them.
+            return {"view": incident_view_dict(view), "timeline": incident_timeline(events)}
         found = await s.run(run)
         view = found["view"]
         colours = charts.org_colours([h["org"] for h in view.get("holders", [])])

@@ -16,6 +16,7 @@ from ledger.cli.load import load_scenario
 from ledger.cli.main import main
 from ledger.client import LedgerClient
 from ledger.domain.instants import format_instant, parse_instant
+from ledger.domain.sla.incident_json import incident_view_dict
 from ledger.domain.sla.render import fmt_seconds
 from ledger.domain.sla.report import ClockAtRisk
 from tests.support.ledger_server import running_ledger
@@ -61,7 +62,7 @@ def test_clocks_at_risk_are_the_pending_clocks_of_the_views(
         ids = sorted({e.incident_id for _, e in client.read_log() if e.incident_id})
         views = []
         for incident_id in ids:
-            view = client.incident_sla(incident_id, evaluated_at=T)
+            view = incident_view_dict(client.incident_sla(incident_id, evaluated_at=T))
             if view.get("exists"):
                 views.append(view)
         expected = _from_views(views)

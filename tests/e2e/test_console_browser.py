@@ -25,6 +25,7 @@ from ledger.cli.load import load_scenario
 from ledger.client import LedgerClient
 from ledger.domain.codec import event_from_dict
 from ledger.domain.instants import format_instant, parse_instant
+from ledger.domain.sla.incident_json import incident_view_dict
 from ledger.domain.sla.report_json import period_report_dict
 from ledger.grpc.server import ServerConfig
 from tests.support.ledger_server import running_ledger_and_console
@@ -158,7 +159,7 @@ def test_every_page_renders_and_the_period_page_equals_the_json_report(
         statement = client.statement(AGREEMENT, "2026-10", evaluated_at=T, as_recorded_position=position)
 
         def incident_sla(incident_id: str) -> dict[str, Any]:
-            return client.incident_sla(incident_id, evaluated_at=T, as_recorded_position=position)
+            return incident_view_dict(client.incident_sla(incident_id, evaluated_at=T, as_recorded_position=position))
 
         assert check_figures(figures, report, statement, incident_sla) > 50
     assert {f"service_levels.{lv['id']}.attainment" for lv in report["service_levels"]} <= \

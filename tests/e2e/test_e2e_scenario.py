@@ -15,6 +15,7 @@ from ledger.adapters.scenario import read_scenario
 from ledger.cli.load import load_scenario
 from ledger.client.convert import micros_to_timestamp
 from ledger.domain.instants import parse_instant
+from ledger.domain.sla.incident_json import incident_view_dict
 from ledger.domain.sla.report_json import period_report_dict
 from ledger.v1 import incidents_pb2, reports_pb2
 from tests.support.ledger_server import ledger_client
@@ -84,7 +85,7 @@ def test_worked_scenario_end_to_end(database_url: str) -> None:
         assert again == known_82
 
         for incident_id, view in expected["incidents"].items():
-            actual = client.incident_sla(incident_id, evaluated_at=T)
+            actual = incident_view_dict(client.incident_sla(incident_id, evaluated_at=T))
             assert_same(actual, without_position(view), f"{incident_id}.")
 
         # Every incident, listed page by page (from the SLA read model).
@@ -118,7 +119,7 @@ def test_bad_report_requests_answer_precisely(database_url: str) -> None:
                 period_report_dict(client.period_report(evaluated_at=T, **kwargs))  # type: ignore[arg-type]
             assert info.value.code() == code, kwargs
         with pytest.raises(grpc.RpcError) as info:
-            client.incident_sla("INC-404", evaluated_at=T)
+            incident_view_dict(client.incident_sla("INC-404", evaluated_at=T))
         assert info.value.code() == grpc.StatusCode.NOT_FOUND
 
 

@@ -19,6 +19,7 @@ from ledger.cli.load import LoadSummary, load_scenario
 from ledger.client import LedgerClient
 from ledger.domain.access import LOCAL_ADMIN
 from ledger.domain.instants import parse_instant
+from ledger.domain.sla.incident_json import incident_view_dict
 from ledger.domain.sla.report_json import period_report_dict
 from ledger.v1 import events_pb2, incidents_pb2
 from tests.support.ledger_server import ledger_client
@@ -135,7 +136,7 @@ def test_readings_through_the_public_api(database_url: str, tmp_path: Path) -> N
         assert summary.stored + summary.duplicates + len(rejected) == len(EVENTS) + 4
 
         # 19, 20: the re-sent priority changed nothing; no zero-length custody.
-        i1 = client.incident_sla("I1", evaluated_at=parse_instant(SEPT))
+        i1 = incident_view_dict(client.incident_sla("I1", evaluated_at=parse_instant(SEPT)))
         assert i1["priority"] == "P1"
         assert i1["custody"] == [{"org": "pb", "from": "2026-09-20T10:00:00Z", "to": None}]
         assert i1["outages"][0]["to"] is None
@@ -146,7 +147,7 @@ def test_readings_through_the_public_api(database_url: str, tmp_path: Path) -> N
         desk = _level(september, "desk-resolution")
         assert (desk["met"], desk["missed"], desk["pending"]) == (0, 1, 0)
         assert desk["incidents"]["missed"] == ["I2"]
-        assert set(client.incident_sla("I3", evaluated_at=T)["service_levels"]) == {"p1-response"}
+        assert set(incident_view_dict(client.incident_sla("I3", evaluated_at=T))["service_levels"]) == {"p1-response"}
         # 23: the first period's availability is scheduled from effective_from
         # (20 days), less the qualifying one-hour window (22).
         net = _level(september, "net-availability")
@@ -159,7 +160,7 @@ def test_readings_through_the_public_api(database_url: str, tmp_path: Path) -> N
         # 24, 27: merged in local time the night's working time that Sunday is
         # 30 minutes, reached at 01:00Z; due_at stays there whatever T.
         for at in ("2027-03-28T01:00:00Z", "2027-03-30T00:00:00Z", "2027-04-02T12:00:00Z"):
-            night = client.incident_sla("I4", evaluated_at=parse_instant(at))
+            night = incident_view_dict(client.incident_sla("I4", evaluated_at=parse_instant(at)))
             clock = night["service_levels"]["p3-night"]
             assert clock["elapsed_seconds"] == "1800.000000"
             assert clock["outcome"] == "pending"
@@ -167,7 +168,7 @@ def test_readings_through_the_public_api(database_url: str, tmp_path: Path) -> N
 
         # 25: each incident's view names the month whose report counts it.
         for incident, period, other in (("Z1", "2026-11", "2026-10"), ("Z2", "2026-10", "2026-11")):
-            assert client.incident_sla(incident, evaluated_at=T)["period"] == period
+            assert incident_view_dict(client.incident_sla(incident, evaluated_at=T))["period"] == period
             counted = _level(period_report_dict(client.period_report("zoned", period, evaluated_at=T)), "p1-response")
             assert incident in counted["incidents"]["missed"]
             elsewhere = _level(period_report_dict(client.period_report("zoned", other, evaluated_at=T)), "p1-response")

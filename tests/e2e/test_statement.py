@@ -16,6 +16,7 @@ from ledger.cli.common import demo_scenario_path
 from ledger.cli.load import load_scenario
 from ledger.cli.main import main
 from ledger.domain.instants import parse_instant
+from ledger.domain.sla.incident_json import incident_view_dict
 from ledger.domain.sla.report_json import period_report_dict
 from tests.support.ledger_server import running_ledger
 from tests.support.statement_figures import check_figures, figures_in_html
@@ -51,8 +52,8 @@ def test_every_figure_equals_the_json_report(database_url: str, tmp_path: Path) 
 
         def incident_sla(incident_id: str) -> dict[str, Any]:
             if incident_id not in views:
-                views[incident_id] = client.incident_sla(incident_id, evaluated_at=T,
-                                                         as_recorded_position=position)
+                views[incident_id] = incident_view_dict(client.incident_sla(incident_id, evaluated_at=T,
+                                                         as_recorded_position=position))
             return views[incident_id]
 
         figures = figures_in_html(html)

@@ -145,7 +145,7 @@ def test_model_answers_at_its_own_position(store: EventStore, clock: Callable[[]
     with pytest.raises(NotFound):
         reports.incident_view(LOCAL_ADMIN, "LATE-1", t, None)
     runner.run_once()
-    assert reports.incident_view(LOCAL_ADMIN, "LATE-1", t, None)["exists"] is True
+    assert reports.incident_view(LOCAL_ADMIN, "LATE-1", t, None).exists is True
 
 
 def test_unknown_agreement_is_not_found_from_the_model(store: EventStore,

@@ -224,6 +224,7 @@ def test_25_a_month_ends_in_the_zone_it_started_in() -> None:
 
 def test_25_incident_view_names_the_month_whose_report_counts_it() -> None:
     from ledger.domain.sla import compute_incident_view, compute_period_report
+    from ledger.domain.sla.incident_json import incident_view_dict
 
     history = _zone_history("Asia/Tokyo")
     b = Book()
@@ -232,7 +233,7 @@ def test_25_incident_view_names_the_month_whose_report_counts_it() -> None:
     b.open("J", "2026-11-30T14:00:00Z")
     t = parse_instant("2026-12-10T00:00:00Z")
     for incident, period in (("I", "2026-12"), ("J", "2026-11")):
-        view = compute_incident_view(history, b.events[incident], t, b.position)
+        view = incident_view_dict(compute_incident_view(history, b.events[incident], t, b.position))
         assert view["period"] == period
         report = period_report_dict(compute_period_report(history, b.events, period, t, b.position, None))
         assert level(report, "p1-response")["incidents"]["missed"] == [incident]

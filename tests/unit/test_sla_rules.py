@@ -25,6 +25,7 @@ from ledger.domain.sla import (
     incident_clocks,
 )
 from ledger.domain.sla.clocks import ClockResult
+from ledger.domain.sla.incident_json import incident_view_dict
 from ledger.domain.sla.report_json import period_report_dict
 from ledger.domain.terms_parsing import parse_terms
 
@@ -99,8 +100,8 @@ class Book:
         return AgreementHistory("agr", (version,), tuple(self.windows))
 
     def view(self, incident: str, at: str) -> dict[str, Any]:
-        return compute_incident_view(self.history, self.events[incident], parse_instant(at),
-                                     self.position)
+        return incident_view_dict(compute_incident_view(self.history, self.events[incident], parse_instant(at),
+                                     self.position))
 
     def clocks(self, incident: str, at: str) -> dict[str, ClockResult]:
         t = parse_instant(at)

@@ -28,6 +28,7 @@ from ledger.domain.sla import (
     facts_valid_at,
     fold_incident,
 )
+from ledger.domain.sla.incident_json import incident_view_dict
 from ledger.domain.sla.report_json import period_report_dict
 from ledger.domain.terms_parsing import parse_terms
 
@@ -128,10 +129,10 @@ def test_period_report_cut_from_full_history(full: Loaded) -> None:
 )
 def test_incident_view(full: Loaded, incident_id: str) -> None:
     expected = full.expected["incidents"][incident_id]
-    actual = compute_incident_view(
+    actual = incident_view_dict(compute_incident_view(
         full.history, full.events[incident_id],
         parse_instant(expected["evaluated_at"]), expected["recorded_position"],
-    )
+    ))
     assert list(_walk(actual, expected)) == []
     assert actual == expected
 

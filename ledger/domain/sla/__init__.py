@@ -10,7 +10,9 @@ Layers, each usable on its own by read models:
   period       period bounds, terms, attainment, period shares
   credits      capped credits and their split between providers
   report       the typed report values, at report precision
-  render       the JSON shapes (report_json: the period report's, both ways);
+  incident_view the typed incident view, at report precision
+  render       the JSON shapes (report_json: the period report's, incident_json:
+               the incident view's, both ways);
                api: entry points with the knowledge cut
 """
 
@@ -32,6 +34,7 @@ from ledger.domain.sla.facts import (
     facts_valid_at,
     fold_incident,
 )
+from ledger.domain.sla.incident_view import IncidentView, incident_view
 from ledger.domain.sla.period import (
     PeriodResult,
     evaluate_period,
@@ -39,7 +42,6 @@ from ledger.domain.sla.period import (
     period_of,
     period_terms,
 )
-from ledger.domain.sla.render import incident_view
 from ledger.domain.sla.report import (
     ClockAtRisk,
     Dispute,
@@ -55,6 +57,7 @@ __all__ = [
     "ClockResult",
     "Dispute",
     "IncidentFacts",
+    "IncidentView",
     "LevelResult",
     "PeriodCredits",
     "PeriodReport",

@@ -18,8 +18,9 @@ from ledger.domain.events import LedgerEvent
 from ledger.domain.instants import parse_instant
 from ledger.domain.sla.clocks import incident_clocks
 from ledger.domain.sla.facts import IncidentFacts, charged_custody, fold_incident
+from ledger.domain.sla.incident_view import IncidentView, incident_view
 from ledger.domain.sla.period import evaluate_period
-from ledger.domain.sla.render import downtime_timeline, incident_view
+from ledger.domain.sla.render import downtime_timeline
 from ledger.domain.sla.report import ClockAtRisk, PeriodReport, build_period_report
 
 
@@ -71,7 +72,7 @@ def compute_incident_view(
     events: Sequence[LedgerEvent],
     evaluated_at: int,
     recorded_position: int,
-) -> dict[str, Any]:
+) -> IncidentView:
     """One incident's view at T. Raises ValueError if its opened event is not
     inside the knowledge cut (the incident is unknown there)."""
     known_history = cut_history(history, recorded_position)
