@@ -16,6 +16,7 @@ on the leader only, at most every `interval` seconds.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -49,10 +50,17 @@ def analyze_stale(db: Any) -> list[str]:
     return tables
 
 
-async def keep_statistics(db: Any, leading: Callable[[], bool], interval: float = 60.0) -> None:
-    """Forever: on the leader, analyze what went stale every `interval` seconds."""
+async def keep_statistics(db: Any, leading: Callable[[], bool], interval: float = 60.0,
+                          stopping: asyncio.Event | None = None) -> None:
+    """On the leader, analyze what went stale every `interval` seconds, until
+    `stopping` is set; a round in progress finishes first (its worker thread
+    would otherwise run on while the store closes)."""
+    stopping = stopping or asyncio.Event()
     while True:
-        await asyncio.sleep(interval)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), interval)
+        if stopping.is_set():
+            return
         if leading():
             try:
                 await asyncio.to_thread(analyze_stale, db)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,10 @@ if TYPE_CHECKING:
 def wall_clock_micros() -> int:
     return time.time_ns() // 1000
 
+# How long shutdown waits for a background round (a checkpoint, an ANALYZE)
+# already in a worker thread before it stops waiting.
+ROUND_GRACE_SECONDS = 10.0
+
 
 @dataclass
 class Ledger:
@@ -48,7 +52,7 @@ class Ledger:
     service: LedgerService
     executors: Executors
     feed: LogFeed
-    extras: list[Callable[[], None]] = field(default_factory=list)
+    extras: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     runner: ProjectionRunner | None = None
     audit: AuditService | None = None
     integrity: Integrity | None = None
@@ -71,7 +75,7 @@ class Ledger:
         # still in the database finishes within its statement timeout.
         await asyncio.to_thread(self.executors.shutdown, 5.0)
         for close in self.extras:
-            close()
+            await close()
         self.store.close()
 
 
@@ -202,6 +206,7 @@ async def start_ledger(  # noqa: C901, PLR0915  the composition root: every part
         raise
     loop = asyncio.get_running_loop()
     wanted = asyncio.Event()
+    stopping = asyncio.Event()
 
     def checkpoint_wanted() -> None:  # from the leadership thread
         loop.call_soon_threadsafe(wanted.set)
@@ -221,7 +226,7 @@ async def start_ledger(  # noqa: C901, PLR0915  the composition root: every part
         listener = LogListener(store, woken)
         listener.start()
     checkpoints = loop.create_task(
-        checkpoint_periodically(audit_service, audit_config.interval, wanted))
+        checkpoint_periodically(audit_service, audit_config.interval, wanted, stopping))
 
     def refuse_writes(_breach: object) -> None:  # told from whichever thread noticed
         loop.call_soon_threadsafe(lambda: loop.create_task(running.refuse_writes()))
@@ -234,18 +239,25 @@ async def start_ledger(  # noqa: C901, PLR0915  the composition root: every part
 
     readiness = Readiness(store.max_position, runner.refresh_positions, leadership.leading)
     probing = loop.create_task(probe_readiness(readiness, running))
-    statistics = loop.create_task(keep_statistics(runner.db, leadership.leading))
+    statistics = loop.create_task(keep_statistics(runner.db, leadership.leading, stopping=stopping))
 
-    def stop_audit() -> None:
+    async def stop_audit() -> None:
         if listener is not None:
             listener.stop()
         probing.cancel()
         readiness.close()
-        statistics.cancel()
-        checkpoints.cancel()
+        stopping.set()
+        wanted.set()
         if scrubbing is not None:
             scrubbing.cancel()
         scrub.close()
+        # Rounds in progress finish (each bounded by its statements' timeouts);
+        # every task is awaited, so none is left pending when the loop closes.
+        rounds = {checkpoints, statistics}
+        _, overdue = await asyncio.wait(rounds, timeout=ROUND_GRACE_SECONDS)
+        for task in overdue:
+            task.cancel()
+        await asyncio.gather(probing, *rounds, *([scrubbing] if scrubbing else []), return_exceptions=True)
         runner.stop()
         final_checkpoint(runner, audit_service)
         leadership.stop()

@@ -69,12 +69,17 @@ def checkpoint_signer(store: EventStore, config: AuditConfig) -> Signer:
 
 
 async def checkpoint_periodically(audit: AuditService, interval: float,
-                                  wanted: asyncio.Event | None = None) -> None:
+                                  wanted: asyncio.Event | None = None,
+                                  stopping: asyncio.Event | None = None) -> None:
     """Signs a checkpoint at least every `interval` seconds while the log
-    grows, and at once when `wanted` is set (a follower asked the leader)."""
+    grows, and at once when `wanted` is set (a follower asked the leader).
+    Returns when `stopping` is set (with `wanted`, to wake it), after the round
+    in progress: cancelling the task would not stop that round's worker thread,
+    which would go on signing while the store closes under it."""
     micros = int(interval * 1_000_000)
     wanted = wanted or asyncio.Event()
-    while True:
+    stopping = stopping or asyncio.Event()
+    while not stopping.is_set():
         asked = wanted.is_set()
         wanted.clear()
         try:
