@@ -10,11 +10,11 @@ databases accept; `Tx.table` qualifies a name with the PostgreSQL schema.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
 
+from ledger.adapters.ddl import already_made, is_ddl, lock_set_up
 from ledger.adapters.recorders import sqlite_write_transaction
 
 TRACKING_TABLE = "projection_tracking"
@@ -102,19 +102,6 @@ class _Tx:
         return [tuple(r) for r in rows]
 
 
-# Start-up DDL on PostgreSQL. CREATE INDEX IF NOT EXISTS takes SHARE on its
-# table before it finds the index there, so it queued behind a running
-# leader's batch (ROW EXCLUSIVE) while the set-up transaction held the same
-# lock on the tables before it, which that batch wrote next: a replica
-# restarting beside a leader deadlocked with it. So the catalogue is read
-# first (to_regclass takes no lock) and only what is missing is created, under
-# a transaction-scoped advisory lock that serialises set-ups (two concurrent
-# CREATE TABLE IF NOT EXISTS of one table fail on pg_type's unique index).
-_CREATE = re.compile(r"\s*CREATE\s+(?:UNIQUE\s+)?(TABLE|INDEX)\s+IF\s+NOT\s+EXISTS\s+(\S+)",
-                     re.IGNORECASE)
-_DDL = re.compile(r"\s*(CREATE|DROP|ALTER)\s", re.IGNORECASE)
-
-
 class _SetUpTx(_Tx):
     """A PostgreSQL set-up transaction: DDL runs only when the schema lacks
     what it makes, and then under the schema's set-up lock."""
@@ -124,24 +111,16 @@ class _SetUpTx(_Tx):
         self._locked = False
         self.executed: list[str] = []  # the DDL that did run (tests read it)
 
-    def _exists(self, created: re.Match[str]) -> bool:
-        kind, name = created.group(1).upper(), created.group(2)
-        # An index lives in its table's schema; a table's name is qualified already.
-        qualified = self.table(name) if kind == "INDEX" else name
-        rows = self.fetchall("SELECT to_regclass(?) IS NOT NULL", (qualified,))
-        return bool(rows[0][0])
-
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        if _DDL.match(sql):
-            created = _CREATE.match(sql)
-            if created is not None and self._exists(created):
+        if is_ddl(sql):
+            # See ledger.adapters.ddl: no table lock unless the DDL must run.
+            if already_made(self._cursor, sql, self._schema):
                 return
             if not self._locked:
-                self.fetchall("SELECT pg_advisory_xact_lock(hashtext(?))",
-                              (f"sla-ledger schema set-up {self._schema}",))
+                lock_set_up(self._cursor, self._schema)
                 self._locked = True
                 # Another set-up may have made it while this one waited.
-                if created is not None and self._exists(created):
+                if already_made(self._cursor, sql, self._schema):
                     return
             self.executed.append(sql)
         super().execute(sql, params)

@@ -16,7 +16,7 @@ import threading
 import uuid
 from collections import deque
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from time import monotonic
 from typing import Any
@@ -34,7 +34,10 @@ from eventsourcing.sqlite import (
     SQLiteConnectionPool,
     SQLiteDatastore,
 )
+from psycopg.errors import DuplicateObject
 from psycopg.sql import SQL, Identifier
+
+from ledger.adapters.ddl import already_made, lock_set_up
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +186,23 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             "(SELECT COALESCE(MAX(position), 0) AS base FROM {0}) AS m "
             "RETURNING position"
         ).format(log)
+
+    def create_table(self) -> None:
+        """The library's set-up, without its table locks when the tables and
+        indexes are there (see ledger.adapters.ddl), one process at a time."""
+        schema = self.datastore.schema
+        with self.datastore.transaction(commit=True) as curs:
+            lock_set_up(curs, schema)
+            for statement in self.sql_create_statements:
+                sql = statement.as_string()
+                if "CREATE TYPE" in sql:
+                    # No IF NOT EXISTS for types: a savepoint keeps the
+                    # transaction alive when it is there already.
+                    with suppress(DuplicateObject), curs.connection.transaction():
+                        curs.execute(statement, prepare=False)
+                elif not already_made(curs, sql, schema):
+                    curs.execute(statement, prepare=False)
+        self.datastore.register_type_adapters()
 
     def write_group(self, rows: Sequence[LogRow], recorded_at: int,
                     expect: dict[uuid.UUID, int]) -> int:

@@ -93,6 +93,24 @@ def test_a_replica_restarting_beside_a_leader_mid_batch_takes_no_lock_it_holds(
     assert finished, "the restarted replica's set-up waited for the leader's batch"
 
 
+def test_a_replica_restarting_beside_an_append_in_progress_does_not_wait_for_it(
+        schema: str) -> None:
+    open_store(f"{PG_URL}?schema={schema}").close()
+    with psycopg.connect(PG_URL, connect_timeout=5) as leader:
+        # What the leader's group commit holds until it commits.
+        leader.execute(f'LOCK TABLE "{schema}".ledger_events IN EXCLUSIVE MODE')
+        leader.execute(f'LOCK TABLE "{schema}".ledger_log IN ROW EXCLUSIVE MODE')
+        stores: list[EventStore] = []
+        restart, errors = _in_thread(lambda: stores.append(_start(schema)))
+        finished = _done_or_blocked(restart, leader.info.backend_pid)
+        leader.commit()
+    restart.join(30)
+    for store in stores:
+        store.close()
+    assert not errors, errors
+    assert finished, "the restarted replica's set-up waited for the leader's append"
+
+
 def test_two_processes_setting_up_one_new_schema_at_once_both_start(schema: str) -> None:
     first = open_store(f"{PG_URL}?schema={schema}")
     try:
