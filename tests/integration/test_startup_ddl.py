@@ -71,44 +71,51 @@ def _done_or_blocked(thread: threading.Thread, holder: int) -> bool:
     raise AssertionError("the set-up neither finished nor waited for a lock")
 
 
-def test_a_replica_restarting_beside_a_leader_mid_batch_takes_no_lock_it_holds(
-        schema: str) -> None:
-    _start(schema).close()
+def _restart_beside(schema: str, holding: list[str], then: list[str]) -> bool:
+    """Restarts a replica while a leader's transaction runs `holding`; the
+    leader runs `then` once the restart has finished or waits for it, and
+    commits. True if the restart finished without waiting; raises what
+    either side raised (PostgreSQL's deadlock detection)."""
     with psycopg.connect(PG_URL, connect_timeout=5) as leader:
-        # The leader mid-batch: its tracking row locked and the clock table
-        # written (ROW EXCLUSIVE, the lock its inserts take); the incident
-        # table, which the set-up locks before the clock table, comes next.
-        leader.execute(f'SELECT position FROM "{schema}".projection_tracking '
-                       "WHERE name = 'sla' FOR UPDATE")
-        leader.execute(f'LOCK TABLE "{schema}".sla_clock IN ROW EXCLUSIVE MODE')
+        for statement in holding:
+            leader.execute(statement)
         stores: list[EventStore] = []
         restart, errors = _in_thread(lambda: stores.append(_start(schema)))
         finished = _done_or_blocked(restart, leader.info.backend_pid)
-        leader.execute(f'LOCK TABLE "{schema}".sla_incident IN ROW EXCLUSIVE MODE')
+        for statement in then:
+            leader.execute(statement)
         leader.commit()
     restart.join(30)
     for store in stores:
         store.close()
     assert not errors, errors
-    assert finished, "the restarted replica's set-up waited for the leader's batch"
+    return finished
+
+
+def test_a_replica_restarting_beside_a_leader_mid_batch_takes_no_lock_it_holds(
+        schema: str) -> None:
+    _start(schema).close()
+    # The leader mid-batch: its tracking row locked and the clock table
+    # written (ROW EXCLUSIVE, the lock its inserts take); the incident
+    # table, which the set-up locks before the clock table, comes next.
+    assert _restart_beside(
+        schema,
+        [f'SELECT position FROM "{schema}".projection_tracking WHERE name = \'sla\' FOR UPDATE',
+         f'LOCK TABLE "{schema}".sla_clock IN ROW EXCLUSIVE MODE'],
+        [f'LOCK TABLE "{schema}".sla_incident IN ROW EXCLUSIVE MODE'],
+    ), "the restarted replica's set-up waited for the leader's batch"
 
 
 def test_a_replica_restarting_beside_an_append_in_progress_does_not_wait_for_it(
         schema: str) -> None:
     open_store(f"{PG_URL}?schema={schema}").close()
-    with psycopg.connect(PG_URL, connect_timeout=5) as leader:
-        # What the leader's group commit holds until it commits.
-        leader.execute(f'LOCK TABLE "{schema}".ledger_events IN EXCLUSIVE MODE')
-        leader.execute(f'LOCK TABLE "{schema}".ledger_log IN ROW EXCLUSIVE MODE')
-        stores: list[EventStore] = []
-        restart, errors = _in_thread(lambda: stores.append(_start(schema)))
-        finished = _done_or_blocked(restart, leader.info.backend_pid)
-        leader.commit()
-    restart.join(30)
-    for store in stores:
-        store.close()
-    assert not errors, errors
-    assert finished, "the restarted replica's set-up waited for the leader's append"
+    # What the leader's group commit holds until it commits.
+    assert _restart_beside(
+        schema,
+        [f'LOCK TABLE "{schema}".ledger_events IN EXCLUSIVE MODE',
+         f'LOCK TABLE "{schema}".ledger_log IN ROW EXCLUSIVE MODE'],
+        [],
+    ), "the restarted replica's set-up waited for the leader's append"
 
 
 def test_two_processes_setting_up_one_new_schema_at_once_both_start(schema: str) -> None:
