@@ -201,7 +201,7 @@ def cmd_proofs(args: argparse.Namespace) -> dict[str, Any]:
 
 def _append_load(targets: list[str], seconds: float, clients: int, tag: str) -> int:
     from ledger.client import LedgerClient
-    from tests.integration.test_ledger_service_contract import opened
+    from tests.support.histories import opened
 
     done = threading.Event()
     counts = [0] * clients
@@ -232,19 +232,20 @@ def _append_load(targets: list[str], seconds: float, clients: int, tag: str) -> 
 def cmd_replicas(args: argparse.Namespace) -> dict[str, Any]:
     from ledger.audit.checkpoint import load_or_create_signer
     from ledger.client import LedgerClient
-    from tests.e2e.test_write_concurrency import _register
-    from tests.support.replicas import Replica
+    from tests.support.histories import register_herts_remotely
+    from tests.support.processes import LedgerProcess
 
     url, schema = _schema(args.db, "fleet_replicas")
     key = Path(tempfile.mkdtemp()) / "key.pem"
     load_or_create_signer(key, "fleet.test/log")
-    replicas = [Replica(f"r{i}", url, key, interval=5.0) for i in range(3)]
+    replicas = [LedgerProcess(f"r{i}", url, key, interval=5.0, origin="fleet.test/log")
+                for i in range(3)]
     results: dict[str, list[float]] = {"1": [], "3": []}
     try:
         for r in replicas:
             r.start()
         with LedgerClient(replicas[0].target) as admin:
-            _register(admin)
+            register_herts_remotely(admin)
         _append_load([replicas[0].target], 3, args.clients, "warm")
         for run in range(args.runs):
             for n in ("1", "3"):
@@ -265,14 +266,14 @@ def cmd_replicas(args: argparse.Namespace) -> dict[str, Any]:
 
 def cmd_failover(args: argparse.Namespace) -> dict[str, Any]:
     from ledger.audit.checkpoint import load_or_create_signer
-    from tests.support.replicas import Replica, leader_pid, wait_until
+    from tests.support.processes import LedgerProcess, leader_pid, wait_until
 
     url, schema = _schema(args.db, "fleet_failover")
     key = Path(tempfile.mkdtemp()) / "key.pem"
     load_or_create_signer(key, "fleet.test/log")
-    replicas = [Replica(f"r{i}", url, key) for i in range(3)]
+    replicas = [LedgerProcess(f"r{i}", url, key, origin="fleet.test/log") for i in range(3)]
 
-    def leader() -> Replica | None:
+    def leader() -> LedgerProcess | None:
         pid = leader_pid(args.db, schema)
         return next((r for r in replicas if r.process is not None
                      and r.process.poll() is None and r.pid == pid), None)

@@ -25,8 +25,8 @@ from ledger.domain.instants import parse_instant
 from ledger.domain.sla.report_json import period_report_dict
 from ledger.server.checkpoints import AuditConfig
 from projections.storage import ProjectionDatabase
-from tests.e2e.test_e2e_scenario import EXPECTED, SCENARIO, assert_same, without_position
 from tests.support.ledger_server import running_ledger
+from tests.support.scenarios import EXPECTED, SCENARIO, assert_same, without_position
 
 T = parse_instant("2026-11-05T00:00:00Z")
 STORED = 112  # the scenario's events plus the agreement's registration

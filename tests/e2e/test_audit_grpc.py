@@ -28,9 +28,9 @@ from ledger.server.checkpoints import AuditConfig
 from ledger.v1 import audit_pb2
 from projections.audit_log import ForkedLeaves
 from tests.conftest import FakeClock
-from tests.e2e.test_e2e_scenario import SCENARIO
 from tests.support.ledger_server import running_ledger
-from tests.unit.test_merkle import ref_mth, ref_verify_consistency, ref_verify_inclusion
+from tests.support.merkle_reference import ref_mth, ref_verify_consistency, ref_verify_inclusion
+from tests.support.scenarios import SCENARIO
 
 T = parse_instant("2026-11-05T00:00:00Z")
 SECOND = 1_000_000

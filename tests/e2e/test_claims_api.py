@@ -9,7 +9,6 @@ import csv
 import io
 import json
 import uuid
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -25,9 +24,9 @@ from ledger.domain import events as ev
 from ledger.domain.instants import MICROS_PER_DAY, format_instant, parse_instant
 from ledger.domain.sla.report_json import period_report_dict
 from tests.support.ledger_server import running_ledger
+from tests.support.scenarios import SCENARIO
 
 pytestmark = pytest.mark.e2e
-SCENARIO = Path(__file__).resolve().parents[2] / "ledger" / "demo" / "herts-2026-10.json"
 T = parse_instant("2026-11-05T00:00:00Z")
 AGREEMENT = "herts-converged"
 INC_1009_CLAIM = "575c6c86-9ca6-51a8-84c8-59914a5e2d39"  # hp: root cause customer, disputed

@@ -21,8 +21,7 @@ from ledger.client import LedgerClient
 from ledger.client.errors import decode_error
 from ledger.domain.errors import Conflict, InvalidArgument, Unavailable
 from ledger.grpc.errors import PUSHBACK_KEY, retry_delay
-from tests.e2e.test_write_concurrency import _register
-from tests.integration.test_ledger_service_contract import opened
+from tests.support.histories import opened, register_herts_remotely
 from tests.support.ledger_server import running_ledger
 
 
@@ -69,7 +68,7 @@ def test_a_database_condition_is_answered_with_retry_info_and_retried(
     database = f"sqlite:///{tmp_path / 'ledger.db'}"
     with running_ledger(database, clock) as (ledger, target):
         with LedgerClient(target) as client:
-            _register(client)
+            register_herts_remotely(client)
         recorder: Any = ledger.store.recorder
         real = recorder.write_group
         failures = [ConnectionUnavailableError("Timed out waiting for return of writer")] * 2

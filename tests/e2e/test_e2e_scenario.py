@@ -5,8 +5,6 @@ output field by field."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
@@ -19,10 +17,8 @@ from ledger.domain.sla.incident_json import incident_view_dict
 from ledger.domain.sla.report_json import period_report_dict
 from ledger.v1 import incidents_pb2, reports_pb2
 from tests.support.ledger_server import ledger_client
+from tests.support.scenarios import EXPECTED, SCENARIO, assert_same, without_position
 
-SCENARIOS = Path(__file__).resolve().parents[2] / "ledger" / "demo"
-SCENARIO = SCENARIOS / "herts-2026-10.json"
-EXPECTED = Path(__file__).resolve().parents[1] / "data" / "herts-2026-10.expected.json"
 T = parse_instant("2026-11-05T00:00:00Z")
 
 pytestmark = pytest.mark.e2e
@@ -30,28 +26,6 @@ pytestmark = pytest.mark.e2e
 
 def fixed_clock() -> int:
     return T
-
-
-def assert_same(actual: Any, expected: Any, path: str = "") -> None:
-    """Every expected field must be present and equal (extra fields are allowed)."""
-    if isinstance(expected, dict):
-        assert isinstance(actual, dict), path
-        for key, value in expected.items():
-            assert key in actual, f"{path}{key} missing"
-            assert_same(actual[key], value, f"{path}{key}.")
-    elif isinstance(expected, list):
-        assert isinstance(actual, list) and len(actual) == len(expected), path
-        for i, (a, e) in enumerate(zip(actual, expected, strict=True)):
-            assert_same(a, e, f"{path}{i}.")
-    else:
-        assert actual == expected, f"{path}: {actual!r} != {expected!r}"
-
-
-def without_position(doc: dict[str, Any]) -> dict[str, Any]:
-    # The ledger also stores the agreement's registration, so its positions are
-    # those of the file's events shifted (the scenario's as_recorded_at counts
-    # file events); both fields are checked separately against ledger positions.
-    return {k: v for k, v in doc.items() if k not in ("recorded_position", "as_recorded_at")}
 
 
 def test_worked_scenario_end_to_end(database_url: str) -> None:

@@ -30,11 +30,9 @@ from ledger.domain.instants import parse_instant
 from ledger.grpc.server import ServerConfig
 from ledger.server import observability
 from ledger.server.bootstrap import start_ledger
+from tests.support.scenarios import EXPECTED, REPO, SCENARIO
 
-ROOT = Path(__file__).resolve().parents[2]
-SCENARIO = ROOT / "ledger" / "demo" / "herts-2026-10.json"
-EXPECTED = Path(__file__).resolve().parents[1] / "data" / "herts-2026-10.expected.json"
-OPS_PROMETHEUS = ROOT / "ops" / "prometheus"
+OPS_PROMETHEUS = REPO / "ops" / "prometheus"
 NOW = parse_instant("2026-11-05T00:00:00Z")  # the worked scenario's evaluation instant
 REQUIRE_PROMETHEUS = os.environ.get("SLA_LEDGER_REQUIRE_PROMETHEUS") == "1"
 

@@ -16,8 +16,7 @@ from ledger.client import LedgerClient
 from ledger.client.errors import decode_error
 from ledger.domain.instants import parse_instant
 from ledger.domain.terms_parsing import parse_terms
-from tests.e2e.test_write_concurrency import _register
-from tests.integration.test_ledger_service_contract import incident_event, opened, scenario
+from tests.support.histories import incident_event, opened, register_herts_remotely, scenario
 from tests.support.ledger_server import running_ledger
 
 AGREEMENT = "herts-converged"
@@ -36,7 +35,7 @@ def test_an_amendment_through_one_server_binds_appends_through_the_other(
     with running_ledger(database_url, clock) as (_, target_a), \
             running_ledger(database_url, clock) as (_, target_b), \
             LedgerClient(target_a) as a, LedgerClient(target_b) as b:
-        _register(a)
+        register_herts_remotely(a)
         # b has the agreement's terms cached now (an incident before the amendment)
         b.append([opened("o-1", "INC-1", at="2026-09-20T09:00:00Z")])
         effective, terms = _without_desktop()
@@ -55,7 +54,7 @@ def test_a_stream_moved_by_one_server_is_current_in_the_other(
     with running_ledger(database_url, clock) as (_, target_a), \
             running_ledger(database_url, clock) as (_, target_b), \
             LedgerClient(target_a) as a, LedgerClient(target_b) as b:
-        _register(a)
+        register_herts_remotely(a)
         b.append([opened("o-1", "INC-1")])  # b caches INC-1 as [opened]
         a.append([incident_event("p-1", "INC-1", "clock_paused", "2026-10-10T09:10:00Z",
                                  "herts")])
@@ -83,7 +82,7 @@ def test_the_other_servers_followers_see_appends(
     with running_ledger(database_url, clock) as (_, target_a), \
             running_ledger(database_url, clock) as (ledger_b, _target_b), \
             LedgerClient(target_a) as a:
-        _register(a)
+        register_herts_remotely(a)
         heard: list[int] = []
         got = threading.Event()
         listener = None

@@ -9,20 +9,11 @@ from collections.abc import Callable
 
 from ledger.client import LedgerClient
 from ledger.domain.events import AppendResult
-from tests.integration.test_ledger_service_contract import incident_event, opened, scenario
+from tests.support.histories import incident_event, opened, register_herts_remotely
 from tests.support.ledger_server import running_ledger
 
 WRITERS = 16
 CALLS = 12  # per writer: an open, then events on that incident
-
-
-def _register(client: LedgerClient) -> None:
-    from ledger.domain.instants import parse_instant
-    from ledger.domain.terms_parsing import parse_terms
-
-    (raw,) = scenario()["agreements"]
-    client.register_agreement(raw["id"], parse_instant(raw["effective_from"]),
-                              parse_terms(raw, "agreements[0]"), event_id="register")
 
 
 def _writer(target: str, w: int, results: list[list[AppendResult]],
@@ -64,7 +55,7 @@ def test_sixteen_writers_with_projections_following(
     pool's timeout and fail calls with UNKNOWN."""
     with running_ledger(database_url, clock) as (ledger, target):
         with LedgerClient(target) as client:
-            _register(client)
+            register_herts_remotely(client)
         results = _hammer(target)
         assert ledger.runner is not None
         head = ledger.store.max_position()

@@ -14,8 +14,7 @@ from ledger.cli.main import main
 from projections.audit_tree import MerkleProjection
 from projections.runner import ProjectionRunner
 from projections.sla_projection import SlaProjection
-from tests.integration.test_ledger_service_contract import register_herts
-from tests.integration.test_sla_projection import dump, load
+from tests.support.histories import dump, load, register_herts
 
 LEAVES = "SELECT position, leaf_hash FROM {} ORDER BY position"
 

@@ -22,12 +22,7 @@ from ledger.domain import events as ev
 from ledger.domain.access import LOCAL_ADMIN
 from ledger.domain.errors import AlreadyExists, Conflict, DomainError, TimelineViolation
 from ledger.domain.events import AppendResult
-from tests.integration.test_ledger_service_contract import (
-    assert_gap_free,
-    incident_event,
-    opened,
-    register_herts,
-)
+from tests.support.histories import assert_gap_free, incident_event, opened, register_herts
 
 
 @pytest.fixture

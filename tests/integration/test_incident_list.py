@@ -17,8 +17,7 @@ from ledger.domain.instants import parse_instant
 from projections.runner import ProjectionRunner
 from projections.sla_projection import SlaProjection
 from projections.sla_read_model import SlaReadModel
-from tests.integration.test_ledger_service_contract import AGREEMENT, register_herts, register_other
-from tests.integration.test_sla_projection import load
+from tests.support.histories import AGREEMENT, load, register_herts, register_other
 
 QUERIES = [
     IncidentQuery(),

@@ -17,7 +17,7 @@ from ledger.audit.merkle import MerkleTree, verify_consistency, verify_inclusion
 from projections.audit_nodes import NODES, _Recording, append_nodes, prove, scrub_nodes
 from projections.audit_tree import LEAVES, MerkleProjection, backfill_nodes
 from projections.storage import ProjectionDatabase
-from tests.unit.test_merkle import (
+from tests.support.merkle_reference import (
     CONSISTENCY,
     INCLUSION,
     LEAF_HASHES,

@@ -27,8 +27,7 @@ from projections import sla_tally
 from projections.runner import ProjectionRunner
 from projections.sla_projection import SlaProjection
 from projections.sla_read_model import SlaReadModel
-from tests.integration.test_ledger_service_contract import AGREEMENT, register_herts
-from tests.integration.test_sla_projection import amend
+from tests.support.histories import AGREEMENT, amend, register_herts
 from tests.support.random_history import random_history
 
 

@@ -25,14 +25,8 @@ from projections import sla_tally
 from projections.runner import ProjectionRunner
 from projections.sla_projection import SlaProjection
 from projections.sla_read_model import SlaReadModel
-from tests.integration.test_ledger_service_contract import AGREEMENT, register_herts, scenario
+from tests.support.histories import AGREEMENT, dump, load, register_herts, scenario
 from tests.support.random_history import random_history
-
-TABLES = {
-    "sla_incident": "incident_id, valid_from_position",
-    "sla_clock": "incident_id, level_id, valid_from_position",
-    "sla_period_level": "agreement_id, period, level_id, valid_from_position",
-}
 
 
 @pytest.fixture(autouse=True)
@@ -45,44 +39,6 @@ def small_checkpoints(monkeypatch: pytest.MonkeyPatch) -> None:
 INSTANTS = ("2026-10-01T12:00:00Z", "2026-10-16T09:30:00Z", "2026-11-05T00:00:00Z",
             "2026-10-25T13:37:00Z",
             "2027-01-10T00:00:00Z")
-
-
-def dump(runner: ProjectionRunner) -> dict[str, list[tuple[Any, ...]]]:
-    with runner.db.transaction(commit=False) as tx:
-        return {table: tx.fetchall(f"SELECT * FROM {tx.table(table)} ORDER BY {order}")
-                for table, order in TABLES.items()}
-
-
-def amend(service: LedgerService) -> None:
-    """A retroactive-looking amendment: tighter P2 resolution from mid-month."""
-    raw = dict(scenario()["agreements"][0])
-    raw["service_levels"] = [
-        {**sl, "threshold": "PT6H"} if sl["id"] == "p2-resolution" else sl
-        for sl in raw["service_levels"]
-    ]
-    service.amend_agreement(LOCAL_ADMIN, "amend:p2", AGREEMENT,
-                            parse_instant("2026-10-15T00:00:00Z"), parse_terms(raw))
-
-
-def load(service: LedgerService, runner: ProjectionRunner, seed: int, incidents: int) -> int:
-    """Appends a random history, applying the projection every few batches;
-    returns how many events were stored."""
-    stored = 0
-    batches = random_history(seed, incidents)
-    for index, batch in enumerate(batches):
-        events = [event_from_dict(e) for e in batch]
-        try:
-            stored += sum(not r.duplicate for r in service.append(LOCAL_ADMIN, events))
-        except DomainError:
-            for event in events:  # keep what the ledger accepts on its own
-                with contextlib.suppress(DomainError):
-                    stored += sum(not r.duplicate for r in service.append(LOCAL_ADMIN, [event]))
-        if index == len(batches) // 2:
-            amend(service)
-        if index % 3 == 0:
-            runner.run_once()
-    runner.run_once()
-    return stored
 
 
 @pytest.mark.parametrize("seed", [11, 12, 13])

@@ -1,7 +1,9 @@
-"""Real processes for the fault suite: `sla-ledger serve` as a child that can
-be killed with SIGKILL and restarted on its port, a throwaway PostgreSQL
-cluster (initdb + pg_ctl on its own port and data directory, so restarting
-it disturbs nobody else's tests), and retrying writers."""
+"""Real processes for the end-to-end suites: `sla-ledger serve` as a child
+that can be killed with SIGKILL and restarted on the same ports (the fault
+and fleet suites and the fleet benchmark all use this one harness), bounded
+polling, the fleet's leadership lookup, a throwaway PostgreSQL cluster
+(initdb + pg_ctl on its own port and data directory, so restarting it
+disturbs nobody else's tests), and retrying writers."""
 
 from __future__ import annotations
 
@@ -14,20 +16,23 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
+import psycopg
 import pytest
 
 from ledger.client import LedgerClient
 from ledger.domain.events import LedgerEvent, Opened, Resolved, Responded
 from tests.conftest import REQUIRE_POSTGRES
 
-CLI = str(Path(sys.executable).with_name("sla-ledger"))
-HOUR = 3600 * 10**6
+# the interpreter running the tests, so the child runs this checkout's code
+SERVE = "import sys; from ledger.cli.main import main; sys.exit(main())"
 
 
 def free_port() -> int:
@@ -36,30 +41,72 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
+    """Polls `condition` (bounded, with backoff) until it is truthy."""
+    deadline = time.monotonic() + timeout
+    step = 0.01
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(step)
+        step = min(step * 2, 0.2)
+
+
+@dataclass
 class LedgerProcess:
-    """`sla-ledger serve` in a child process, on a fixed port."""
+    """`sla-ledger serve` in a child process. Its ports are chosen once, so a
+    restart after kill() comes back where clients expect it; its output is
+    kept for failure messages."""
 
-    def __init__(self, database: str, directory: Path) -> None:
-        self.database = database
-        self.port = free_port()
-        self.target = f"127.0.0.1:{self.port}"
-        self.key = directory / "checkpoint.key"
-        self.log = directory / "serve.log"
-        self.process: subprocess.Popen[bytes] | None = None
-        self.starts = 0
+    name: str
+    database: str
+    key: Path
+    port: int = field(default_factory=free_port)
+    metrics_port: int = field(default_factory=free_port)
+    interval: float = 0.5
+    origin: str | None = None
+    process: subprocess.Popen[str] | None = None
+    output: list[str] = field(default_factory=list)
+    starts: int = 0
+    _serving: threading.Event = field(default_factory=threading.Event)
 
-    def start(self) -> None:
-        with open(self.log, "ab") as out:
-            self.process = subprocess.Popen(
-                [CLI, "serve", "--listen", self.target, "--database", self.database,
-                 "--metrics-listen", "127.0.0.1:0", "--checkpoint-key", str(self.key),
-                 "--checkpoint-interval", "1"],
-                stdout=out, stderr=subprocess.STDOUT)
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None
+        return self.process.pid
+
+    def start(self, timeout: float = 60) -> None:
+        self._serving.clear()
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        origin = ["--checkpoint-origin", self.origin] if self.origin else []
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", SERVE, "serve", "--database", self.database,
+             "--listen", self.target, "--metrics-listen", f"127.0.0.1:{self.metrics_port}",
+             "--checkpoint-key", str(self.key), *origin,
+             "--checkpoint-interval", str(self.interval)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         self.starts += 1
-        with grpc.insecure_channel(self.target) as channel:
-            grpc.channel_ready_future(channel).result(timeout=60)
+        threading.Thread(target=self._read, args=(self.process,), daemon=True).start()
+        if not self._serving.wait(timeout):
+            raise AssertionError(f"{self.name} did not start:\n" + "".join(self.output[-40:]))
+
+    def _read(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        with process.stdout:  # closed at the end of the output, not left to the collector
+            for line in process.stdout:
+                self.output.append(line)
+                if "is serving on" in line:
+                    self._serving.set()
 
     def kill(self) -> None:
+        """kill -9: no shutdown, no final checkpoint, transactions cut mid-way."""
         assert self.process is not None
         self.process.send_signal(signal.SIGKILL)
         self.process.wait(30)
@@ -68,18 +115,39 @@ class LedgerProcess:
         if self.process is None or self.process.poll() is not None:
             return self.process.returncode if self.process else 0
         self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(60)
+        try:
+            return self.process.wait(60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(30)
 
 
 @contextmanager
 def ledger_process(database: str, directory: Path) -> Iterator[LedgerProcess]:
-    server = LedgerProcess(database, directory)
+    """One started server checkpointing every second, killed if a test leaves it running."""
+    server = LedgerProcess("ledger", database, directory / "checkpoint.key", interval=1)
     server.start()
     try:
         yield server
     finally:
         if server.process is not None and server.process.poll() is None:
             server.kill()
+
+
+def leader_pid(pg_url: str, schema: str) -> int | None:
+    """The pid of the process holding the ledger's leadership lock, if any."""
+    from projections.leadership import lock_key
+
+    key = lock_key(schema)
+    with psycopg.connect(pg_url, autocommit=True, connect_timeout=5) as conn:
+        row = conn.execute(
+            "SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+            "WHERE l.locktype = 'advisory' AND l.granted "
+            "AND l.objid::bigint = %s::bigint & 4294967295 "
+            "AND l.classid::bigint = (%s::bigint >> 32) & 4294967295", (key, key)).fetchone()
+    if row is None:
+        return None
+    return int(str(row[0]).rsplit(" ", 1)[1])
 
 
 @dataclass

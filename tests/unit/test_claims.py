@@ -3,7 +3,7 @@ with each outcome, worked out by hand; knowledge cuts around an answer; and
 a property: a history whose claims are all accepted has the figures of the
 same history told by parties that needed no answer.
 
-Agreement (tests.unit.test_sla_rules.Book): customer cust, providers pa and pb,
+Agreement (tests.support.sla_book.Book): customer cust, providers pa and pb,
 P1 response 15 min and resolution 4 h on 24x7, P2 resolution 8 h on the
 office calendar (Mon-Fri 09:00-17:00 UTC). 2026-03-02 is a Monday.
 """
@@ -21,8 +21,8 @@ from ledger.domain.instants import parse_instant
 from ledger.domain.sla import compute_period_report
 from ledger.domain.sla.report_json import period_report_dict
 from ledger.domain.sla.restatement import report_changes
-from tests.unit.test_sla_properties import PREVIOUS, Step, timelines, write
-from tests.unit.test_sla_rules import Book, level
+from tests.support.sla_book import Book, level
+from tests.support.sla_timelines import PREVIOUS, Step, timelines, write
 
 LATE = "2026-04-10T00:00:00Z"
 
@@ -268,7 +268,7 @@ def told_without_claims(steps: list[Step]) -> list[Step]:
 def test_all_claims_accepted_equals_the_history_without_claims(
     a: list[Step], b: list[Step], t: int
 ) -> None:
-    from tests.unit.test_sla_properties import at
+    from tests.support.sla_timelines import at
 
     assert all(s.fields.get("target_event_id", PREVIOUS) == PREVIOUS for s in a)
     with_claims, without = Book(dispute_window="PT1H"), Book(dispute_window="PT1H")

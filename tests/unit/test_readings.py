@@ -22,7 +22,7 @@ from ledger.domain.instants import MICROS_PER_MINUTE, parse_instant
 from ledger.domain.sla.report_json import period_report_dict
 from ledger.domain.terms_parsing import parse_calendar, parse_terms
 from ledger.domain.validation import check_incident_event, check_maintenance_event
-from tests.unit.test_sla_rules import Book, level
+from tests.support.sla_book import Book, level
 
 MIN = MICROS_PER_MINUTE
 NOW = parse_instant("2026-11-05T00:00:00Z")

@@ -1,5 +1,5 @@
 """The worked Hertfordshire scenario, field by field against its expected
-output (shared/scenarios/herts-2026-10.*).
+output (tests.support.scenarios: the demo's copy and tests/data).
 
 The ledger's write side is not involved: the three events the expected
 output lists as rejected are skipped, and the others get positions 1, 2, 3...
@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,13 +30,7 @@ from ledger.domain.sla import (
 from ledger.domain.sla.incident_json import incident_view_dict
 from ledger.domain.sla.report_json import period_report_dict
 from ledger.domain.terms_parsing import parse_terms
-
-# The project's own copies: the demo's scenario and the expected report it
-# must produce (kept in step with ../shared/scenarios by hand, so CI never
-# depends on a path outside the repository).
-REPO = Path(__file__).resolve().parents[2]
-SCENARIO = REPO / "ledger" / "demo" / "herts-2026-10.json"
-EXPECTED = REPO / "tests" / "data" / "herts-2026-10.expected.json"
+from tests.support.scenarios import EXPECTED, SCENARIO
 
 
 class Loaded:
@@ -124,8 +117,7 @@ def test_period_report_cut_from_full_history(full: Loaded) -> None:
 
 
 @pytest.mark.parametrize(
-    "incident_id", sorted(json.loads(EXPECTED.read_text())["incidents"]) if EXPECTED.exists()
-    else [],
+    "incident_id", sorted(json.loads(EXPECTED.read_text())["incidents"])
 )
 def test_incident_view(full: Loaded, incident_id: str) -> None:
     expected = full.expected["incidents"][incident_id]

@@ -12,7 +12,7 @@ import pytest
 from ledger.cli.main import main
 from tests.conftest import FakeClock
 from tests.e2e.faults.harness import token, two_agreements
-from tests.e2e.faults.test_tamper import edit
+from tests.e2e.faults.tampering import edit
 
 pytestmark = pytest.mark.e2e
 

@@ -26,10 +26,8 @@ from projections.audit_tree import MerkleProjection, stored_checkpoints
 from projections.runner import ProjectionRunner
 from projections.sla_projection import SlaProjection
 from tests.conftest import PG_URL
-from tests.e2e.test_write_concurrency import _register
-from tests.integration.test_ledger_service_contract import opened
-from tests.integration.test_sla_projection import dump
-from tests.support.replicas import Replica, leader_pid, wait_until
+from tests.support.histories import dump, opened, register_herts_remotely
+from tests.support.processes import LedgerProcess, leader_pid, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]
 
@@ -41,7 +39,7 @@ class Load:
     """Clients appending one new incident per call, each retried (same
     event id) on UNAVAILABLE/ABORTED against the next replica."""
 
-    def __init__(self, replicas: list[Replica]) -> None:
+    def __init__(self, replicas: list[LedgerProcess]) -> None:
         self.replicas = replicas
         self.acked: dict[str, int] = {}
         self.errors: Counter[str] = Counter()
@@ -106,11 +104,11 @@ class Load:
 
 
 @pytest.fixture
-def fleet(tmp_path: Path, pg_schema: str) -> Iterator[list[Replica]]:
+def fleet(tmp_path: Path, pg_schema: str) -> Iterator[list[LedgerProcess]]:
     database = f"{PG_URL}?schema={pg_schema}"
     key = tmp_path / "checkpoint-key.pem"
     load_or_create_signer(key, "fleet.test/log")
-    replicas = [Replica(f"replica-{i}", database, key) for i in range(3)]
+    replicas = [LedgerProcess(f"replica-{i}", database, key, origin="fleet.test/log") for i in range(3)]
     try:
         for r in replicas:
             r.start()
@@ -120,16 +118,16 @@ def fleet(tmp_path: Path, pg_schema: str) -> Iterator[list[Replica]]:
             r.stop()
 
 
-def leader_of(replicas: list[Replica], schema: str) -> Replica | None:
+def leader_of(replicas: list[LedgerProcess], schema: str) -> LedgerProcess | None:
     pid = leader_pid(PG_URL, schema)
     return next((r for r in replicas if r.process is not None and r.process.poll() is None
                  and r.pid == pid), None)
 
 
 def test_failover_keeps_every_acknowledged_event_once_and_one_checkpoint_chain(  # noqa: PLR0915  one failover scenario told in order
-        fleet: list[Replica], pg_schema: str, tmp_path: Path) -> None:
+        fleet: list[LedgerProcess], pg_schema: str, tmp_path: Path) -> None:
     with LedgerClient(fleet[0].target) as admin:
-        _register(admin)
+        register_herts_remotely(admin)
     leader = wait_until(lambda: leader_of(fleet, pg_schema), 30, "a leader")
     with Load(fleet) as load:
         load.wait_for_more(150)

@@ -21,8 +21,8 @@ from projections.audit_tree import MerkleProjection, stored_checkpoints
 from projections.leadership import NotLeader, PgLeadership, SoloLeadership
 from projections.runner import ProjectionRunner
 from tests.conftest import PG_URL, FakeClock
-from tests.integration.test_ledger_service_contract import opened, register_herts
-from tests.support.replicas import wait_until
+from tests.support.histories import opened, register_herts
+from tests.support.processes import wait_until
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from ledger.observability.metrics import LedgerMetrics
 from ledger.server import observability
 from tests.conftest import PG_URL, FakeClock
 from tests.support.ledger_server import running_ledger
-from tests.support.replicas import wait_until
+from tests.support.processes import wait_until
 
 
 def test_readiness_follows_the_database_and_the_lag() -> None:

@@ -24,9 +24,9 @@ from ledger.domain.access import LOCAL_ADMIN
 from ledger.server.bootstrap import Ledger
 from ledger.server.checkpoints import AuditConfig
 from tests.conftest import PG_URL, FakeClock, private_schema
-from tests.integration.test_ledger_service_contract import incident_event, register_herts, register_other
+from tests.support.histories import incident_event, register_herts, register_other
 from tests.support.ledger_server import running_ledger
-from tests.support.replicas import wait_until
+from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.postgres
 
