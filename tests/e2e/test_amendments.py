@@ -45,12 +45,12 @@ TERMS: dict[str, Any] = {
 }
 # Stored in this order; in force in the other: October's cap is 12, November
 # keeps it and adds a tighter response level.
-LATER = {"event_id": "amend-nov", "agreement": "agr", "effective_from": "2026-11-01T00:00:00Z",
-         "service_levels": [
+LATER: dict[str, Any] = {"event_id": "amend-nov", "agreement": "agr", "effective_from": "2026-11-01T00:00:00Z",
+                         "service_levels": [
              {"id": "p1-response", "kind": "response", "priority": "P1", "threshold": "PT5M",
               "calendar": "24x7", "objective": "0.9", "credit_percent": "10"}]}
-EARLIER = {"event_id": "amend-oct", "agreement": "agr", "effective_from": "2026-10-01T00:00:00Z",
-           "at_risk_percent": "12"}
+EARLIER: dict[str, Any] = {"event_id": "amend-oct", "agreement": "agr", "effective_from": "2026-10-01T00:00:00Z",
+                           "at_risk_percent": "12"}
 
 
 def _amendment(raw: dict[str, Any], position: int) -> ev.LedgerEvent:

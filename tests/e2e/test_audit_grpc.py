@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -40,7 +41,7 @@ OPENED = ev.Opened(service="desktop", priority="P4", custody="hp")
 pytestmark = pytest.mark.e2e
 
 
-def config(tmp_path: Path, **kw: float) -> AuditConfig:
+def config(tmp_path: Path, **kw: Any) -> AuditConfig:
     return AuditConfig(key_path=str(tmp_path / "key.pem"), origin="ledger.test/log", **kw)
 
 

@@ -87,7 +87,11 @@ def test_the_other_servers_followers_see_appends(
         got = threading.Event()
         listener = None
         if ledger_b.store.is_postgres:
-            listener = LogListener(ledger_b.store, lambda p: (heard.append(p), got.set()))
+            def on_head(position: int) -> None:
+                heard.append(position)
+                got.set()
+
+            listener = LogListener(ledger_b.store, on_head)
             listener.start()
             assert got.wait(10)  # the head on connecting
             got.clear()

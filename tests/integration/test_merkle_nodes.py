@@ -7,7 +7,7 @@ scrub that re-derives every stored subtree from the leaves."""
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import pytest
 
@@ -29,6 +29,18 @@ from tests.support.merkle_reference import (
     ref_proof,
     sha,
 )
+
+
+def root_of(size: int) -> Callable[[MerkleTree], bytes]:
+    return lambda tree: tree.root(size)
+
+
+def inclusion_of(index: int, size: int) -> Callable[[MerkleTree], list[bytes]]:
+    return lambda tree: tree.inclusion_proof(index, size)
+
+
+def consistency_of(first: int, second: int) -> Callable[[MerkleTree], list[bytes]]:
+    return lambda tree: tree.consistency_proof(first, second)
 
 
 @pytest.fixture
@@ -55,12 +67,12 @@ def test_rfc9162_vectors_from_the_database(db: ProjectionDatabase) -> None:
     store_leaves(db, LEAF_HASHES, [1, 2, 5])
     with db.transaction(commit=False) as tx:
         for n in range(1, 9):
-            assert prove(tx, n, lambda t, n=n: t.root(n)) == ROOTS[n]
+            assert prove(tx, n, root_of(n)) == ROOTS[n]
         for index, size, proof in INCLUSION:
-            assert prove(tx, size, lambda t, i=index, s=size: t.inclusion_proof(i, s)) == \
+            assert prove(tx, size, inclusion_of(index, size)) == \
                 [h(x) for x in proof]
         for first, second, proof in CONSISTENCY:
-            assert prove(tx, second, lambda t, f=first, s=second: t.consistency_proof(f, s)) == \
+            assert prove(tx, second, consistency_of(first, second)) == \
                 [h(x) for x in proof]
 
 
@@ -69,20 +81,20 @@ def test_every_size_and_split_answers_like_the_independent_definitions(
     rng = random.Random(9162)
     items = data()[:130]
     hashes = [sha(b"\x00" + d) for d in items]
-    batches = []
+    batches: list[int] = []
     while sum(batches) < len(hashes):
         batches.append(rng.choice([1, 1, 2, 3, 7, 16, 33]))
     store_leaves(db, hashes, batches)
     memory = MerkleTree(MemoryHashStore.from_leaf_hashes(hashes))
     with db.transaction(commit=False) as tx:
         for n in range(1, len(hashes) + 1):
-            root = prove(tx, n, lambda t, n=n: t.root(n))
+            root = prove(tx, n, root_of(n))
             assert root == ref_mth(items[:n]) == memory.root(n)
             index, first = rng.randrange(n), rng.randint(1, n)
-            path = prove(tx, n, lambda t, i=index, n=n: t.inclusion_proof(i, n))
+            path = prove(tx, n, inclusion_of(index, n))
             assert path == ref_path(index, items[:n])
             assert verify_inclusion(index, n, hashes[index], path, root)
-            proof = prove(tx, n, lambda t, f=first, n=n: t.consistency_proof(f, n))
+            proof = prove(tx, n, consistency_of(first, n))
             assert proof == ref_proof(first, items[:n])
             assert verify_consistency(first, n, ref_mth(items[:first]), root, proof)
 

@@ -244,7 +244,7 @@ class Writers:
     def _events(self, writer: int, n: int) -> list[LedgerEvent]:
         incident = f"K{writer}-{n}"
         at = self.start_at + n * 60 * 10**6
-        base = {"incident_id": incident, "agreement_id": "herts-converged"}
+        base: dict[str, Any] = {"incident_id": incident, "agreement_id": "herts-converged"}
         return [
             LedgerEvent(event_id=f"{incident}-o", occurred_at=at, actor="herts",
                         payload=Opened(service="desktop", priority="P3", custody="bt", reporter=""),

@@ -112,7 +112,8 @@ def random_history(seed: int, incidents: int) -> list[list[dict[str, Any]]]:
     rng = random.Random(seed)
     events = [e for n in range(incidents) for e in incident_events(rng, n)]
     events.sort(key=lambda e: parse_instant(e["occurred_at"]))
-    on_time, late = [], []
+    on_time: list[dict[str, Any]] = []
+    late: list[dict[str, Any]] = []
     for event in events:
         (late if event["type"] != "opened" and rng.random() < 0.12 else on_time).append(event)
     for event in late:

@@ -138,7 +138,9 @@ def test_observer_and_instrument_feed_appends_pool_and_sla_figures() -> None:
     from ledger.server import observability
 
     report = expected_report()
-    event = SimpleNamespace  # what the observer reads of an event: type, event_id, position
+    # what the observer reads of an event (type, event_id, position) and of a result
+    # (duplicate): stand-ins typed Any, as the observer only reads those attributes
+    event: Any = SimpleNamespace
 
     class Service:
         def clock(self) -> int:
@@ -174,7 +176,8 @@ def test_observer_and_instrument_feed_appends_pool_and_sla_figures() -> None:
 
     sent = [event(type="opened", event_id="a"), event(type="responded", event_id="dup")]
     observer.stored([event(type="opened", event_id="a", position=10)])
-    observer.appended(sent, [SimpleNamespace(duplicate=False), SimpleNamespace(duplicate=True)],
+    results: list[Any] = [SimpleNamespace(duplicate=False), SimpleNamespace(duplicate=True)]
+    observer.appended(sent, results,
                       0.01)
     observer.rejected([event(type="clock_resumed", event_id="b")],
                       TimelineViolation("not_paused", "clock_resumed while not paused", index=0),

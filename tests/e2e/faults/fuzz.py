@@ -25,7 +25,7 @@ from google.protobuf.message import DecodeError, Message
 from ledger.cli.common import demo_scenario_path
 from ledger.client import convert
 from ledger.domain.codec import event_from_dict
-from ledger.v1 import incidents_pb2, log_pb2
+from ledger.v1 import events_pb2, incidents_pb2, log_pb2
 
 
 def _service_modules() -> list[Any]:
@@ -76,7 +76,8 @@ class Fuzzer:
         self.events = [convert.event_to_proto(event_from_dict(e, "e")) for e in data["events"]]
 
     # -- values ----------------------------------------------------------------
-    def _scalar(self, field: descriptor.FieldDescriptor) -> Any:  # noqa: PLR0911  one case per protobuf scalar type
+    # Any: descriptors come as the pure-Python or the upb class, which the stubs keep apart
+    def _scalar(self, field: Any) -> Any:  # noqa: PLR0911  one case per protobuf scalar type
         rng = self.rng
         t = field.type
         if t == descriptor.FieldDescriptor.TYPE_STRING:
@@ -102,9 +103,10 @@ class Fuzzer:
         rng = self.rng
         name = message.DESCRIPTOR.full_name
         if name in ("google.protobuf.Timestamp", "google.protobuf.Duration"):
-            message.seconds = rng.choice(SECONDS) if name.endswith("Timestamp") else \
+            stamp: Any = message  # a Timestamp or Duration, known only by its descriptor
+            stamp.seconds = rng.choice(SECONDS) if name.endswith("Timestamp") else \
                 rng.choice((0, 1, -1, 3600, 315_576_000_001, -(2**63), 2**63 - 1))
-            message.nanos = rng.choice(NANOS)
+            stamp.nanos = rng.choice(NANOS)
             return message
         for field in message.DESCRIPTOR.fields:
             if rng.random() < 0.45:
@@ -135,10 +137,10 @@ class Fuzzer:
                     setattr(message, field.name, self._scalar(field))
         return message
 
-    def _extreme_event(self) -> Message:
+    def _extreme_event(self) -> events_pb2.LedgerEvent:
         """A real scenario event with one field (or a timestamp) made extreme."""
         rng = self.rng
-        event = type(self.events[0])()
+        event = events_pb2.LedgerEvent()
         event.CopyFrom(rng.choice(self.events))
         kind = event.WhichOneof("kind")
         choice = rng.random()

@@ -22,8 +22,8 @@ def _execute(database: str, schema_sql: Callable[[str, str], tuple[str, tuple[An
         return
     url, _, query = database.partition("?schema=")
     sql, params = schema_sql(f'"{query}".ledger_events', f'"{query}".ledger_log')
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(sql.replace("?", "%s"), params)
+    with psycopg.connect(url, autocommit=True) as pg:
+        pg.execute(sql.replace("?", "%s"), params)
 
 
 def _state(database: str, position: int) -> bytes:
@@ -36,8 +36,8 @@ def _state(database: str, position: int) -> bytes:
         conn.close()
     else:
         url, _, schema = database.partition("?schema=")
-        with psycopg.connect(url) as conn:
-            rows = conn.execute(f'SELECT e.state FROM "{schema}".ledger_events e JOIN "{schema}".ledger_log l '
+        with psycopg.connect(url) as pg:
+            rows = pg.execute(f'SELECT e.state FROM "{schema}".ledger_events e JOIN "{schema}".ledger_log l '
                                 "ON e.originator_id = l.originator_id AND e.originator_version = "
                                 "l.originator_version WHERE l.position = %s", (position,)).fetchall()
     return bytes(rows[0][0])

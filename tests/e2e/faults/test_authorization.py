@@ -17,6 +17,7 @@ from ledger.client import convert
 from ledger.v1 import (
     agreements_pb2,
     audit_pb2,
+    common_pb2,
     events_pb2,
     incidents_pb2,
     log_pb2,
@@ -62,7 +63,7 @@ def requests(agreement: str, actor: str, now: int, event_id: str) -> dict[str, R
         "AppendEvents/opened": ("/ledger.v1.IncidentService/AppendEvents",
                                 incidents_pb2.AppendEventsRequest(events=[_event(
                                     agreement, actor, now, opened=events_pb2.Opened(
-                                        service="desktop", custody="bt", priority=3))]),
+                                        service="desktop", custody="bt", priority=common_pb2.PRIORITY_P3))]),
                                 incidents_pb2.AppendEventsResponse),
         "GetIncident": ("/ledger.v1.IncidentService/GetIncident",
                         incidents_pb2.GetIncidentRequest(incident_id=INCIDENT,

@@ -11,6 +11,7 @@ import pytest
 
 from ledger.client.errors import decode_error
 from ledger.v1 import (
+    common_pb2,
     events_pb2,
     incidents_pb2,
     incidents_pb2_grpc,
@@ -48,7 +49,7 @@ def test_extreme_requests_are_refused_precisely_and_cheaply(
             log = log_pb2_grpc.LogServiceStub(channel)
             opened = events_pb2.LedgerEvent(
                 event_id="e", incident_id="INC-X", agreement_id=AGREEMENT_A, actor="herts",
-                opened=events_pb2.Opened(service="desktop", custody="bt", priority=3))
+                opened=events_pb2.Opened(service="desktop", custody="bt", priority=common_pb2.PRIORITY_P3))
             opened.occurred_at.seconds = now - 3600
 
             # 30,000 events in one append: refused before any work, nothing stored

@@ -148,7 +148,7 @@ def test_shutdown_ends_within_its_grace_whatever_a_handler_is_doing(
                 left.set()
             return original(*args, **kwargs)
 
-        store.read_log = stuck  # type: ignore[method-assign]
+        store.read_log = stuck
 
         def follow() -> None:
             with grpc.insecure_channel(fixture.target) as channel:
