@@ -28,7 +28,7 @@ from ledger.domain.instants import parse_instant
 from ledger.server.checkpoints import AuditConfig
 from ledger.v1 import audit_pb2
 from projections.audit_log import ForkedLeaves
-from tests.conftest import FakeClock
+from tests.support.clock import FakeClock
 from tests.support.ledger_server import running_ledger
 from tests.support.merkle_reference import ref_mth, ref_verify_consistency, ref_verify_inclusion
 from tests.support.scenarios import SCENARIO

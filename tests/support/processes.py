@@ -29,7 +29,7 @@ import pytest
 
 from ledger.client import LedgerClient
 from ledger.domain.events import LedgerEvent, Opened, Resolved, Responded
-from tests.conftest import REQUIRE_POSTGRES
+from tests.support.postgres import REQUIRE_POSTGRES
 
 # the interpreter running the tests, so the child runs this checkout's code
 SERVE = "import sys; from ledger.cli.main import main; sys.exit(main())"

@@ -13,8 +13,8 @@ import pytest
 from ledger.client.errors import decode_error
 from ledger.domain.agreements import TermsChanges
 from ledger.domain.instants import parse_instant
-from tests.conftest import FakeClock
 from tests.e2e.faults.harness import AGREEMENT_A, two_agreements
+from tests.support.clock import FakeClock
 
 pytestmark = pytest.mark.e2e
 

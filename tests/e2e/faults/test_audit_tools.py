@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from ledger.cli.main import main
-from tests.conftest import FakeClock
 from tests.e2e.faults.harness import token, two_agreements
 from tests.e2e.faults.tampering import edit
+from tests.support.clock import FakeClock
 
 pytestmark = pytest.mark.e2e
 

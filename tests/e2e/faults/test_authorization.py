@@ -23,8 +23,8 @@ from ledger.v1 import (
     log_pb2,
     reports_pb2,
 )
-from tests.conftest import FakeClock
 from tests.e2e.faults.harness import AGREEMENT_A, AGREEMENT_B, PRINCIPALS, token, two_agreements
+from tests.support.clock import FakeClock
 
 pytestmark = pytest.mark.e2e
 INCIDENT = "INC-1003"

@@ -14,9 +14,9 @@ import grpc
 import pytest
 
 from ledger.v1 import agreements_pb2, incidents_pb2
-from tests.conftest import FakeClock
 from tests.e2e.faults.fuzz import follows, methods, plan
 from tests.e2e.faults.harness import PRINCIPALS, token, two_agreements
+from tests.support.clock import FakeClock
 
 pytestmark = pytest.mark.e2e
 

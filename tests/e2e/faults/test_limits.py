@@ -20,8 +20,8 @@ from ledger.v1 import (
     reports_pb2,
     reports_pb2_grpc,
 )
-from tests.conftest import FakeClock
 from tests.e2e.faults.harness import AGREEMENT_A, token, two_agreements
+from tests.support.clock import FakeClock
 
 pytestmark = pytest.mark.e2e
 YEAR = 365 * 24 * 3600

@@ -11,8 +11,8 @@ import pytest
 from ledger.application.incident_list import IncidentListing, IncidentQuery
 from ledger.domain.access import Principal
 from ledger.v1 import incidents_pb2
-from tests.conftest import FakeClock
 from tests.e2e.faults.harness import AGREEMENT_A, AGREEMENT_B, two_agreements
+from tests.support.clock import FakeClock
 
 pytestmark = pytest.mark.e2e
 AUDITOR = Principal(name="auditor", org="watchdog", role="auditor")

@@ -15,8 +15,8 @@ import grpc
 import pytest
 
 from ledger.v1 import log_pb2, log_pb2_grpc
-from tests.conftest import FakeClock
 from tests.e2e.faults.harness import token, two_agreements
+from tests.support.clock import FakeClock
 
 pytestmark = pytest.mark.e2e
 CLI = str(Path(sys.executable).with_name("sla-ledger"))

@@ -18,9 +18,9 @@ from ledger.domain.events import LedgerEvent, Opened
 from ledger.observability.metrics import LedgerMetrics
 from ledger.server import observability
 from ledger.v1 import audit_pb2, audit_pb2_grpc, log_pb2, log_pb2_grpc
-from tests.conftest import FakeClock
 from tests.e2e.faults.harness import AGREEMENT_A, token, two_agreements
 from tests.e2e.faults.tampering import delete, edit, forge, rewrite_leaf
+from tests.support.clock import FakeClock
 
 pytestmark = pytest.mark.e2e
 TARGET = 40  # the position tampered with

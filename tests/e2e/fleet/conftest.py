@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import private_schema
+from tests.support.postgres import private_schema
 
 
 @pytest.fixture

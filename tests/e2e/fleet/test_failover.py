@@ -25,8 +25,8 @@ from ledger.client import LedgerClient
 from projections.audit_tree import MerkleProjection, stored_checkpoints
 from projections.runner import ProjectionRunner
 from projections.sla_projection import SlaProjection
-from tests.conftest import PG_URL
 from tests.support.histories import dump, opened, register_herts_remotely
+from tests.support.postgres import PG_URL
 from tests.support.processes import LedgerProcess, leader_pid, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.e2e]

@@ -20,8 +20,9 @@ from projections.audit_log import AuditLog
 from projections.audit_tree import MerkleProjection, stored_checkpoints
 from projections.leadership import NotLeader, PgLeadership, SoloLeadership
 from projections.runner import ProjectionRunner
-from tests.conftest import PG_URL, FakeClock
+from tests.support.clock import FakeClock
 from tests.support.histories import opened, register_herts
+from tests.support.postgres import PG_URL
 from tests.support.processes import wait_until
 
 

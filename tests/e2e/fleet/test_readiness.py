@@ -18,8 +18,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from ledger.application.readiness import Readiness
 from ledger.observability.metrics import LedgerMetrics
 from ledger.server import observability
-from tests.conftest import PG_URL, FakeClock
+from tests.support.clock import FakeClock
 from tests.support.ledger_server import running_ledger
+from tests.support.postgres import PG_URL
 from tests.support.processes import wait_until
 
 

@@ -23,9 +23,10 @@ from ledger.audit.tlog import TransparencyLog
 from ledger.domain.access import LOCAL_ADMIN
 from ledger.server.bootstrap import Ledger
 from ledger.server.checkpoints import AuditConfig
-from tests.conftest import PG_URL, FakeClock, private_schema
+from tests.support.clock import FakeClock
 from tests.support.histories import incident_event, register_herts, register_other
 from tests.support.ledger_server import running_ledger
+from tests.support.postgres import PG_URL, private_schema
 from tests.support.processes import wait_until
 
 pytestmark = pytest.mark.postgres

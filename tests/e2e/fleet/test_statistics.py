@@ -10,7 +10,7 @@ import pytest
 from ledger.adapters.eventstore import open_store
 from projections.statistics import analyze_stale
 from projections.storage import ProjectionDatabase
-from tests.conftest import PG_URL
+from tests.support.postgres import PG_URL
 
 pytestmark = pytest.mark.postgres
 
