@@ -8,7 +8,6 @@ import asyncio
 import json
 import os
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -30,6 +29,7 @@ from ledger.domain.instants import parse_instant
 from ledger.grpc.server import ServerConfig
 from ledger.server import observability
 from ledger.server.bootstrap import start_ledger
+from tests.support.processes import free_port
 from tests.support.scenarios import EXPECTED, REPO, SCENARIO
 
 OPS_PROMETHEUS = REPO / "ops" / "prometheus"
@@ -184,13 +184,6 @@ def test_metrics_listener_after_the_worked_scenario(loaded: Loaded) -> None:
 # --------------------------------------------------------------------------- real Prometheus
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _get(url: str) -> Any:
     with urllib.request.urlopen(url, timeout=5) as resp:
         return json.loads(resp.read())
@@ -222,7 +215,7 @@ def test_real_prometheus_scrapes_the_ledger(loaded: Loaded, tmp_path: Path) -> N
     config["scrape_configs"] = [job]
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
 
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = (tmp_path / "prometheus.log").open("w")
     process = subprocess.Popen(
