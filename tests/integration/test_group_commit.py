@@ -181,9 +181,9 @@ def _fail_mid_transaction(store: EventStore) -> None:
 
 
 def test_a_database_error_mid_group_fails_every_member_retryably(
-        service: LedgerService) -> None:
+        service: LedgerService, store: EventStore) -> None:
     service.append(LOCAL_ADMIN, [opened("o-0", "INC-0")])
-    _fail_mid_transaction(service.store)
+    _fail_mid_transaction(store)  # the service's own store: the fixture built it on this one
     with one_group(service) as submit:
         calls = [submit([opened(f"o-{n}", f"INC-{n}")]) for n in range(1, 4)]
         invalid = submit([responded("r-x", "INC-404")])
@@ -195,8 +195,8 @@ def test_a_database_error_mid_group_fails_every_member_retryably(
 
 
 def test_every_member_gets_its_own_answer_when_the_database_is_gone(
-        service: LedgerService) -> None:
-    recorder: Any = service.store.recorder
+        service: LedgerService, store: EventStore) -> None:
+    recorder: Any = store.recorder  # the service's own store's recorder
 
     def gone(*_: Any) -> int:
         raise psycopg.OperationalError("server closed the connection unexpectedly")
