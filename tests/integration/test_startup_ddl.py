@@ -20,7 +20,7 @@ from projections.audit_tree import MerkleProjection
 from projections.runner import ProjectionRunner
 from projections.sla_projection import SlaProjection
 from projections.storage import ProjectionDatabase
-from tests.conftest import PG_URL, private_schema
+from tests.support.postgres import PG_URL, private_schema
 
 pytestmark = pytest.mark.postgres
 
