@@ -61,12 +61,23 @@ class Limits:
     max_evaluation_ahead: int = 366 * MICROS_PER_DAY
     """How far after now an ``evaluated_at`` may lie (microseconds)."""
     max_page_size: int = 1000
+    """The most items one page of a listing holds; a caller asking for more gets this many."""
     follower_stall_seconds: float = 30.0
     """How long one ReadLog write may wait on a reader before the stream ends
     RESOURCE_EXHAUSTED (the transport buffers at most its flow-control window)."""
 
 
 DEFAULT_LIMITS = Limits()
+DEFAULT_PAGE_SIZE = 100
+
+
+def page_size(requested: int, limits: Limits = DEFAULT_LIMITS) -> int:
+    """The one rule for every paged RPC: 0 means the default page, a negative
+    size is refused (a slice by it would silently drop the last items), and
+    any size is capped at the configured maximum."""
+    if requested < 0:
+        raise InvalidArgument("page_size", "must not be negative")
+    return min(requested or DEFAULT_PAGE_SIZE, limits.max_page_size)
 
 
 def check_request(message: Message, limits: Limits, now: Callable[[], int]) -> None:

@@ -15,6 +15,7 @@ from ledger.client.report_convert import clock_to_proto, report_to_proto
 from ledger.domain.sla.incident_json import incident_view_dict
 from ledger.domain.sla.report_json import period_report_dict
 from ledger.grpc.auth import current_principal
+from ledger.grpc.limits import DEFAULT_LIMITS, Limits, page_size
 from ledger.grpc.servicers import Executors
 from ledger.v1 import reports_pb2, reports_pb2_grpc
 
@@ -45,9 +46,10 @@ def _question(request: reports_pb2.GetPeriodReportRequest | reports_pb2.GetIncid
 
 class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
     def __init__(self, reports: ReportService, executors: Executors,
-                 statements: StatementService | None = None) -> None:
+                 statements: StatementService | None = None, limits: Limits = DEFAULT_LIMITS) -> None:
         self.reports = reports
         self.executors = executors
+        self.limits = limits
         self.statements = statements or StatementService(reports)
         self.claims = ClaimService(reports)
 
@@ -79,7 +81,7 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
         principal = current_principal()
         evaluated = (convert.timestamp_to_micros(request.evaluated_at, "evaluated_at")
                      if request.HasField("evaluated_at") else None)
-        size = min(request.page_size or 100, 1000)
+        size = page_size(request.page_size, self.limits)
         clocks = await self.executors.read(lambda: self.reports.clocks_at_risk(
             principal, request.agreement_id or None, evaluated))
         return reports_pb2.ListIncidentsAtRiskResponse(
@@ -108,7 +110,7 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
             deemed_within=(convert.duration_to_micros(request.deemed_within, "deemed_within")
                            if request.HasField("deemed_within") else None),
             include_in_effect=request.include_in_effect)
-        size = min(request.page_size or 100, 1000)
+        size = page_size(request.page_size, self.limits)
         claims = await self.executors.read(
             lambda: self.claims.claims(principal, query, evaluated))
         return reports_pb2.ListClaimsResponse(claims=[convert.claim_to_proto(c) for c in claims[:size]])
@@ -123,7 +125,8 @@ class ReportServicer(reports_pb2_grpc.ReportServiceServicer):
 
 
 def register_reports(server: grpc.aio.Server, reports: ReportService, executors: Executors,
-                     statements: StatementService | None = None) -> list[str]:
+                     statements: StatementService | None = None,
+                     limits: Limits = DEFAULT_LIMITS) -> list[str]:
     reports_pb2_grpc.add_ReportServiceServicer_to_server(
-        ReportServicer(reports, executors, statements), server)
+        ReportServicer(reports, executors, statements, limits), server)
     return [reports_pb2.DESCRIPTOR.services_by_name["ReportService"].full_name]

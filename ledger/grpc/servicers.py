@@ -27,6 +27,7 @@ from ledger.domain.errors import InvalidArgument
 from ledger.domain.events import AppendResult, LedgerEvent
 from ledger.domain.timeline import effective_timeline, timeline_key
 from ledger.grpc.auth import current_principal
+from ledger.grpc.limits import DEFAULT_LIMITS, Limits, page_size
 from ledger.v1 import (
     agreements_pb2,
     agreements_pb2_grpc,
@@ -70,12 +71,6 @@ class Executors:
             thread.join(left)
 
 
-def _page(size: int) -> int:
-    if size < 0:
-        raise InvalidArgument("page_size", "must not be negative")
-    return min(size or 100, 1000)
-
-
 def _encode_token(value: str) -> str:
     return base64.urlsafe_b64encode(value.encode()).decode()
 
@@ -96,10 +91,11 @@ def _require_intact(integrity: Integrity | None) -> None:
 
 class AgreementServicer(agreements_pb2_grpc.AgreementServiceServicer):
     def __init__(self, service: LedgerService, executors: Executors,
-                 integrity: Integrity | None = None) -> None:
+                 integrity: Integrity | None = None, limits: Limits = DEFAULT_LIMITS) -> None:
         self.service = service
         self.executors = executors
         self.integrity = integrity
+        self.limits = limits
 
     async def RegisterAgreement(self, request: agreements_pb2.RegisterAgreementRequest,
                                context: grpc.aio.ServicerContext) -> agreements_pb2.RegisterAgreementResponse:
@@ -148,7 +144,7 @@ class AgreementServicer(agreements_pb2_grpc.AgreementServiceServicer):
     async def ListAgreements(self, request: agreements_pb2.ListAgreementsRequest,
                             context: grpc.aio.ServicerContext) -> agreements_pb2.ListAgreementsResponse:
         principal = current_principal()
-        size, after = _page(request.page_size), _decode_token(request.page_token)
+        size, after = page_size(request.page_size, self.limits), _decode_token(request.page_token)
 
         def run() -> agreements_pb2.ListAgreementsResponse:
             ids = [i for i in self.service.agreement_ids(principal) if i > after]
@@ -175,11 +171,13 @@ def summary_to_proto(summary: IncidentSummary) -> incidents_pb2.Incident:
 
 class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
     def __init__(self, service: LedgerService, executors: Executors,
-                 listing: IncidentListing | None = None, integrity: Integrity | None = None) -> None:
+                 listing: IncidentListing | None = None, integrity: Integrity | None = None,
+                 limits: Limits = DEFAULT_LIMITS) -> None:
         self.service = service
         self.executors = executors
         self.listing = listing or IncidentListing(service)
         self.integrity = integrity
+        self.limits = limits
 
     async def AppendEvents(self, request: incidents_pb2.AppendEventsRequest,
                           context: grpc.aio.ServicerContext) -> incidents_pb2.AppendEventsResponse:
@@ -213,7 +211,7 @@ class IncidentServicer(incidents_pb2_grpc.IncidentServiceServicer):
     async def ListIncidents(self, request: incidents_pb2.ListIncidentsRequest,
                            context: grpc.aio.ServicerContext) -> incidents_pb2.ListIncidentsResponse:
         principal = current_principal()
-        size, after = _page(request.page_size), _decode_token(request.page_token)
+        size, after = page_size(request.page_size, self.limits), _decode_token(request.page_token)
         status = _STATUS_NAMES.get(request.status)
         opened_from = (convert.timestamp_to_micros(request.opened_from, "opened_from")
                        if request.HasField("opened_from") else None)
@@ -304,11 +302,12 @@ def _log_filter(request: log_pb2.ReadLogRequest,
 
 def register_all(server: grpc.aio.Server, service: LedgerService, executors: Executors,
                  feed: LogFeed, listing: IncidentListing | None = None,
-                 stall_seconds: float = 30.0, integrity: Integrity | None = None) -> list[str]:
+                 stall_seconds: float = 30.0, integrity: Integrity | None = None,
+                 limits: Limits = DEFAULT_LIMITS) -> list[str]:
     agreements_pb2_grpc.add_AgreementServiceServicer_to_server(
-        AgreementServicer(service, executors, integrity), server)
+        AgreementServicer(service, executors, integrity, limits), server)
     incidents_pb2_grpc.add_IncidentServiceServicer_to_server(
-        IncidentServicer(service, executors, listing, integrity), server)
+        IncidentServicer(service, executors, listing, integrity, limits), server)
     log_pb2_grpc.add_LogServiceServicer_to_server(
         LogServicer(service, executors, feed, stall_seconds=stall_seconds, integrity=integrity), server)
     return [

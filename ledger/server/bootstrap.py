@@ -193,8 +193,8 @@ async def start_ledger(  # noqa: C901, PLR0915  the composition root: every part
     def register(server: grpc.aio.Server) -> list[str]:
         names = register_all(server, service, executors, feed, listing,
                              stall_seconds=config.limits.follower_stall_seconds,
-                             integrity=integrity)
-        names += register_reports(server, reports, executors, statements)
+                             integrity=integrity, limits=config.limits)
+        names += register_reports(server, reports, executors, statements, config.limits)
         names += register_audit(server, audit_service, executors)
         return names
 

@@ -10,6 +10,7 @@ import grpc
 import pytest
 
 from ledger.client.errors import decode_error
+from ledger.grpc.limits import Limits
 from ledger.v1 import (
     common_pb2,
     events_pb2,
@@ -97,3 +98,26 @@ def test_extreme_requests_are_refused_precisely_and_cheaply(
             assert decoded["code"] == "INVALID_ARGUMENT" and _fields(decoded) == ["request"]
             assert "DecodeError" not in decoded["message"]
         assert fixture.ledger.store.max_position() == before
+
+
+def test_every_paged_rpc_refuses_a_negative_page_and_keeps_the_configured_cap(
+        database_url: str, clock: FakeClock, tmp_path: Path) -> None:
+    with two_agreements(database_url, clock, tmp_path, with_b=False,
+                        limits=Limits(max_page_size=2)) as fixture, \
+            grpc.insecure_channel(fixture.target) as channel:
+        incidents = incidents_pb2_grpc.IncidentServiceStub(channel)
+        reports = reports_pb2_grpc.ReportServiceStub(channel)
+        for call, request in (
+                (incidents.ListIncidents, incidents_pb2.ListIncidentsRequest(page_size=-1)),
+                (reports.ListIncidentsAtRisk, reports_pb2.ListIncidentsAtRiskRequest(page_size=-1)),
+                (reports.ListClaims, reports_pb2.ListClaimsRequest(page_size=-1, include_in_effect=True))):
+            decoded = _refusal(call, request)
+            assert decoded["code"] == "INVALID_ARGUMENT" and _fields(decoded) == ["page_size"], call
+
+        metadata = [("authorization", f"Bearer {token('admin')}")]
+        page = incidents.ListIncidents(incidents_pb2.ListIncidentsRequest(
+            agreement_id=AGREEMENT_A, page_size=1000), timeout=30, metadata=metadata)
+        assert len(page.incidents) == 2 and page.next_page_token
+        claims = reports.ListClaims(reports_pb2.ListClaimsRequest(
+            agreement_id=AGREEMENT_A, page_size=1000, include_in_effect=True), timeout=30, metadata=metadata)
+        assert len(claims.claims) == 2
