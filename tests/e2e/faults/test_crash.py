@@ -5,7 +5,6 @@ gap-free, and clients see only statuses they retry."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from pathlib import Path
 
@@ -17,11 +16,14 @@ from ledger.adapters.scenario import read_scenario
 from ledger.cli.common import demo_scenario_path
 from ledger.cli.load import load_scenario
 from ledger.client import LedgerClient
+from ledger.domain.instants import parse_instant
 from tests.support.processes import Writers, ledger_process, throwaway_postgres
 
 pytestmark = pytest.mark.e2e
 KILLS = 3
-DAY = 24 * 3600 * 10**6
+# The writers' incidents start at a fixed instant after the worked scenario's
+# last event: in the past for the server's clock, and the same on every run.
+WRITERS_START = parse_instant("2026-11-10T00:00:00Z")
 
 
 def _check_log(database: str, writers: Writers) -> dict[str, int]:
@@ -50,7 +52,7 @@ def _load_demo(target: str) -> None:
 def test_kill_9_under_load_loses_nothing(database_url: str, tmp_path: Path) -> None:
     with ledger_process(database_url, tmp_path) as server:
         _load_demo(server.target)
-        start = time.time_ns() // 1000 - 10 * DAY
+        start = WRITERS_START
         with Writers(server.target, start) as writers:
             for kill in range(1, KILLS + 1):
                 writers.wait_for(kill * 15)
@@ -74,7 +76,7 @@ def test_postgres_restart_under_a_running_server(tmp_path: Path) -> None:
         database = f"{pg.url}?schema={schema}"
         with ledger_process(database, tmp_path) as server:
             _load_demo(server.target)
-            start = time.time_ns() // 1000 - 10 * DAY
+            start = WRITERS_START
             with Writers(server.target, start) as writers:
                 for restart in range(1, 3):
                     writers.wait_for(restart * 15)
