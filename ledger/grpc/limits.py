@@ -72,11 +72,10 @@ DEFAULT_PAGE_SIZE = 100
 
 
 def page_size(requested: int, limits: Limits = DEFAULT_LIMITS) -> int:
-    """The one rule for every paged RPC: 0 means the default page, a negative
-    size is refused (a slice by it would silently drop the last items), and
-    any size is capped at the configured maximum."""
-    if requested < 0:
-        raise InvalidArgument("page_size", "must not be negative")
+    """The one page rule for every paged RPC: 0 means the default page, and
+    any size is capped at the configured maximum. A negative size never gets
+    here: the guard refuses every negative ``*_size`` field of every request
+    (check_request)."""
     return min(requested or DEFAULT_PAGE_SIZE, limits.max_page_size)
 
 
